@@ -1,0 +1,153 @@
+//! The local APIC timer as a [`Timer`]: TSC-deadline mode where the CPU offers it,
+//! else one-shot mode counting the APIC's bus clock.
+//!
+//! Deadlines are in the [`TscClock`]'s nanoseconds. In TSC-deadline mode the deadline is
+//! converted to a TSC value and written to `IA32_TSC_DEADLINE`; in one-shot mode the
+//! remaining time is converted to APIC timer ticks (rounded up). Either way the interrupt
+//! handler checks the clock and re-arms if it ran early, so the callback never does.
+
+use super::{reg, Lapic, LVT_MASKED};
+use crate::cpu;
+use crate::platform::{Clock, IrqError, Timer, Vector};
+use crate::tsc::TscClock;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Once;
+
+const IA32_TSC_DEADLINE: u32 = 0x6e0;
+const LVT_TSC_DEADLINE: u32 = 0b10 << 17;
+/// Divide configuration value for "divide by 16".
+const DIVIDE_BY_16: u32 = 0b0011;
+const NO_DEADLINE: u64 = u64::MAX;
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    TscDeadline,
+    /// One-shot with the timer's ticks per nanosecond (after the divider), in 32.32 fixed point.
+    OneShot {
+        ticks_per_ns_fp: u64,
+    },
+}
+
+/// The APIC timer.
+pub struct LapicTimer {
+    lapic: &'static Lapic,
+    clock: &'static TscClock,
+    vector: Vector,
+    mode: Mode,
+    deadline: AtomicU64,
+    callback: fn(),
+}
+
+static TIMER: Once<&'static LapicTimer> = Once::new();
+
+impl LapicTimer {
+    /// Sets up the timer; `callback` runs in interrupt context when a deadline passes.
+    /// `prefer_deadline` chooses TSC-deadline mode when the CPU has it.
+    pub fn init(
+        lapic: &'static Lapic,
+        clock: &'static TscClock,
+        features: &cpu::Features,
+        prefer_deadline: bool,
+        callback: fn(),
+    ) -> Result<&'static LapicTimer, IrqError> {
+        let vector = crate::trap::alloc_vector(on_interrupt)?;
+        let mode = if prefer_deadline && features.tsc_deadline {
+            lapic.write(reg::LVT_TIMER, vector as u32 | LVT_TSC_DEADLINE);
+            Mode::TscDeadline
+        } else {
+            Mode::OneShot {
+                ticks_per_ns_fp: calibrate(lapic, clock),
+            }
+        };
+        let timer = alloc::boxed::Box::leak(alloc::boxed::Box::new(LapicTimer {
+            lapic,
+            clock,
+            vector,
+            mode,
+            deadline: AtomicU64::new(NO_DEADLINE),
+            callback,
+        }));
+        if let Mode::OneShot { .. } = mode {
+            lapic.write(reg::TIMER_DIVIDE, DIVIDE_BY_16);
+            lapic.write(reg::LVT_TIMER, vector as u32);
+        }
+        TIMER.call_once(|| timer);
+        Ok(timer)
+    }
+
+    fn program(&self, deadline_ns: u64) {
+        match self.mode {
+            Mode::TscDeadline => {
+                // A TSC value of 0 disarms, so never write 0.
+                let tsc = self.clock.tsc_at(deadline_ns).max(1);
+                // SAFETY: the CPU has TSC-deadline mode and the LVT is in that mode.
+                unsafe { cpu::wrmsr(IA32_TSC_DEADLINE, tsc) };
+            }
+            Mode::OneShot { ticks_per_ns_fp } => {
+                let left = deadline_ns.saturating_sub(self.clock.now_ns());
+                let ticks = ((left as u128 * ticks_per_ns_fp as u128) >> 32) as u64 + 1;
+                self.lapic
+                    .write(reg::TIMER_INITIAL, ticks.min(u32::MAX as u64) as u32);
+            }
+        }
+    }
+
+    /// The vector the timer interrupts on.
+    pub fn vector(&self) -> Vector {
+        self.vector
+    }
+}
+
+/// Measures the APIC timer's rate against the TSC clock (divide by 16, ~10 ms).
+fn calibrate(lapic: &Lapic, clock: &TscClock) -> u64 {
+    lapic.write(reg::TIMER_DIVIDE, DIVIDE_BY_16);
+    lapic.write(reg::LVT_TIMER, LVT_MASKED);
+    lapic.write(reg::TIMER_INITIAL, u32::MAX);
+    let start = clock.now_ns();
+    while clock.now_ns() - start < 10_000_000 {
+        core::hint::spin_loop();
+    }
+    let ticks = u32::MAX - lapic.read(reg::TIMER_CURRENT);
+    let elapsed = clock.now_ns() - start;
+    lapic.write(reg::TIMER_INITIAL, 0);
+    ((ticks as u128) << 32)
+        .checked_div(elapsed as u128)
+        .unwrap_or(1 << 32) as u64
+}
+
+fn on_interrupt(_vector: Vector) {
+    let Some(timer) = TIMER.get() else { return };
+    let deadline = timer.deadline.load(Ordering::Acquire);
+    if deadline == NO_DEADLINE {
+        return;
+    }
+    if timer.clock.now_ns() < deadline {
+        timer.program(deadline); // early: try again, never run the callback early
+        return;
+    }
+    timer.deadline.store(NO_DEADLINE, Ordering::Release);
+    (timer.callback)();
+}
+
+impl Timer for LapicTimer {
+    fn set_deadline_ns(&self, deadline_ns: u64) {
+        self.deadline.store(deadline_ns, Ordering::Release);
+        self.program(deadline_ns);
+    }
+
+    fn cancel(&self) {
+        self.deadline.store(NO_DEADLINE, Ordering::Release);
+        match self.mode {
+            // SAFETY: writing 0 to IA32_TSC_DEADLINE disarms the timer.
+            Mode::TscDeadline => unsafe { cpu::wrmsr(IA32_TSC_DEADLINE, 0) },
+            Mode::OneShot { .. } => self.lapic.write(reg::TIMER_INITIAL, 0),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self.mode {
+            Mode::TscDeadline => "tsc-deadline",
+            Mode::OneShot { .. } => "lapic-oneshot",
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Which hypervisor, if any, runs this kernel: the CPUID 0x4000_0000 leaves.
+//!
+//! Hypervisors answer a block of leaves whose first leaf carries a 12-byte signature.
+//! A host may offer several blocks (Xen with Viridian puts Hyper-V's at 0x4000_0000 and
+//! its own at 0x4000_0100), so the scan walks 0x4000_0000 upward in steps of 0x100 and
+//! prefers Xen and KVM, whose interfaces this kernel speaks, over any other.
+
+use crate::cpu::Regs;
+use xen_iface::cpuid::{XenCpuidInfo, XEN_SIGNATURE};
+
+/// `"KVMKVMKVM\0\0\0"` as EBX, ECX, EDX.
+const KVM_SIGNATURE: [u32; 3] = [0x4b4d_564b, 0x564b_4d56, 0x0000_004d];
+/// First leaf of the hypervisor range.
+const FIRST: u32 = 0x4000_0000;
+/// Last base the scan looks at (Xen looks up to 0x4001_0000 itself).
+const LAST: u32 = 0x4001_0000;
+
+/// KVM's paravirtual feature bits (CPUID 0x4000_0001 EAX), the ones this kernel reports.
+pub mod kvm_feature {
+    /// kvmclock at the new MSRs (`KVM_FEATURE_CLOCKSOURCE2`).
+    pub const CLOCKSOURCE2: u32 = 1 << 3;
+    /// PV end-of-interrupt (`KVM_FEATURE_PV_EOI`).
+    pub const PV_EOI: u32 = 1 << 6;
+}
+
+/// The hypervisor found, with what its leaves say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hypervisor {
+    /// No hypervisor bit, or no signature leaf: bare metal or an emulator such as QEMU TCG.
+    None,
+    /// Xen, with its decoded leaves.
+    Xen(XenCpuidInfo),
+    /// KVM, with its base leaf and feature bits.
+    Kvm {
+        /// Signature leaf.
+        base: u32,
+        /// `KVM_FEATURE_*` bits of leaf base+1.
+        features: u32,
+    },
+    /// A hypervisor this kernel has no interface for, by signature.
+    Other([u8; 12]),
+}
+
+impl Hypervisor {
+    /// Scans the hypervisor leaves through `cpuid(leaf, subleaf)`.
+    pub fn detect_with(mut cpuid: impl FnMut(u32, u32) -> Regs) -> Self {
+        if cpuid(1, 0).ecx & (1 << 31) == 0 {
+            return Hypervisor::None;
+        }
+        let mut other = None;
+        let mut base = FIRST;
+        while base <= LAST {
+            let sig = cpuid(base, 0);
+            let words = [sig.ebx, sig.ecx, sig.edx];
+            if words == XEN_SIGNATURE {
+                if let Ok(info) = XenCpuidInfo::decode(base, &mut cpuid) {
+                    return Hypervisor::Xen(info);
+                }
+            } else if words == KVM_SIGNATURE {
+                let features = if sig.eax == 0 || sig.eax > base {
+                    cpuid(base + 1, 0).eax
+                } else {
+                    0
+                };
+                return Hypervisor::Kvm { base, features };
+            } else if other.is_none()
+                && words.iter().any(|&w| w != 0)
+                && sig.eax >= base
+                && sig.eax < base + 0x100
+            {
+                let mut name = [0u8; 12];
+                for (i, w) in words.iter().enumerate() {
+                    name[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+                }
+                other = Some(name);
+            }
+            base += 0x100;
+        }
+        other.map_or(Hypervisor::None, Hypervisor::Other)
+    }
+
+    /// Scans the running CPU.
+    pub fn detect() -> Self {
+        Self::detect_with(crate::cpu::cpuid)
+    }
+
+    /// Writes the `hypervisor=` value of the mode report: `xen-4.17`, `kvm`, or `none`,
+    /// which includes hypervisors whose interfaces this kernel does not use (QEMU's TCG
+    /// answers "TCGTCGTCGTCG" but offers nothing).
+    pub fn describe(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        match self {
+            Hypervisor::None | Hypervisor::Other(_) => out.write_str("none"),
+            Hypervisor::Xen(x) => write!(out, "xen-{}.{}", x.major, x.minor),
+            Hypervisor::Kvm { .. } => out.write_str("kvm"),
+        }
+    }
+
+    /// The signature of a hypervisor without interfaces for this kernel, printable.
+    pub fn other_signature(&self) -> Option<&str> {
+        match self {
+            Hypervisor::Other(sig) => Some(
+                core::str::from_utf8(sig)
+                    .unwrap_or("?")
+                    .trim_end_matches('\0'),
+            ),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv_bit(leaf: u32) -> Option<Regs> {
+        (leaf == 1).then_some(Regs {
+            ecx: 1 << 31,
+            ..Default::default()
+        })
+    }
+
+    fn describe(h: &Hypervisor) -> String {
+        let mut s = String::new();
+        h.describe(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn no_hypervisor_bit_means_none() {
+        // Even a signature is ignored without the hypervisor bit (real CPUs echo leaves).
+        let h = Hypervisor::detect_with(|leaf, _| {
+            if leaf == FIRST {
+                Regs {
+                    eax: FIRST,
+                    ebx: KVM_SIGNATURE[0],
+                    ecx: KVM_SIGNATURE[1],
+                    edx: KVM_SIGNATURE[2],
+                }
+            } else {
+                Regs::default()
+            }
+        });
+        assert_eq!(h, Hypervisor::None);
+        assert_eq!(describe(&h), "none");
+    }
+
+    #[test]
+    fn finds_kvm() {
+        let h = Hypervisor::detect_with(|leaf, _| {
+            hv_bit(leaf).unwrap_or(match leaf {
+                0x4000_0000 => Regs {
+                    eax: 0x4000_0001,
+                    ebx: KVM_SIGNATURE[0],
+                    ecx: KVM_SIGNATURE[1],
+                    edx: KVM_SIGNATURE[2],
+                },
+                0x4000_0001 => Regs {
+                    eax: 0x0100_7afb,
+                    ..Default::default()
+                },
+                _ => Regs::default(),
+            })
+        });
+        assert_eq!(
+            h,
+            Hypervisor::Kvm {
+                base: FIRST,
+                features: 0x0100_7afb
+            }
+        );
+        let Hypervisor::Kvm { features, .. } = h else {
+            unreachable!()
+        };
+        assert!(features & kvm_feature::PV_EOI != 0);
+        assert_eq!(describe(&h), "kvm");
+    }
+
+    #[test]
+    fn prefers_xen_behind_viridian() {
+        let h = Hypervisor::detect_with(|leaf, _| {
+            hv_bit(leaf).unwrap_or(match leaf {
+                // "Microsoft Hv" at the first base, Xen at +0x100.
+                0x4000_0000 => Regs {
+                    eax: 0x4000_0006,
+                    ebx: 0x7263_694d,
+                    ecx: 0x666f_736f,
+                    edx: 0x7648_2074,
+                },
+                0x4000_0100 => Regs {
+                    eax: 0x4000_0105,
+                    ebx: XEN_SIGNATURE[0],
+                    ecx: XEN_SIGNATURE[1],
+                    edx: XEN_SIGNATURE[2],
+                },
+                0x4000_0101 => Regs {
+                    eax: 0x0004_0011,
+                    ..Default::default()
+                },
+                0x4000_0102 => Regs {
+                    eax: 1,
+                    ebx: 0x4000_0000,
+                    ..Default::default()
+                },
+                _ => Regs::default(),
+            })
+        });
+        assert_eq!(describe(&h), "xen-4.17");
+        let Hypervisor::Xen(info) = h else {
+            panic!("not xen: {h:?}")
+        };
+        assert_eq!(info.base, 0x4000_0100);
+    }
+
+    #[test]
+    fn unknown_signature_is_reported() {
+        let h = Hypervisor::detect_with(|leaf, _| {
+            hv_bit(leaf).unwrap_or(match leaf {
+                0x4000_0000 => Regs {
+                    eax: 0x4000_0001,
+                    ebx: 0x4743_5454,
+                    ecx: 0x4743_5454,
+                    edx: 0x4743_5454,
+                },
+                _ => Regs::default(),
+            })
+        });
+        assert_eq!(h.other_signature(), Some("TTCGTTCGTTCG"));
+        assert_eq!(describe(&h), "none");
+    }
+
+    #[test]
+    fn hypervisor_bit_without_leaves_is_none() {
+        let h = Hypervisor::detect_with(|leaf, _| hv_bit(leaf).unwrap_or_default());
+        assert_eq!(h, Hypervisor::None);
+    }
+}

@@ -1,0 +1,24 @@
+//! x86_64 support for the kernel: boot, CPU tables, traps, paging, the APICs, ACPI, the
+//! TSC, and the platform traits that the rest of the kernel programs against.
+//!
+//! Modules that only make sense on the target (the boot and trap assembly) are built
+//! only for `target_os = "none"`; the decoding logic (CPUID, ACPI's S5 package, boot
+//! info, TSC math) is pure and tested on the host.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod acpi;
+pub mod apic;
+pub mod boot;
+pub mod cpu;
+pub mod gdt;
+pub mod hypervisor;
+pub mod mmio;
+pub mod paging;
+pub mod pic;
+pub mod platform;
+pub mod power;
+pub mod refclock;
+pub mod trap;
+pub mod tsc;

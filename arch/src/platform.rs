@@ -1,0 +1,91 @@
+//! The small traits behind which the platforms differ.
+//!
+//! The kernel picks one implementation of each at boot (`kernel/src/platform.rs`) and
+//! never asks again which mode it runs in. Each trait has one exact meaning:
+//!
+//! - [`Console`]: bytes out, no allocation, usable from a fault handler.
+//! - [`Clock`]: monotonic nanoseconds since an arbitrary origin.
+//! - [`Timer`]: one one-shot deadline in the clock's time base; may fire late, never early.
+//! - [`InterruptController`]: vectors for IPIs and MSIs, and the end-of-interrupt rule.
+//! - [`PowerControl`]: how the machine is turned off, with a success or failure status.
+
+/// A text sink for the kernel's log.
+pub trait Console: Sync {
+    /// Writes bytes; must not allocate or take locks another context may hold.
+    fn write(&self, bytes: &[u8]);
+    /// Name for the mode report (`com1`, `e9`, …).
+    fn name(&self) -> &'static str;
+}
+
+/// A monotonic clock.
+pub trait Clock: Sync {
+    /// Nanoseconds since the clock's origin; never goes backwards.
+    fn now_ns(&self) -> u64;
+    /// Name for the mode report (`tsc`, `pvclock`, …).
+    fn name(&self) -> &'static str;
+}
+
+/// A one-shot timer programmed in the [`Clock`]'s time base.
+pub trait Timer: Sync {
+    /// Arms the timer: the callback given at construction runs once at or after
+    /// `deadline_ns`, never before. A new deadline replaces the armed one; a deadline in
+    /// the past fires as soon as possible.
+    fn set_deadline_ns(&self, deadline_ns: u64);
+    /// Disarms the timer.
+    fn cancel(&self);
+    /// Name for the mode report (`tsc-deadline`, `lapic-oneshot`, …).
+    fn name(&self) -> &'static str;
+}
+
+/// An interrupt vector of this CPU.
+pub type Vector = u8;
+
+/// A function run for an interrupt, with the vector it arrived on.
+pub type IrqHandler = fn(Vector);
+
+/// An MSI/MSI-X message: what the device writes where to raise an interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsiMessage {
+    /// Message address.
+    pub address: u64,
+    /// Message data.
+    pub data: u32,
+}
+
+/// Why an interrupt could not be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqError {
+    /// All vectors are in use.
+    NoVectors,
+}
+
+/// Delivers interrupts to this CPU and says how they end.
+pub trait InterruptController: Sync {
+    /// Connects `handler` to a fresh vector this CPU can raise on itself.
+    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Vector, IrqError>;
+    /// Raises `vector` on this CPU.
+    fn send_self_ipi(&self, vector: Vector);
+    /// Connects `handler` to a fresh vector and returns the MSI message that raises it.
+    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Vector, MsiMessage), IrqError>;
+    /// Ends the interrupt on `vector` after its handler ran (a LAPIC EOI, or nothing).
+    fn end_of_interrupt(&self, vector: Vector);
+    /// Name of the delivery path for the mode report (`xapic`, `x2apic`, …).
+    fn name(&self) -> &'static str;
+    /// Name of the end-of-interrupt mechanism for the mode report (`lapic-mmio`, `none`, …).
+    fn eoi_name(&self) -> &'static str;
+}
+
+/// Exit status of the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything asked for was done.
+    Success,
+    /// The kernel stopped on an error.
+    Failure,
+}
+
+/// Turns the machine off.
+pub trait PowerControl: Sync {
+    /// Powers off, reporting `status` to the host where the platform can.
+    fn power_off(&self, status: ExitStatus) -> !;
+}

@@ -1,0 +1,108 @@
+//! Interrupt descriptor table, trap frames and the dispatch of interrupts and exceptions.
+//!
+//! `entry.S` has one 16-byte stub per vector; all of them funnel into [`trap_dispatch`].
+//! Exceptions (vectors 0–31) end in a report of the faulting state and a panic, which the
+//! kernel's panic handler turns into a failure shutdown. Interrupts (32–255) run the
+//! handler registered for the vector, then the [`InterruptController`]'s end-of-interrupt.
+
+mod report;
+
+use crate::platform::{InterruptController, IrqError, IrqHandler, Vector};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::Once;
+
+#[cfg(target_os = "none")]
+core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+
+/// Registers saved on entry, in the order `entry.S` pushes them (lowest address first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+#[allow(missing_docs)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Vector number pushed by the stub.
+    pub vector: u64,
+    /// Error code pushed by the CPU, or 0.
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+
+/// Vectors handed out by [`alloc_vector`]: above the exceptions and the legacy PIC
+/// range, below the fixed system vectors.
+pub const DYNAMIC_VECTORS: core::ops::RangeInclusive<u8> = 0x30..=0xef;
+/// The local APIC's spurious-interrupt vector; never acknowledged.
+pub const SPURIOUS_VECTOR: Vector = 0xff;
+
+/// Handlers by vector; 0 = none.
+static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+static CONTROLLER: Once<&'static dyn InterruptController> = Once::new();
+
+/// Chooses the interrupt controller whose end-of-interrupt follows every handler.
+pub fn set_controller(ctrl: &'static dyn InterruptController) {
+    CONTROLLER.call_once(|| ctrl);
+}
+
+/// Connects `handler` to a free dynamic vector.
+pub fn alloc_vector(handler: IrqHandler) -> Result<Vector, IrqError> {
+    for v in DYNAMIC_VECTORS {
+        if HANDLERS[v as usize]
+            .compare_exchange(0, handler as usize, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return Ok(v);
+        }
+    }
+    Err(IrqError::NoVectors)
+}
+
+/// Connects `handler` to a fixed vector (replacing any handler there).
+pub fn set_handler(vector: Vector, handler: IrqHandler) {
+    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+}
+
+/// Called by `entry.S` for every trap.
+#[no_mangle]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    if vector < 32 {
+        report::fatal_exception(frame);
+    }
+    let raw = HANDLERS[vector as usize].load(Ordering::Acquire);
+    if raw != 0 {
+        // SAFETY: only `alloc_vector`/`set_handler` store non-zero values, and they store
+        // `IrqHandler` function pointers.
+        let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(raw) };
+        handler(vector);
+    } else if vector != SPURIOUS_VECTOR {
+        log::warn!("interrupt on unexpected vector {vector:#x}");
+    }
+    if vector != SPURIOUS_VECTOR {
+        if let Some(ctrl) = CONTROLLER.get() {
+            ctrl.end_of_interrupt(vector);
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+mod idt;
+#[cfg(target_os = "none")]
+pub use idt::init;

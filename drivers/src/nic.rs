@@ -1,0 +1,51 @@
+//! The `Nic` trait: what the network stack needs from a network device.
+//!
+//! Implemented by virtio-net today (and by netfront for hybrid mode). The network stack's
+//! adapter (`kernel/src/net/device.rs`) sits above this trait; drivers never see smoltcp.
+
+/// Why a NIC operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NicError {
+    /// No free transmit slot right now.
+    Busy,
+    /// The frame is larger than the device takes.
+    TooLarge,
+    /// The device misbehaved and was shut off; no further I/O.
+    Broken,
+}
+
+/// Counters every NIC keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NicStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames transmitted.
+    pub tx_frames: u64,
+    /// Interrupts taken.
+    pub interrupts: u64,
+    /// Responses from the device dropped as invalid.
+    pub bad_responses: u64,
+}
+
+/// A network interface.
+pub trait Nic: Send {
+    /// MAC address.
+    fn mac(&self) -> [u8; 6];
+    /// Largest IP packet (the Ethernet payload) the device carries.
+    fn mtu(&self) -> usize;
+    /// True if [`transmit`](Nic::transmit) would find a free slot.
+    fn can_transmit(&mut self) -> bool;
+    /// Sends one frame of `len` bytes, which `fill` writes.
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), NicError>;
+    /// True if a received frame is waiting.
+    fn can_receive(&mut self) -> bool;
+    /// Hands the next received frame to `consume`; `Ok(false)` if none was waiting.
+    fn receive(&mut self, consume: &mut dyn FnMut(&[u8])) -> Result<bool, NicError>;
+    /// Re-arms the receive interrupt after the stack drained the queue. Returns `false`
+    /// if the device has no interrupt and must be polled.
+    fn enable_rx_interrupt(&mut self) -> bool;
+    /// Name for the mode report (`virtio-net`, `netfront`).
+    fn name(&self) -> &'static str;
+    /// Counters.
+    fn stats(&self) -> NicStats;
+}

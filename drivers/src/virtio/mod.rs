@@ -1,0 +1,36 @@
+//! Virtio 1.x over PCI: the modern transport, split virtqueues and the network device.
+//!
+//! [`pci`] finds the device's configuration structures through its vendor capabilities
+//! and drives the common configuration (status, features, queues); [`queue`] is the split
+//! ring, which treats everything the device writes as untrusted; [`net`] builds the NIC.
+
+pub mod net;
+pub mod pci;
+pub mod queue;
+
+/// Device status bits (virtio 1.2, 2.1).
+pub mod status {
+    /// The guest noticed the device.
+    pub const ACKNOWLEDGE: u8 = 1;
+    /// The guest has a driver for it.
+    pub const DRIVER: u8 = 2;
+    /// The driver is ready.
+    pub const DRIVER_OK: u8 = 4;
+    /// Feature negotiation is complete.
+    pub const FEATURES_OK: u8 = 8;
+    /// The device needs a reset.
+    pub const NEEDS_RESET: u8 = 64;
+    /// The driver gave up.
+    pub const FAILED: u8 = 128;
+}
+
+/// Feature bits shared by all device types.
+pub mod feature {
+    /// Virtio 1.x semantics (little-endian, modern layout).
+    pub const VERSION_1: u64 = 1 << 32;
+}
+
+/// Virtio's PCI vendor id.
+pub const VENDOR_ID: u16 = 0x1af4;
+/// "No MSI-X vector" in the vector registers.
+pub const NO_VECTOR: u16 = 0xffff;

@@ -1,0 +1,298 @@
+//! virtio-net over the modern PCI transport, with one MSI-X vector for receive.
+//!
+//! Queue 0 receives, queue 1 transmits. Every receive descriptor is posted at start and
+//! reposted as soon as its frame was handed up; transmit descriptors are reclaimed
+//! lazily when a send needs one, and the device is asked not to interrupt for them.
+//!
+//! Receive interrupts follow the mask/poll/unmask pattern: the MSI-X handler masks its
+//! vector in the device's MSI-X table and the network loop polls until the queue is
+//! empty, then unmasks ([`Nic::enable_rx_interrupt`]). On an emulated device each mask
+//! and unmask is a trapped MMIO write; this is the cost the hybrid mode's event channels
+//! remove. Without MSI-X the driver works polled.
+
+use super::pci::{TransportError, VirtioPci};
+use super::queue::{Direction, QueueError, SplitQueue};
+use super::{feature, status, NO_VECTOR};
+use crate::nic::{Nic, NicError, NicStats};
+use crate::pci::msix::{MsixCapability, MsixTable};
+use crate::pci::{ConfigSpace, PciFunction};
+use arch::mmio::Mmio;
+use arch::platform::{InterruptController, Vector};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use spin::Once;
+
+/// `VIRTIO_NET_F_MAC`.
+const F_MAC: u64 = 1 << 5;
+/// Size of `struct virtio_net_hdr` with VERSION_1 (includes `num_buffers`).
+const HDR_LEN: usize = 12;
+/// Buffer per descriptor: header + a full Ethernet frame, rounded up.
+const BUF_LEN: usize = 2048;
+/// Largest Ethernet frame without FCS (1500-byte payload + 14-byte header).
+const MAX_FRAME: usize = 1514;
+/// Most descriptors per queue the driver uses.
+const MAX_QUEUE: u16 = 256;
+const RX_QUEUE: u16 = 0;
+const TX_QUEUE: u16 = 1;
+const RX_MSIX_ENTRY: u16 = 0;
+
+/// Device ids of virtio-net: transitional and modern.
+pub const DEVICE_IDS: [u16; 2] = [0x1000, 0x1041];
+
+/// Why the device could not be brought up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetInitError {
+    /// Transport problem.
+    Transport(TransportError),
+    /// A queue could not be set up.
+    Queue(QueueError),
+    /// The device has no usable queue of that index.
+    NoQueue(u16),
+}
+
+/// State the MSI-X handler shares with the driver (one device per kernel).
+struct IrqState {
+    table: MsixTable,
+    masked: AtomicBool,
+    count: AtomicU64,
+}
+
+static IRQ: Once<IrqState> = Once::new();
+
+fn on_rx_interrupt(_vector: Vector) {
+    if let Some(irq) = IRQ.get() {
+        irq.count.fetch_add(1, Ordering::Relaxed);
+        if !irq.masked.swap(true, Ordering::AcqRel) {
+            irq.table.mask(RX_MSIX_ENTRY);
+        }
+    }
+}
+
+/// A virtio-net device.
+pub struct VirtioNet {
+    transport: VirtioPci,
+    rx: SplitQueue,
+    tx: SplitQueue,
+    rx_notify: Mmio<u16>,
+    tx_notify: Mmio<u16>,
+    mac: [u8; 6],
+    has_irq: bool,
+    broken: bool,
+    stats: NicStats,
+}
+
+// SAFETY: the driver's MMIO handles and DMA buffers are only used through &mut self
+// (or, for the MSI-X table, through the IRQ state's atomics); nothing is tied to a thread.
+unsafe impl Send for VirtioNet {}
+
+impl VirtioNet {
+    /// True if `f` is a virtio-net function.
+    pub fn matches(f: &PciFunction) -> bool {
+        f.vendor == super::VENDOR_ID && DEVICE_IDS.contains(&f.device)
+    }
+
+    /// Brings the device up: reset, negotiate, queues, MSI-X (if the controller and the
+    /// device support it), DRIVER_OK.
+    pub fn init(
+        cfg: &dyn ConfigSpace,
+        f: &PciFunction,
+        irqs: &dyn InterruptController,
+    ) -> Result<Self, NetInitError> {
+        let t = VirtioPci::new(cfg, f.addr).map_err(NetInitError::Transport)?;
+        t.reset();
+        t.add_status(status::ACKNOWLEDGE | status::DRIVER);
+        let features = t
+            .negotiate(feature::VERSION_1 | F_MAC, feature::VERSION_1)
+            .map_err(NetInitError::Transport)?;
+
+        let rx_vector = match (MsixCapability::find(cfg, f.addr), IRQ.get()) {
+            (Some(cap), None) => match MsixTable::enable(cfg, f.addr, &cap) {
+                Ok(table) => match irqs.alloc_msi(on_rx_interrupt) {
+                    Ok((_, msg)) => {
+                        table.program(RX_MSIX_ENTRY, msg);
+                        IRQ.call_once(|| IrqState {
+                            table,
+                            masked: AtomicBool::new(true),
+                            count: AtomicU64::new(0),
+                        });
+                        RX_MSIX_ENTRY
+                    }
+                    Err(e) => {
+                        log::warn!("virtio-net: no vector ({e:?}), polling");
+                        NO_VECTOR
+                    }
+                },
+                Err(e) => {
+                    log::warn!("virtio-net: MSI-X unusable ({e:?}), polling");
+                    NO_VECTOR
+                }
+            },
+            _ => NO_VECTOR,
+        };
+        t.set_config_vector(NO_VECTOR);
+
+        let queue = |index: u16, dir: Direction| -> Result<SplitQueue, NetInitError> {
+            let max = t.queue_max_size(index).map_err(NetInitError::Transport)?;
+            if max == 0 {
+                return Err(NetInitError::NoQueue(index));
+            }
+            // Largest power of two the device allows, capped.
+            let size = 1u16 << (15 - max.min(MAX_QUEUE).leading_zeros());
+            SplitQueue::new(size, BUF_LEN, dir).map_err(NetInitError::Queue)
+        };
+        let mut rx = queue(RX_QUEUE, Direction::FromDevice)?;
+        let tx = queue(TX_QUEUE, Direction::ToDevice)?;
+        tx.suppress_interrupts();
+        let rx_notify = t
+            .setup_queue(RX_QUEUE, rx.size(), rx.addresses(), rx_vector)
+            .map_err(NetInitError::Transport)?;
+        let tx_notify = t
+            .setup_queue(TX_QUEUE, tx.size(), tx.addresses(), NO_VECTOR)
+            .map_err(NetInitError::Transport)?;
+
+        while let Some(id) = rx.alloc() {
+            rx.submit(id, BUF_LEN).map_err(NetInitError::Queue)?;
+        }
+        let mut mac = [0u8; 6];
+        if features & F_MAC != 0 {
+            for (i, b) in mac.iter_mut().enumerate() {
+                *b = t.device_config_u8(i as u32);
+            }
+        } else {
+            mac = [0x02, 0, 0, 0, 0, 0x01]; // locally administered
+        }
+        t.add_status(status::DRIVER_OK);
+        rx_notify.write(RX_QUEUE);
+        Ok(VirtioNet {
+            transport: t,
+            rx,
+            tx,
+            rx_notify,
+            tx_notify,
+            mac,
+            has_irq: rx_vector != NO_VECTOR,
+            broken: false,
+            stats: NicStats::default(),
+        })
+    }
+
+    fn check(&mut self, r: Result<(), QueueError>) -> Result<(), NicError> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(QueueError::Broken(v)) => {
+                if !self.broken {
+                    log::error!(
+                        "virtio-net {}: device broke the ring protocol ({v:?}); interface disabled",
+                        self.transport.addr
+                    );
+                    self.transport.add_status(status::FAILED);
+                    self.broken = true;
+                }
+                self.stats.bad_responses += 1;
+                Err(NicError::Broken)
+            }
+            Err(_) => Err(NicError::Busy),
+        }
+    }
+
+    fn reclaim_tx(&mut self) -> Result<(), NicError> {
+        loop {
+            match self.tx.pop_used() {
+                Ok(Some((id, _))) => {
+                    let r = self.tx.release(id);
+                    self.check(r)?;
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return self.check(Err(e)),
+            }
+        }
+    }
+}
+
+impl Nic for VirtioNet {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn mtu(&self) -> usize {
+        1500
+    }
+
+    fn can_transmit(&mut self) -> bool {
+        !self.broken
+            && (self.tx.free_count() > 0 || self.reclaim_tx().is_ok() && self.tx.free_count() > 0)
+    }
+
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), NicError> {
+        if self.broken {
+            return Err(NicError::Broken);
+        }
+        if len > MAX_FRAME {
+            return Err(NicError::TooLarge);
+        }
+        if self.tx.free_count() == 0 {
+            self.reclaim_tx()?;
+        }
+        let id = self.tx.alloc().ok_or(NicError::Busy)?;
+        let buf = self.tx.buffer_mut(id).map_err(|_| NicError::Busy)?;
+        buf[..HDR_LEN].fill(0);
+        fill(&mut buf[HDR_LEN..HDR_LEN + len]);
+        let r = self.tx.submit(id, HDR_LEN + len);
+        self.check(r)?;
+        if self.tx.needs_notify() {
+            self.tx_notify.write(TX_QUEUE);
+        }
+        self.stats.tx_frames += 1;
+        Ok(())
+    }
+
+    fn can_receive(&mut self) -> bool {
+        !self.broken && self.rx.has_used()
+    }
+
+    fn receive(&mut self, consume: &mut dyn FnMut(&[u8])) -> Result<bool, NicError> {
+        if self.broken {
+            return Err(NicError::Broken);
+        }
+        let (id, written) = match self.rx.pop_used() {
+            Ok(Some(x)) => x,
+            Ok(None) => return Ok(false),
+            Err(e) => return self.check(Err(e)).map(|_| false),
+        };
+        if written > HDR_LEN {
+            let buf = self.rx.buffer_mut(id).map_err(|_| NicError::Broken)?;
+            consume(&buf[HDR_LEN..written]);
+            self.stats.rx_frames += 1;
+        } else {
+            self.stats.bad_responses += 1; // a runt: nothing but (part of) a header
+        }
+        let r = self.rx.submit(id, BUF_LEN);
+        self.check(r)?;
+        if self.rx.needs_notify() {
+            self.rx_notify.write(RX_QUEUE);
+        }
+        Ok(true)
+    }
+
+    fn enable_rx_interrupt(&mut self) -> bool {
+        if !self.has_irq || self.broken {
+            return false;
+        }
+        if let Some(irq) = IRQ.get() {
+            if irq.masked.swap(false, Ordering::AcqRel) {
+                irq.table.unmask(RX_MSIX_ENTRY);
+            }
+        }
+        true
+    }
+
+    fn name(&self) -> &'static str {
+        "virtio-net"
+    }
+
+    fn stats(&self) -> NicStats {
+        NicStats {
+            interrupts: IRQ.get().map_or(0, |i| i.count.load(Ordering::Relaxed)),
+            ..self.stats
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! `mem_bw_read`, `mem_bw_write`, `mem_bw_copy`: sustained bandwidth over a buffer much
+//! larger than the caches (lmbench's `bw_mem rd/wr/cp`), in MB/s (10^6 bytes).
+
+use super::{emit, skip};
+use crate::platform::Platform;
+use alloc::vec::Vec;
+use core::hint::black_box;
+
+const BUFFER: usize = 32 << 20;
+const MIN_BUFFER: usize = 1 << 20;
+/// Passes are repeated until at least this much time has been measured.
+const MIN_SPAN_NS: u64 = 100_000_000;
+
+fn alloc(words: usize) -> Option<Vec<u64>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(words).ok()?;
+    v.resize(words, 1);
+    Some(v)
+}
+
+fn read_pass(buf: &[u64]) -> u64 {
+    let (mut a, mut b, mut c, mut d) = (0u64, 0u64, 0u64, 0u64);
+    for chunk in buf.chunks_exact(4) {
+        a = a.wrapping_add(chunk[0]);
+        b = b.wrapping_add(chunk[1]);
+        c = c.wrapping_add(chunk[2]);
+        d = d.wrapping_add(chunk[3]);
+    }
+    a ^ b ^ c ^ d
+}
+
+fn write_pass(buf: &mut [u64], value: u64) {
+    for w in buf.iter_mut() {
+        // SAFETY: w is a valid, exclusive reference; volatile keeps the stores.
+        unsafe { core::ptr::write_volatile(w, value) };
+    }
+}
+
+/// Repeats `pass` until MIN_SPAN_NS elapsed; returns MB/s for `bytes_per_pass`.
+fn measure(p: &Platform, bytes_per_pass: usize, mut pass: impl FnMut(u64)) -> (f64, u64) {
+    pass(0); // warm-up, faults in nothing (identity-mapped) but fills TLBs
+    let start = p.clock.now_ns();
+    let mut passes = 0u64;
+    while p.clock.now_ns() - start < MIN_SPAN_NS {
+        pass(passes);
+        passes += 1;
+    }
+    let span = p.clock.now_ns() - start;
+    (
+        bytes_per_pass as f64 * passes as f64 * 1000.0 / span as f64,
+        passes,
+    )
+}
+
+/// Runs the three bandwidth benchmarks.
+pub fn run(p: &Platform) {
+    let mut bytes = BUFFER
+        .min(crate::heap::free_bytes() / 4)
+        .next_power_of_two()
+        / 2;
+    bytes = bytes.clamp(MIN_BUFFER, BUFFER);
+    let words = bytes / 8;
+    let (Some(mut src), Some(mut dst)) = (alloc(words), alloc(words)) else {
+        return skip(
+            "mem_bw",
+            format_args!("reason=heap ({} MiB free)", crate::heap::free_bytes() >> 20),
+        );
+    };
+    let (mbs, passes) = measure(p, bytes, |_| {
+        black_box(read_pass(&src));
+    });
+    emit(p, "mem_bw_read", "MB/s", mbs, passes);
+    let (mbs, passes) = measure(p, bytes, |i| write_pass(&mut src, i));
+    emit(p, "mem_bw_write", "MB/s", mbs, passes);
+    let (mbs, passes) = measure(p, bytes, |_| {
+        dst.copy_from_slice(&src);
+        black_box(&mut dst);
+    });
+    emit(p, "mem_bw_copy", "MB/s", mbs, passes);
+}

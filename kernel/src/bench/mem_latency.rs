@@ -1,0 +1,92 @@
+//! `mem_lat_<size>`: load-to-use latency by working-set size (lmbench's `lat_mem_rd`).
+//!
+//! The buffer is split into 64-byte lines linked in one random cycle (Sattolo's
+//! shuffle), so each load depends on the previous one and hardware prefetchers cannot
+//! guess the next line. The result is nanoseconds per load.
+
+use super::{emit, per_op, skip};
+use crate::platform::Platform;
+use alloc::vec::Vec;
+use core::hint::black_box;
+
+const LINE: usize = 64;
+const SIZES: [(usize, &str); 8] = [
+    (4 << 10, "mem_lat_4k"),
+    (16 << 10, "mem_lat_16k"),
+    (64 << 10, "mem_lat_64k"),
+    (256 << 10, "mem_lat_256k"),
+    (1 << 20, "mem_lat_1m"),
+    (4 << 20, "mem_lat_4m"),
+    (16 << 20, "mem_lat_16m"),
+    (64 << 20, "mem_lat_64m"),
+];
+const MIN_LOADS: usize = 200_000;
+
+/// A small xorshift generator: enough randomness for a shuffle.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Links the lines of `buf` into one random cycle; returns the first line's address.
+fn build_chain(buf: &mut [usize], rng: &mut XorShift) -> Option<usize> {
+    let per_line = LINE / core::mem::size_of::<usize>();
+    let lines = buf.len() / per_line;
+    let mut order: Vec<u32> = Vec::new();
+    order.try_reserve_exact(lines).ok()?;
+    order.extend(0..lines as u32);
+    for i in (1..lines).rev() {
+        let j = (rng.next() % i as u64) as usize; // Sattolo: j < i gives a single cycle
+        order.swap(i, j);
+    }
+    let base = buf.as_ptr() as usize;
+    for w in 0..lines {
+        let from = order[w] as usize;
+        let to = order[(w + 1) % lines] as usize;
+        buf[from * per_line] = base + to * LINE;
+    }
+    Some(base + order[0] as usize * LINE)
+}
+
+fn chase(start: usize, loads: usize) -> usize {
+    let mut p = start;
+    for _ in 0..loads {
+        // SAFETY: every link written by build_chain holds the address of a line of the
+        // same live buffer.
+        p = unsafe { core::ptr::read_volatile(p as *const usize) };
+    }
+    p
+}
+
+/// Runs every size that fits in the heap.
+pub fn run(p: &Platform) {
+    let mut rng = XorShift(arch::cpu::rdtsc() | 1);
+    for (size, name) in SIZES {
+        let words = size / core::mem::size_of::<usize>();
+        let mut buf: Vec<usize> = Vec::new();
+        if buf.try_reserve_exact(words).is_err() {
+            skip(
+                name,
+                format_args!("reason=heap ({} MiB free)", crate::heap::free_bytes() >> 20),
+            );
+            continue;
+        }
+        buf.resize(words, 0);
+        let Some(start) = build_chain(&mut buf, &mut rng) else {
+            skip(name, format_args!("reason=heap"));
+            continue;
+        };
+        let loads = (size / LINE * 2).max(MIN_LOADS);
+        black_box(chase(start, size / LINE)); // warm caches and TLBs
+        let t0 = p.clock.now_ns();
+        black_box(chase(start, loads));
+        let t1 = p.clock.now_ns();
+        emit(p, name, "ns", per_op(t0, t1, loads as u64), loads as u64);
+    }
+}

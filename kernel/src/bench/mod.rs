@@ -1,0 +1,58 @@
+//! Built-in microbenchmarks, one file each. Every benchmark prints one `BENCH {json}`
+//! line per result through [`emit`]; the host only parses and compares.
+//!
+//! The local benchmarks run here in a fixed order; the network ones are driven by the
+//! host through `net` and measured there.
+
+mod clock;
+mod interrupt;
+mod mem_bandwidth;
+mod mem_latency;
+mod timer;
+
+use crate::platform::Platform;
+use hykernel::cmdline::Options;
+use hykernel::report::BenchRecord;
+
+/// Prints one result line.
+pub fn emit(p: &Platform, name: &str, unit: &str, value: f64, iterations: u64) {
+    kprintln!(
+        "{}",
+        BenchRecord {
+            name,
+            mode: p.mode.name(),
+            unit,
+            value,
+            iterations
+        }
+    );
+}
+
+/// Prints that a benchmark could not run, and why (not a result line).
+pub fn skip(name: &str, reason: core::fmt::Arguments<'_>) {
+    kprintln!("SKIP {name} {reason}");
+}
+
+/// Nanoseconds per operation from a clock span.
+pub fn per_op(start_ns: u64, end_ns: u64, ops: u64) -> f64 {
+    (end_ns - start_ns) as f64 / ops.max(1) as f64
+}
+
+/// Runs the selected local benchmarks.
+pub fn run_local(opts: &Options, p: &'static Platform) {
+    if opts.bench.contains("clock") {
+        clock::run(p);
+    }
+    if opts.bench.contains("interrupt") {
+        interrupt::run(p);
+    }
+    if opts.bench.contains("timer") {
+        timer::run(p);
+    }
+    if opts.bench.contains("mem_lat") {
+        mem_latency::run(p);
+    }
+    if opts.bench.contains("mem_bw") {
+        mem_bandwidth::run(p);
+    }
+}

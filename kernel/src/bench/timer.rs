@@ -1,0 +1,72 @@
+//! Timer benchmarks.
+//!
+//! - `timer_arm_to_fire`: arm a deadline of "now" and wait for the expiry callback;
+//!   programming + delivery + handler.
+//! - `timer_lateness`: arm 50 µs ahead, halt, and measure how late the callback ran.
+//!   A callback before its deadline would break the `Timer` contract; it is counted and
+//!   reported as an error.
+
+use super::{emit, per_op};
+use crate::platform::{Platform, LAST_EXPIRY_NS, TIMER_EXPIRIES};
+use core::sync::atomic::Ordering;
+use x86_64::instructions::interrupts;
+
+const ARM_TO_FIRE: u64 = 2_000;
+const LATENESS: u64 = 200;
+const AHEAD_NS: u64 = 50_000;
+
+/// Arms `deadline` and waits (halting if `halt`) for the expiry; returns when it ran.
+fn wait_expiry(p: &Platform, deadline: u64, halt: bool) -> u64 {
+    let before = TIMER_EXPIRIES.load(Ordering::Acquire);
+    p.timer.set_deadline_ns(deadline);
+    loop {
+        interrupts::disable();
+        if TIMER_EXPIRIES.load(Ordering::Acquire) != before {
+            interrupts::enable();
+            return LAST_EXPIRY_NS.load(Ordering::Acquire);
+        }
+        if halt {
+            interrupts::enable_and_hlt();
+        } else {
+            interrupts::enable();
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Runs both timer benchmarks.
+pub fn run(p: &Platform) {
+    let mut total = 0u64;
+    for _ in 0..ARM_TO_FIRE {
+        let armed = p.clock.now_ns();
+        let fired = wait_expiry(p, armed, false);
+        total += fired.saturating_sub(armed);
+    }
+    emit(
+        p,
+        "timer_arm_to_fire",
+        "ns",
+        per_op(0, total, ARM_TO_FIRE),
+        ARM_TO_FIRE,
+    );
+
+    let (mut late, mut early) = (0u64, 0u64);
+    for _ in 0..LATENESS {
+        let deadline = p.clock.now_ns() + AHEAD_NS;
+        let fired = wait_expiry(p, deadline, true);
+        if fired < deadline {
+            early += 1;
+        }
+        late += fired.saturating_sub(deadline);
+    }
+    if early > 0 {
+        kprintln!("ERROR timer: {early} of {LATENESS} expiries ran before their deadline");
+    }
+    emit(
+        p,
+        "timer_lateness",
+        "ns",
+        per_op(0, late, LATENESS),
+        LATENESS,
+    );
+}

@@ -1,0 +1,363 @@
+//! The kernel command line: `key=value` words separated by spaces.
+//!
+//! | option    | values                                         | default |
+//! |-----------|------------------------------------------------|---------|
+//! | `mode`    | `auto`, `hvm`, `hybrid`, `pvh`, `pv`            | `auto`  |
+//! | `bench`   | `all`, `none`, or a comma list of [`BENCHMARKS`] | `all`   |
+//! | `ip`      | `A.B.C.D/PREFIX`                                | `10.0.2.15/24` |
+//! | `apic`    | `auto`, `xapic`, `x2apic`                       | `auto`  |
+//! | `timer`   | `auto`, `tsc-deadline`, `lapic-oneshot`         | `auto`  |
+//! | `netwait` | seconds to wait for the host's benchmark driver | `120`   |
+//!
+//! Anything else is an error that names the offending word and what is accepted; the
+//! kernel prints it and shuts down with a failure status.
+
+use core::fmt;
+
+/// Benchmarks `bench=` can name, in the order they run.
+pub const BENCHMARKS: [&str; 6] = ["clock", "interrupt", "timer", "mem_lat", "mem_bw", "net"];
+
+const OPTIONS: &str = "mode, bench, ip, apic, timer, netwait";
+
+/// The guest mode: which interfaces the platform uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Pick from what the hypervisor offers.
+    Auto,
+    /// Plain hardware virtualization: emulated LAPIC, IO-APIC, MSI-X, NIC.
+    Hvm,
+    /// HVM with Xen's PV interrupts, timers, clock and network.
+    Hybrid,
+    /// Xen PVH: no emulated devices.
+    Pvh,
+    /// Classic Xen PV.
+    Pv,
+}
+
+impl Mode {
+    const ALL: [(&'static str, Mode); 5] = [
+        ("auto", Mode::Auto),
+        ("hvm", Mode::Hvm),
+        ("hybrid", Mode::Hybrid),
+        ("pvh", Mode::Pvh),
+        ("pv", Mode::Pv),
+    ];
+
+    /// The option value naming this mode.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// Local APIC access mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApicChoice {
+    /// x2APIC if available.
+    Auto,
+    /// Memory-mapped xAPIC.
+    XApic,
+    /// MSR-based x2APIC.
+    X2Apic,
+}
+
+/// Which timer hardware backs the `Timer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerChoice {
+    /// The mode's best.
+    Auto,
+    /// LAPIC timer in TSC-deadline mode.
+    TscDeadline,
+    /// LAPIC timer in one-shot count mode.
+    LapicOneShot,
+}
+
+/// Which benchmarks to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchSet(u32);
+
+impl BenchSet {
+    /// Every benchmark.
+    pub const ALL: BenchSet = BenchSet((1 << BENCHMARKS.len()) - 1);
+    /// None: boot, report, serve the network.
+    pub const NONE: BenchSet = BenchSet(0);
+
+    /// True if benchmark `name` (one of [`BENCHMARKS`]) is selected.
+    pub fn contains(self, name: &str) -> bool {
+        BENCHMARKS
+            .iter()
+            .position(|&b| b == name)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// True if nothing is selected.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// An IPv4 address with prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    /// Address octets.
+    pub addr: [u8; 4],
+    /// Prefix length, 0–32.
+    pub prefix: u8,
+}
+
+/// The parsed command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `mode=`.
+    pub mode: Mode,
+    /// `bench=`.
+    pub bench: BenchSet,
+    /// `ip=`.
+    pub ip: Ipv4Cidr,
+    /// `apic=`.
+    pub apic: ApicChoice,
+    /// `timer=`.
+    pub timer: TimerChoice,
+    /// `netwait=`: seconds the network benchmarks wait for the host's driver.
+    pub netwait_s: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::Auto,
+            bench: BenchSet::ALL,
+            ip: Ipv4Cidr {
+                addr: [10, 0, 2, 15],
+                prefix: 24,
+            },
+            apic: ApicChoice::Auto,
+            timer: TimerChoice::Auto,
+            netwait_s: 120,
+        }
+    }
+}
+
+/// A command-line error; its `Display` is the one line the kernel prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdlineError<'a> {
+    /// A word that is not `key=value` with a known key.
+    UnknownOption(&'a str),
+    /// A known key with a value it does not take.
+    BadValue {
+        /// The key.
+        option: &'a str,
+        /// The value given.
+        value: &'a str,
+        /// What the key accepts.
+        accepted: &'static str,
+    },
+}
+
+impl fmt::Display for CmdlineError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdlineError::UnknownOption(word) => {
+                write!(f, "unknown option '{word}' (accepted options: {OPTIONS})")
+            }
+            CmdlineError::BadValue {
+                option,
+                value,
+                accepted,
+            } => {
+                write!(
+                    f,
+                    "invalid value '{value}' for {option}= (accepted: {accepted})"
+                )
+            }
+        }
+    }
+}
+
+fn choose<'a, T: Copy>(
+    option: &'a str,
+    value: &'a str,
+    table: &[(&str, T)],
+    accepted: &'static str,
+) -> Result<T, CmdlineError<'a>> {
+    table
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|&(_, v)| v)
+        .ok_or(CmdlineError::BadValue {
+            option,
+            value,
+            accepted,
+        })
+}
+
+fn parse_bench(value: &str) -> Result<BenchSet, CmdlineError<'_>> {
+    const ACCEPTED: &str =
+        "all, none, or a comma list of clock, interrupt, timer, mem_lat, mem_bw, net";
+    match value {
+        "all" => return Ok(BenchSet::ALL),
+        "none" => return Ok(BenchSet::NONE),
+        _ => {}
+    }
+    let mut set = 0u32;
+    for item in value.split(',') {
+        let i = BENCHMARKS
+            .iter()
+            .position(|&b| b == item)
+            .ok_or(CmdlineError::BadValue {
+                option: "bench",
+                value: item,
+                accepted: ACCEPTED,
+            })?;
+        set |= 1 << i;
+    }
+    Ok(BenchSet(set))
+}
+
+fn parse_ip(value: &str) -> Option<Ipv4Cidr> {
+    let (addr, prefix) = value.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok().filter(|&p| p <= 32)?;
+    let mut octets = [0u8; 4];
+    let mut parts = addr.split('.');
+    for o in octets.iter_mut() {
+        *o = parts.next()?.parse().ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Ipv4Cidr {
+        addr: octets,
+        prefix,
+    })
+}
+
+/// Parses a command line.
+pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
+    let mut o = Options::default();
+    for word in line.split_ascii_whitespace() {
+        let Some((key, value)) = word.split_once('=') else {
+            return Err(CmdlineError::UnknownOption(word));
+        };
+        match key {
+            "mode" => o.mode = choose(key, value, &Mode::ALL, "auto, hvm, hybrid, pvh, pv")?,
+            "bench" => o.bench = parse_bench(value)?,
+            "ip" => {
+                o.ip = parse_ip(value).ok_or(CmdlineError::BadValue {
+                    option: key,
+                    value,
+                    accepted: "A.B.C.D/PREFIX",
+                })?
+            }
+            "apic" => {
+                let table = [
+                    ("auto", ApicChoice::Auto),
+                    ("xapic", ApicChoice::XApic),
+                    ("x2apic", ApicChoice::X2Apic),
+                ];
+                o.apic = choose(key, value, &table, "auto, xapic, x2apic")?
+            }
+            "timer" => {
+                let table = [
+                    ("auto", TimerChoice::Auto),
+                    ("tsc-deadline", TimerChoice::TscDeadline),
+                    ("lapic-oneshot", TimerChoice::LapicOneShot),
+                ];
+                o.timer = choose(key, value, &table, "auto, tsc-deadline, lapic-oneshot")?
+            }
+            "netwait" => {
+                o.netwait_s =
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&s| s > 0)
+                        .ok_or(CmdlineError::BadValue {
+                            option: key,
+                            value,
+                            accepted: "seconds, 1 or more",
+                        })?
+            }
+            _ => return Err(CmdlineError::UnknownOption(word)),
+        }
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let o = parse("").unwrap();
+        assert_eq!(o, Options::default());
+        assert!(o.bench.contains("net") && o.bench.contains("clock"));
+    }
+
+    #[test]
+    fn full_line() {
+        let o = parse(
+            "mode=hvm  bench=clock,net ip=192.168.7.2/16 apic=xapic timer=lapic-oneshot netwait=5",
+        )
+        .unwrap();
+        assert_eq!(o.mode, Mode::Hvm);
+        assert!(o.bench.contains("clock") && o.bench.contains("net") && !o.bench.contains("timer"));
+        assert_eq!(
+            o.ip,
+            Ipv4Cidr {
+                addr: [192, 168, 7, 2],
+                prefix: 16
+            }
+        );
+        assert_eq!(o.apic, ApicChoice::XApic);
+        assert_eq!(o.timer, TimerChoice::LapicOneShot);
+        assert_eq!(o.netwait_s, 5);
+        assert!(parse("bench=none").unwrap().bench.is_empty());
+        assert_eq!(Mode::Hybrid.name(), "hybrid");
+    }
+
+    #[test]
+    fn bad_mode_names_value_and_choices() {
+        let e = parse("bench=all mode=bogus").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value 'bogus' for mode= (accepted: auto, hvm, hybrid, pvh, pv)"
+        );
+    }
+
+    #[test]
+    fn unknown_options() {
+        assert_eq!(
+            parse("colour=blue").unwrap_err(),
+            CmdlineError::UnknownOption("colour=blue")
+        );
+        assert_eq!(
+            parse("quiet").unwrap_err().to_string(),
+            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, netwait)"
+        );
+    }
+
+    #[test]
+    fn bad_values() {
+        for line in [
+            "bench=clock,warp",
+            "ip=10.0.0.1",
+            "ip=10.0.0.300/24",
+            "ip=10.0.0.1/33",
+            "ip=1.2.3.4.5/8",
+            "apic=x3apic",
+            "timer=hpet",
+            "netwait=0",
+            "netwait=soon",
+            "mode=",
+        ] {
+            assert!(
+                matches!(parse(line), Err(CmdlineError::BadValue { .. })),
+                "{line}"
+            );
+        }
+        let e = parse("bench=clock,warp").unwrap_err();
+        assert!(e.to_string().starts_with("invalid value 'warp' for bench="));
+    }
+}

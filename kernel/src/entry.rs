@@ -1,0 +1,107 @@
+//! `kernel_entry`: from the boot stub to power-off.
+//!
+//! Order matters: consoles and fault handlers first (so every later failure is
+//! readable), then the boot info is copied out of loader memory, then the heap, page
+//! tables and ACPI, then power control (so even a bad command line ends in a clean
+//! failure shutdown), then the command line and the platform.
+
+use crate::{bench, console, heap, net, platform, power};
+use arch::acpi::AcpiInfo;
+use arch::boot::BootInfo;
+use arch::hypervisor::Hypervisor;
+use arch::platform::ExitStatus;
+use drivers::console::{DebugCon, Uart16550};
+use hykernel::cmdline;
+use hykernel::report::ModeReport;
+
+static DEBUGCON: DebugCon = DebugCon;
+
+/// Prints one `ERROR` line and powers off with failure.
+fn fail(args: core::fmt::Arguments<'_>) -> ! {
+    kprintln!("ERROR {args}");
+    power::off(ExitStatus::Failure)
+}
+
+/// Called by the PVH stub with the start info's physical address.
+#[no_mangle]
+pub extern "C" fn kernel_entry(start_info: u32) -> ! {
+    // SAFETY: COM1 is the PC's first UART; without one, the writes go nowhere.
+    let com1: &'static Uart16550 = alloc_free_static(unsafe { Uart16550::init(Uart16550::COM1) });
+    console::set(&[com1, &DEBUGCON]);
+    arch::gdt::init();
+    arch::trap::init();
+
+    // SAFETY: start_info is the PVH entry's %ebx; the boot stub identity-maps low memory.
+    let boot = match unsafe { BootInfo::read(start_info as u64) } {
+        Ok(b) => b,
+        Err(e) => fail(format_args!("boot: not a PVH start ({e:?})")),
+    };
+    let heap_bytes = match heap::init(&boot) {
+        Ok(n) => n,
+        Err(e) => fail(format_args!("memory: no usable heap: {e}")),
+    };
+    arch::paging::init();
+    console::init_logger();
+    log::info!(
+        "hykernel {} image {} KiB, heap {} MiB, cmdline '{}'",
+        env!("CARGO_PKG_VERSION"),
+        heap::image_bytes() / 1024,
+        heap_bytes >> 20,
+        boot.cmdline()
+    );
+
+    let hv = Hypervisor::detect();
+    if let Some(sig) = hv.other_signature() {
+        log::info!("hypervisor '{sig}' offers no interface this kernel uses: reported as none");
+    }
+    // SAFETY: low memory is identity-mapped; the RSDP address comes from the loader.
+    let acpi = match unsafe { AcpiInfo::read(boot.rsdp) } {
+        Ok(a) => Some(a),
+        Err(e) => {
+            log::warn!("no usable ACPI tables: {e:?}");
+            None
+        }
+    };
+    power::set(platform::power_control(&hv, acpi.as_ref()));
+
+    let opts = match cmdline::parse(boot.cmdline()) {
+        Ok(o) => o,
+        Err(e) => fail(format_args!("cmdline: {e}")),
+    };
+    let p = match platform::init(&opts, &boot, hv, acpi) {
+        Ok(p) => p,
+        Err(e) => fail(format_args!("mode: {e}")),
+    };
+    let mut hv_name = alloc::string::String::new();
+    let _ = p.hypervisor.describe(&mut hv_name);
+    kprintln!(
+        "{}",
+        ModeReport {
+            hypervisor: &hv_name,
+            mode: p.mode.name(),
+            irq: p.irq.name(),
+            eoi: p.irq.eoi_name(),
+            clock: p.clock.name(),
+            timer: p.timer.name(),
+            nic: p.nic_name,
+        }
+    );
+    x86_64::instructions::interrupts::enable();
+
+    bench::run_local(&opts, p);
+    let status = if opts.bench.is_empty() || opts.bench.contains("net") {
+        net::serve(&opts, p)
+    } else {
+        ExitStatus::Success
+    };
+    if status == ExitStatus::Success {
+        kprintln!("DONE");
+    }
+    power::off(status)
+}
+
+/// Moves a value into a leaked heap-free static slot (the heap is not up yet).
+fn alloc_free_static(u: Uart16550) -> &'static Uart16550 {
+    static SLOT: spin::Once<Uart16550> = spin::Once::new();
+    SLOT.call_once(|| u)
+}

@@ -1,0 +1,123 @@
+//! smoltcp's `Device`, implemented once over any [`Nic`].
+//!
+//! Tokens borrow the NIC through a `RefCell`, because smoltcp hands out a receive and a
+//! transmit token together, and it may transmit (an ACK, an echo reply) while it still
+//! processes the received frame. So a received frame is first copied out of the NIC's
+//! ring into the adapter's own buffer, which frees the ring slot and the NIC before
+//! smoltcp looks at it; transmitted frames are built in the NIC's buffer directly.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use drivers::nic::Nic;
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// A NIC as a smoltcp device.
+pub struct NicDevice<'a> {
+    nic: RefCell<&'a mut dyn Nic>,
+    rx_frame: RefCell<Vec<u8>>,
+    mtu: usize,
+}
+
+impl<'a> NicDevice<'a> {
+    /// Wraps `nic`.
+    pub fn new(nic: &'a mut dyn Nic) -> Self {
+        let mtu = nic.mtu();
+        NicDevice {
+            nic: RefCell::new(nic),
+            rx_frame: RefCell::new(vec![0; mtu + 14]),
+            mtu,
+        }
+    }
+
+    /// The NIC, for calls outside smoltcp (interrupt re-arming, counters).
+    pub fn nic(&mut self) -> &mut dyn Nic {
+        *self.nic.get_mut()
+    }
+}
+
+/// Receive token.
+pub struct Rx<'b, 'a> {
+    nic: &'b RefCell<&'a mut dyn Nic>,
+    frame: &'b RefCell<Vec<u8>>,
+}
+
+/// Transmit token.
+pub struct Tx<'b, 'a> {
+    nic: &'b RefCell<&'a mut dyn Nic>,
+}
+
+impl phy::RxToken for Rx<'_, '_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let mut buf = self.frame.borrow_mut();
+        let mut len = 0;
+        // An error means the NIC is broken: nothing was received and len stays 0.
+        let _ = self.nic.borrow_mut().receive(&mut |frame| {
+            // The NIC never hands out more than an MTU-sized frame; clamp regardless.
+            len = frame.len().min(buf.len());
+            buf[..len].copy_from_slice(&frame[..len]);
+        });
+        // An empty frame (nothing arrived after all) is dropped by smoltcp.
+        f(&buf[..len])
+    }
+}
+
+impl phy::TxToken for Tx<'_, '_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut f = Some(f);
+        let mut result = None;
+        let sent = self.nic.borrow_mut().transmit(len, &mut |buf| {
+            if let Some(f) = f.take() {
+                result = Some(f(buf));
+            }
+        });
+        if let Err(e) = sent {
+            log::debug!("transmit of {len} bytes dropped: {e:?}");
+        }
+        match (result, f) {
+            (Some(r), _) => r,
+            // The NIC refused before filling: build the frame into scratch and drop it.
+            (None, Some(f)) => f(&mut vec![0u8; len]),
+            (None, None) => unreachable!("the fill closure ran but left no result"),
+        }
+    }
+}
+
+impl<'a> Device for NicDevice<'a> {
+    type RxToken<'b>
+        = Rx<'b, 'a>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = Tx<'b, 'a>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        if !self.nic.get_mut().can_receive() {
+            return None;
+        }
+        Some((
+            Rx {
+                nic: &self.nic,
+                frame: &self.rx_frame,
+            },
+            Tx { nic: &self.nic },
+        ))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {
+        if !self.nic.get_mut().can_transmit() {
+            return None;
+        }
+        Some(Tx { nic: &self.nic })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + 14;
+        caps
+    }
+}

@@ -1,0 +1,105 @@
+//! The network loop: smoltcp over the platform's NIC, serving [`services`] until the
+//! host's driver says QUIT (or, with benchmarks selected, stays silent too long).
+//!
+//! Between polls the CPU halts. Before halting, the loop re-arms the NIC's receive
+//! interrupt and sets the platform timer to smoltcp's next deadline, so it wakes for a
+//! frame or a TCP timer, whichever comes first. A NIC without an interrupt is polled
+//! every millisecond.
+
+mod device;
+mod services;
+
+use crate::platform::Platform;
+use alloc::vec;
+use arch::platform::ExitStatus;
+use device::NicDevice;
+use hykernel::cmdline::Options;
+use hykernel::netctl::CONTROL_PORT;
+use services::{Outcome, Services};
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address};
+use x86_64::instructions::interrupts;
+
+/// Longest sleep between polls with a NIC interrupt armed.
+const MAX_SLEEP_NS: u64 = 50_000_000;
+/// Sleep between polls of a NIC without interrupt.
+const POLL_NS: u64 = 1_000_000;
+
+fn instant(ns: u64) -> Instant {
+    Instant::from_micros((ns / 1000) as i64)
+}
+
+/// Serves the network. With benchmarks selected it ends when the host says QUIT or after
+/// `netwait` seconds without a word from it; with `bench=none` it runs until QUIT.
+pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
+    let serving_only = opts.bench.is_empty();
+    let mut guard = p.nic.lock();
+    let Some(nic) = guard.as_mut() else {
+        if serving_only {
+            kprintln!("ERROR net: no network device to serve on");
+            return ExitStatus::Failure;
+        }
+        kprintln!("SKIP net reason=no-nic");
+        return ExitStatus::Success;
+    };
+    let mac = nic.mac();
+    let mut dev = NicDevice::new(nic.as_mut());
+    let mut config = Config::new(EthernetAddress(mac).into());
+    config.random_seed = arch::cpu::rdtsc();
+    let mut iface = Interface::new(config, &mut dev, instant(p.clock.now_ns()));
+    let [a, b, c, d] = opts.ip.addr;
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(
+            Ipv4Address::new(a, b, c, d).into(),
+            opts.ip.prefix,
+        ));
+    });
+    let mut sockets = SocketSet::new(vec![]);
+    let mut services = Services::new(&mut sockets);
+    kprintln!(
+        "NET ready ip={a}.{b}.{c}.{d}/{} mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} echo=7/udp,7/tcp discard=9/tcp control={CONTROL_PORT}/tcp",
+        opts.ip.prefix, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    );
+
+    let idle_limit = opts.netwait_s as u64 * 1_000_000_000;
+    let mut last_activity = p.clock.now_ns();
+    loop {
+        let now = p.clock.now_ns();
+        iface.poll(instant(now), &mut dev, &mut sockets);
+        match services.run(&mut sockets, p, dev.nic().stats()) {
+            Outcome::Quit => {
+                // Let the BYE and FIN go out before powering off.
+                for _ in 0..10 {
+                    iface.poll(instant(p.clock.now_ns()), &mut dev, &mut sockets);
+                }
+                return ExitStatus::Success;
+            }
+            Outcome::Activity => last_activity = now,
+            Outcome::Idle => {}
+        }
+        if !serving_only && now - last_activity > idle_limit {
+            kprintln!(
+                "ERROR net: no word from the benchmark driver on port {CONTROL_PORT} for {} s",
+                opts.netwait_s
+            );
+            return ExitStatus::Failure;
+        }
+        if iface.poll_delay(instant(now), &sockets) == Some(smoltcp::time::Duration::ZERO) {
+            continue;
+        }
+        interrupts::disable();
+        let nic = dev.nic();
+        let armed = nic.enable_rx_interrupt();
+        if nic.can_receive() {
+            interrupts::enable();
+            continue;
+        }
+        let wait = iface
+            .poll_delay(instant(now), &sockets)
+            .map_or(u64::MAX, |d| d.total_micros().saturating_mul(1000))
+            .min(if armed { MAX_SLEEP_NS } else { POLL_NS });
+        p.timer.set_deadline_ns(now + wait);
+        interrupts::enable_and_hlt();
+    }
+}

@@ -1,0 +1,235 @@
+//! The kernel's network services and their counters.
+//!
+//! - echo on UDP and TCP port 7 (RFC 862): every byte comes back;
+//! - discard on TCP port 9 (RFC 863): every byte is dropped;
+//! - the benchmark control protocol on TCP [`CONTROL_PORT`] (see `hykernel::netctl`).
+//!
+//! Each service counts what it sees into the [`Counters`] of its benchmark, so the
+//! control connection can turn a START..STOP window into a result.
+
+use crate::platform::Platform;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use drivers::nic::NicStats;
+use hykernel::netctl::{self, Command, Counters, NetBench, CONTROL_PORT, MAX_LINE};
+use hykernel::report::BenchRecord;
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::{tcp, udp};
+
+const ECHO_PORT: u16 = 7;
+const DISCARD_PORT: u16 = 9;
+const TCP_ECHO_SOCKETS: usize = 4;
+const DISCARD_SOCKETS: usize = 2;
+const TCP_ECHO_BUF: usize = 64 * 1024;
+const DISCARD_BUF: usize = 256 * 1024;
+const UDP_BUF: usize = 64 * 1024;
+const UDP_PACKETS: usize = 64;
+
+/// What the services want from the loop after a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing new on the control connection.
+    Idle,
+    /// The host's driver spoke.
+    Activity,
+    /// The host asked to end the run.
+    Quit,
+}
+
+fn tcp_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; rx]),
+        tcp::SocketBuffer::new(vec![0; tx]),
+    );
+    s.set_nagle_enabled(false);
+    s.set_ack_delay(None);
+    s
+}
+
+/// The services' sockets and state.
+pub struct Services {
+    udp_echo: SocketHandle,
+    tcp_echo: [SocketHandle; TCP_ECHO_SOCKETS],
+    discard: [SocketHandle; DISCARD_SOCKETS],
+    control: SocketHandle,
+    line: Vec<u8>,
+    scratch: Vec<u8>,
+    counters: [Counters; 3],
+}
+
+impl Services {
+    /// Creates and opens the sockets.
+    pub fn new(sockets: &mut SocketSet<'static>) -> Self {
+        let mut udp = udp::Socket::new(
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BUF],
+            ),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BUF],
+            ),
+        );
+        // Binding a fresh socket to a non-zero port cannot fail.
+        let _ = udp.bind(ECHO_PORT);
+        let udp_echo = sockets.add(udp);
+        let tcp_echo =
+            core::array::from_fn(|_| sockets.add(tcp_socket(TCP_ECHO_BUF, TCP_ECHO_BUF)));
+        let discard = core::array::from_fn(|_| sockets.add(tcp_socket(DISCARD_BUF, 1024)));
+        let control = sockets.add(tcp_socket(4096, 4096));
+        Services {
+            udp_echo,
+            tcp_echo,
+            discard,
+            control,
+            line: Vec::with_capacity(MAX_LINE),
+            scratch: vec![0; UDP_BUF],
+            counters: [Counters::default(); 3],
+        }
+    }
+
+    /// Serves whatever the last poll brought in.
+    pub fn run(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        p: &Platform,
+        nic: NicStats,
+    ) -> Outcome {
+        let now = p.clock.now_ns();
+        self.udp(sockets, now);
+        for h in self.tcp_echo {
+            self.tcp_echo(sockets.get_mut::<tcp::Socket>(h), now);
+        }
+        for h in self.discard {
+            self.discard(sockets.get_mut::<tcp::Socket>(h), now);
+        }
+        self.control(sockets.get_mut::<tcp::Socket>(self.control), p, nic)
+    }
+
+    fn udp(&mut self, sockets: &mut SocketSet<'static>, now: u64) {
+        let sock = sockets.get_mut::<udp::Socket>(self.udp_echo);
+        while sock.can_send() {
+            let Ok((n, meta)) = sock.recv_slice(&mut self.scratch) else {
+                break;
+            };
+            self.counters[NetBench::UdpRr.index()].record(n, now);
+            // A full transmit buffer drops the echo, as UDP may.
+            let _ = sock.send_slice(&self.scratch[..n], meta.endpoint);
+        }
+    }
+
+    fn relisten(sock: &mut tcp::Socket, port: u16) {
+        if !sock.is_open() {
+            // Listening on a closed socket with a non-zero port cannot fail.
+            let _ = sock.listen(port);
+        }
+    }
+
+    fn tcp_echo(&mut self, sock: &mut tcp::Socket, now: u64) {
+        Self::relisten(sock, ECHO_PORT);
+        if sock.can_recv() && sock.can_send() {
+            let room = sock.send_capacity() - sock.send_queue();
+            let want = room.min(self.scratch.len());
+            if let Ok(n) = sock.recv_slice(&mut self.scratch[..want]) {
+                if n > 0 {
+                    self.counters[NetBench::TcpRr.index()].record(n, now);
+                    let _ = sock.send_slice(&self.scratch[..n]);
+                }
+            }
+        }
+        if !sock.may_recv() && sock.may_send() && sock.send_queue() == 0 {
+            sock.close(); // the peer finished and everything was echoed
+        }
+    }
+
+    fn discard(&mut self, sock: &mut tcp::Socket, now: u64) {
+        Self::relisten(sock, DISCARD_PORT);
+        while sock.can_recv() {
+            match sock.recv(|data| (data.len(), data.len())) {
+                Ok(n) if n > 0 => self.counters[NetBench::TcpStream.index()].record(n, now),
+                _ => break,
+            }
+        }
+        if !sock.may_recv() && sock.may_send() {
+            sock.close();
+        }
+    }
+
+    fn control(&mut self, sock: &mut tcp::Socket, p: &Platform, nic: NicStats) -> Outcome {
+        Self::relisten(sock, CONTROL_PORT);
+        let mut outcome = Outcome::Idle;
+        while sock.can_recv() {
+            let mut byte = [0u8; 1];
+            if sock.recv_slice(&mut byte) != Ok(1) {
+                break;
+            }
+            if byte[0] != b'\n' {
+                if self.line.len() == MAX_LINE {
+                    let _ = sock.send_slice(b"ERR line too long\n");
+                    sock.close();
+                    self.line.clear();
+                    return Outcome::Activity;
+                }
+                self.line.push(byte[0]);
+                continue;
+            }
+            outcome = Outcome::Activity;
+            let reply = self.command(p, nic);
+            self.line.clear();
+            let _ = sock.send_slice(reply.0.as_bytes());
+            if reply.1 {
+                sock.close();
+                return Outcome::Quit;
+            }
+        }
+        if !sock.may_recv() && sock.may_send() {
+            sock.close();
+        }
+        outcome
+    }
+
+    /// Runs the command in `self.line`; returns the reply and whether to quit.
+    fn command(&mut self, p: &Platform, nic: NicStats) -> (String, bool) {
+        let mut reply = String::new();
+        let line = core::str::from_utf8(&self.line).unwrap_or("\u{fffd}");
+        match netctl::parse(line) {
+            Ok(Command::Start(b)) => {
+                self.counters[b.index()] = Counters::default();
+                reply.push_str("OK\n");
+            }
+            Ok(Command::Stop(b)) => match netctl::result(b, &self.counters[b.index()]) {
+                Ok((unit, value, iterations)) => {
+                    let rec = BenchRecord {
+                        name: b.name(),
+                        mode: p.mode.name(),
+                        unit,
+                        value,
+                        iterations,
+                    };
+                    kprintln!("{rec}");
+                    let _ = writeln!(reply, "{rec}");
+                }
+                Err(e) => {
+                    let _ = writeln!(reply, "ERR {}: {e}", b.name());
+                }
+            },
+            Ok(Command::Stats) => {
+                let _ = writeln!(
+                    reply,
+                    "STATS rx={} tx={} irqs={} bad={}",
+                    nic.rx_frames, nic.tx_frames, nic.interrupts, nic.bad_responses
+                );
+            }
+            Ok(Command::Quit) => {
+                reply.push_str("BYE\n");
+                return (reply, true);
+            }
+            Err(e) => {
+                let _ = writeln!(reply, "ERR {e}");
+            }
+        }
+        (reply, false)
+    }
+}

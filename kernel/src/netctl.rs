@@ -1,0 +1,253 @@
+//! The benchmark control protocol on TCP port [`CONTROL_PORT`], and the arithmetic that
+//! turns server-side counters into results.
+//!
+//! The host drives the network benchmarks; the kernel measures them from its side. The
+//! host sends one command per line:
+//!
+//! | command        | reply                         | effect                                   |
+//! |----------------|-------------------------------|------------------------------------------|
+//! | `START <b>`    | `OK`                          | zero the counters of benchmark `b`       |
+//! | `STOP <b>`     | `BENCH {json}` or `ERR why`   | compute `b` from its counters, print it  |
+//! | `STATS`        | `STATS rx=… tx=… irqs=… bad=…` | NIC counters                             |
+//! | `QUIT`         | `BYE`                         | end the run (power off, success)         |
+//!
+//! Benchmarks: `udp_rr` (UDP echo on 7), `tcp_rr` (TCP echo on 7), `tcp_stream` (TCP
+//! discard on 9). For the request-response ones the kernel timestamps each request as it
+//! arrives; with the host sending the next request only after the previous echo came
+//! back, the mean gap between requests is the round-trip time of one transaction.
+
+use core::fmt;
+
+/// TCP port of the control connection.
+pub const CONTROL_PORT: u16 = 7070;
+/// Longest command line accepted.
+pub const MAX_LINE: usize = 128;
+
+/// A network benchmark the host can drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetBench {
+    /// UDP request-response latency.
+    UdpRr,
+    /// TCP request-response latency.
+    TcpRr,
+    /// TCP bulk throughput into the kernel.
+    TcpStream,
+}
+
+impl NetBench {
+    /// All of them, in their counter-array order.
+    pub const ALL: [NetBench; 3] = [NetBench::UdpRr, NetBench::TcpRr, NetBench::TcpStream];
+
+    /// Wire and result name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetBench::UdpRr => "udp_rr",
+            NetBench::TcpRr => "tcp_rr",
+            NetBench::TcpStream => "tcp_stream",
+        }
+    }
+
+    /// Index into counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A parsed control command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Zero the counters.
+    Start(NetBench),
+    /// Report the result.
+    Stop(NetBench),
+    /// Report NIC counters.
+    Stats,
+    /// End the run.
+    Quit,
+}
+
+/// Why a command line was refused; `Display` is the text after `ERR `.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandError<'a> {
+    /// Not a command this protocol has.
+    Unknown(&'a str),
+    /// `START`/`STOP` without a known benchmark.
+    BadBenchmark(&'a str),
+}
+
+impl fmt::Display for CommandError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Unknown(w) => write!(
+                f,
+                "unknown command '{w}' (commands: START, STOP, STATS, QUIT)"
+            ),
+            CommandError::BadBenchmark(b) => {
+                write!(f, "unknown benchmark '{b}' (udp_rr, tcp_rr, tcp_stream)")
+            }
+        }
+    }
+}
+
+/// Parses one line (without its newline; a trailing `\r` is ignored).
+pub fn parse(line: &str) -> Result<Command, CommandError<'_>> {
+    let mut words = line.trim_end_matches('\r').split_ascii_whitespace();
+    let verb = words.next().unwrap_or("");
+    let cmd = match verb {
+        "START" => Command::Start(bench(words.next())?),
+        "STOP" => Command::Stop(bench(words.next())?),
+        "STATS" => Command::Stats,
+        "QUIT" => Command::Quit,
+        other => return Err(CommandError::Unknown(other)),
+    };
+    match words.next() {
+        Some(extra) => Err(CommandError::Unknown(extra)),
+        None => Ok(cmd),
+    }
+}
+
+fn bench(word: Option<&str>) -> Result<NetBench, CommandError<'_>> {
+    let name = word.unwrap_or("");
+    NetBench::ALL
+        .into_iter()
+        .find(|b| b.name() == name)
+        .ok_or(CommandError::BadBenchmark(name))
+}
+
+/// What a service counted between START and STOP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests (rr) or receive events (stream).
+    pub events: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Clock at the first event, ns.
+    pub first_ns: u64,
+    /// Clock at the last event, ns.
+    pub last_ns: u64,
+}
+
+impl Counters {
+    /// Records one event of `bytes` bytes at `now_ns`.
+    pub fn record(&mut self, bytes: usize, now_ns: u64) {
+        if self.events == 0 {
+            self.first_ns = now_ns;
+        }
+        self.events += 1;
+        self.bytes += bytes as u64;
+        self.last_ns = now_ns;
+    }
+}
+
+/// A computed result: (unit, value, iterations).
+pub type NetResult = (&'static str, f64, u64);
+
+/// Why no result could be computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultError {
+    /// Fewer than two events: no interval to measure.
+    TooFewEvents(u64),
+    /// All events at the same instant.
+    NoTimeElapsed,
+}
+
+impl fmt::Display for ResultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResultError::TooFewEvents(n) => write!(f, "only {n} events counted; need at least 2"),
+            ResultError::NoTimeElapsed => write!(f, "no time elapsed between first and last event"),
+        }
+    }
+}
+
+/// The result of `bench` from its counters: ns per transaction for the rr benchmarks,
+/// Mbit/s of payload for the stream.
+pub fn result(bench: NetBench, c: &Counters) -> Result<NetResult, ResultError> {
+    if c.events < 2 {
+        return Err(ResultError::TooFewEvents(c.events));
+    }
+    let span = c.last_ns.saturating_sub(c.first_ns);
+    if span == 0 {
+        return Err(ResultError::NoTimeElapsed);
+    }
+    Ok(match bench {
+        NetBench::UdpRr | NetBench::TcpRr => {
+            ("ns", span as f64 / (c.events - 1) as f64, c.events - 1)
+        }
+        // The first event's bytes arrived before the clock started.
+        NetBench::TcpStream => {
+            let bits = (c.bytes.saturating_sub(c.bytes / c.events)) as f64 * 8.0;
+            ("Mbit/s", bits * 1000.0 / span as f64, c.bytes)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse("START udp_rr"), Ok(Command::Start(NetBench::UdpRr)));
+        assert_eq!(
+            parse("STOP tcp_stream\r"),
+            Ok(Command::Stop(NetBench::TcpStream))
+        );
+        assert_eq!(parse("QUIT"), Ok(Command::Quit));
+        assert_eq!(parse("STATS"), Ok(Command::Stats));
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert_eq!(parse(""), Err(CommandError::Unknown("")));
+        assert_eq!(parse("start udp_rr"), Err(CommandError::Unknown("start")));
+        assert_eq!(parse("START"), Err(CommandError::BadBenchmark("")));
+        assert_eq!(parse("STOP sctp"), Err(CommandError::BadBenchmark("sctp")));
+        assert_eq!(parse("QUIT now"), Err(CommandError::Unknown("now")));
+        assert!(parse("START x")
+            .unwrap_err()
+            .to_string()
+            .contains("udp_rr, tcp_rr, tcp_stream"));
+    }
+
+    #[test]
+    fn rr_result_is_mean_gap() {
+        let mut c = Counters::default();
+        for i in 0..5 {
+            c.record(64, 1_000 + i * 250);
+        }
+        assert_eq!(result(NetBench::UdpRr, &c), Ok(("ns", 250.0, 4)));
+    }
+
+    #[test]
+    fn stream_result_excludes_first_chunk() {
+        let c = Counters {
+            events: 4,
+            bytes: 4_000_000,
+            first_ns: 0,
+            last_ns: 24_000_000,
+        };
+        // 3 MB after the first event in 24 ms = 1000 Mbit/s.
+        let (unit, v, iters) = result(NetBench::TcpStream, &c).unwrap();
+        assert_eq!((unit, iters), ("Mbit/s", 4_000_000));
+        assert!((v - 1000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn degenerate_counters() {
+        assert_eq!(
+            result(NetBench::TcpRr, &Counters::default()),
+            Err(ResultError::TooFewEvents(0))
+        );
+        let same = Counters {
+            events: 3,
+            bytes: 3,
+            first_ns: 7,
+            last_ns: 7,
+        };
+        assert_eq!(
+            result(NetBench::TcpRr, &same),
+            Err(ResultError::NoTimeElapsed)
+        );
+    }
+}

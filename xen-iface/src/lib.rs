@@ -1,0 +1,19 @@
+//! Xen's guest-visible ABI, as plain data and pure functions.
+//!
+//! This crate mirrors the parts of Xen's public headers (`/usr/include/xen`) that the
+//! kernel uses, and the protocol logic built on them. It never touches memory it was not
+//! handed and has no `unsafe` at all, so every piece runs and is tested on the host;
+//! `arch/` and `drivers/` adapt it to real hardware.
+//!
+//! Modules:
+//! - [`cpuid`]: the hypervisor CPUID leaves (`arch-x86/cpuid.h`).
+//! - [`start_info`]: the PVH/HVM start-of-day structure (`arch-x86/hvm/start_info.h`).
+//! - [`elfnote`]: ELF note types the kernel image carries (`elfnote.h`).
+//! - [`trace`]: the phase markers a guest writes into the host's xentrace buffer.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod cpuid;
+pub mod elfnote;
+pub mod start_info;
+pub mod trace;
