@@ -320,6 +320,7 @@ mod tests {
             }
         }
         fn rd16(a: u64) -> u16 {
+            // SAFETY: a is a ring field address of the live queue under test.
             unsafe { core::ptr::read_volatile(a as *const u16) }
         }
         /// Takes the next available descriptor: (id, addr, len).
@@ -330,6 +331,7 @@ mod tests {
             let id = Self::rd16(self.avail + 4 + 2 * (self.seen_avail % self.size) as u64);
             self.seen_avail = self.seen_avail.wrapping_add(1);
             let d = self.desc + 16 * id as u64;
+            // SAFETY: id came from the avail ring, so d is a descriptor of the live table.
             let (addr, len) = unsafe {
                 (
                     core::ptr::read_volatile(d as *const u64),
@@ -341,6 +343,7 @@ mod tests {
         /// Writes a used element and publishes it (or, with `publish_as`, a chosen index).
         fn put(&mut self, id: u32, len: u32) {
             let e = self.used + 4 + 8 * (self.used_idx % self.size) as u64;
+            // SAFETY: e is a used-ring element of the live queue (index < size).
             unsafe {
                 core::ptr::write_volatile(e as *mut u32, id);
                 core::ptr::write_volatile((e + 4) as *mut u32, len);
@@ -349,6 +352,7 @@ mod tests {
             self.publish(self.used_idx);
         }
         fn publish(&self, idx: u16) {
+            // SAFETY: used.idx of the live queue.
             unsafe { core::ptr::write_volatile((self.used + 2) as *mut u16, idx) };
         }
     }
@@ -368,6 +372,7 @@ mod tests {
         for round in 0..40u32 {
             let (id, addr, len) = dev.take().expect("a posted buffer");
             assert_eq!(len, 2048);
+            // SAFETY: addr is a posted 2048-byte receive buffer the device may write.
             unsafe { core::ptr::write_bytes(addr as *mut u8, round as u8, 60) };
             dev.put(id as u32, 60);
             let (got, n) = q.pop_used().unwrap().unwrap();
@@ -391,10 +396,9 @@ mod tests {
         }
         assert_eq!(q.alloc(), None);
         let (id, addr, len) = dev.take().unwrap();
-        assert_eq!(
-            unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) },
-            b"abc"
-        );
+        // SAFETY: addr/len describe a submitted transmit buffer.
+        let data = unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) };
+        assert_eq!(data, b"abc");
         dev.put(id as u32, 0);
         let (got, _) = q.pop_used().unwrap().unwrap();
         q.release(got).unwrap();

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of the project; the README's test command and what CI runs.
+#
+#  1. prerequisites (tests/setup.sh)
+#  2. formatting and clippy, host crates and the kernel target, warnings as errors
+#  3. host unit tests: xen-iface, arch, drivers, the kernel's pure modules, the harness
+#  4. the kernel image, then boot tests under QEMU TCG (tests/tests/qemu_boot.rs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "prerequisites"
+tests/setup.sh
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy -q --workspace --all-targets -- -D warnings
+cargo clippy -q -p hykernel --target x86_64-unknown-none -- -D warnings
+
+step "host unit tests"
+cargo test -q --workspace --exclude hy-harness
+cargo test -q -p hy-harness --lib --bins
+
+step "kernel image"
+cargo build -q --release -p hykernel --target x86_64-unknown-none
+
+step "boot tests under QEMU TCG"
+cargo test -q -p hy-harness --test qemu_boot -- --test-threads=1
+
+step "all tests passed"

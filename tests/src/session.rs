@@ -1,0 +1,148 @@
+//! One complete run of the kernel under QEMU: boot, wait for the mode report, drive the
+//! network benchmarks (when selected), end the run, and collect everything printed.
+//! Used by `hyrun` (behind `./run.sh`) and by the integration tests.
+
+use crate::console::BootSummary;
+use crate::hostnet::HostNet;
+use crate::netbench::{self, Control, DrivenResult, PingStats};
+use crate::qemu::{EmulatorLock, Exit, HarnessError, Qemu, QemuConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Kernel image.
+    pub kernel: PathBuf,
+    /// `mode=` for the kernel.
+    pub mode: String,
+    /// `bench=` for the kernel.
+    pub bench: String,
+    /// Name for log files.
+    pub name: String,
+    /// Round trips per request-response benchmark.
+    pub rr_count: u32,
+    /// Bytes for the stream benchmark.
+    pub stream_bytes: usize,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct SessionResult {
+    /// Everything the console said.
+    pub summary: BootSummary,
+    /// The driven network benchmarks.
+    pub driven: Vec<DrivenResult>,
+    /// Host-to-guest ping, where the network allows ICMP.
+    pub ping: Option<PingStats>,
+    /// How QEMU ended.
+    pub exit: Exit,
+    /// The console log.
+    pub log: PathBuf,
+    /// How the host reached the guest.
+    pub network: String,
+}
+
+fn io(what: &str, log: &Path) -> impl FnOnce(std::io::Error) -> HarnessError {
+    let (what, log) = (what.to_string(), log.display().to_string());
+    move |e| HarnessError(format!("{what}: {e}; console log {log}"))
+}
+
+/// True if `bench` selects the network benchmarks.
+pub fn wants_net(bench: &str) -> bool {
+    bench == "all" || bench.split(',').any(|b| b == "net")
+}
+
+/// Boots, drives and ends one run. Progress goes to stderr.
+pub fn run(cfg: &SessionConfig) -> Result<SessionResult, HarnessError> {
+    let lock = EmulatorLock::acquire()?; // before the tap device: it is shared too
+    let net = HostNet::setup()?;
+    let append = format!(
+        "mode={} bench={} {}",
+        cfg.mode,
+        cfg.bench,
+        net.guest_cmdline()
+    );
+    let mut qc = QemuConfig::standard(&cfg.kernel, &append, &cfg.name);
+    qc.extra = net.qemu_args();
+    eprintln!(
+        "==> booting {} under QEMU TCG: {append} (network: {})",
+        cfg.kernel.display(),
+        net.describe()
+    );
+    let mut vm = Qemu::start(&qc, lock)?;
+    let mode = vm.wait_for("mode report", Duration::from_secs(120), |l| {
+        l.starts_with("MODE ")
+    })?;
+    eprintln!("    {mode}");
+    let mut driven = Vec::new();
+    let mut ping = None;
+    if wants_net(&cfg.bench) {
+        eprintln!("==> local benchmarks running in the guest; waiting for its network");
+        let ready = vm.wait_for("network ready", Duration::from_secs(600), |l| {
+            l.starts_with("NET ready") || l.starts_with("SKIP net")
+        })?;
+        if ready.starts_with("NET ready") {
+            let log = vm.log_path().to_path_buf();
+            let mut ctl = Control::connect(net.control(), Duration::from_secs(30))
+                .map_err(io("control connection", &log))?;
+            eprintln!("==> driving udp_rr ({} round trips)", cfg.rr_count);
+            driven.push(
+                netbench::udp_rr(&net, &mut ctl, cfg.rr_count, 64).map_err(io("udp_rr", &log))?,
+            );
+            eprintln!("==> driving tcp_rr ({} round trips)", cfg.rr_count);
+            driven.push(
+                netbench::tcp_rr(&net, &mut ctl, cfg.rr_count, 64).map_err(io("tcp_rr", &log))?,
+            );
+            eprintln!("==> driving tcp_stream ({} MiB)", cfg.stream_bytes >> 20);
+            driven.push(
+                netbench::tcp_stream(&net, &mut ctl, cfg.stream_bytes)
+                    .map_err(io("tcp_stream", &log))?,
+            );
+            if let Some(ip) = net.guest_ip() {
+                ping = Some(netbench::ping(ip, 10).map_err(io("ping", &log))?);
+            }
+            let bye = ctl.command("QUIT").map_err(io("QUIT", &log))?;
+            if bye != "BYE" {
+                return Err(HarnessError(format!("QUIT answered '{bye}'")));
+            }
+        }
+    } else {
+        eprintln!("==> benchmarks running in the guest");
+    }
+    let exit = vm.wait_exit(Duration::from_secs(600))?;
+    Ok(SessionResult {
+        summary: vm.summary(),
+        driven,
+        ping,
+        exit,
+        log: vm.log_path().to_path_buf(),
+        network: net.describe(),
+    })
+}
+
+/// Smallest guest RAM (MiB) in which the kernel boots and finishes `bench=clock`,
+/// found by bisection in `[lo, hi]`; `hi` must work.
+pub fn min_memory(kernel: &Path, lo: u32, hi: u32) -> Result<u32, HarnessError> {
+    let boots = |mib: u32| -> Result<bool, HarnessError> {
+        let mut qc = QemuConfig::standard(kernel, "bench=clock", &format!("memprobe-{mib}"));
+        qc.memory_mib = mib;
+        let mut vm = Qemu::start(&qc, EmulatorLock::acquire()?)?;
+        Ok(matches!(vm.wait_exit(Duration::from_secs(60)), Ok(Exit::Success)) && vm.summary().done)
+    };
+    if !boots(hi)? {
+        return Err(HarnessError(format!(
+            "the kernel does not boot in {hi} MiB"
+        )));
+    }
+    let (mut bad, mut good) = (lo.saturating_sub(1), hi);
+    while good - bad > 1 {
+        let mid = bad + (good - bad) / 2;
+        if boots(mid)? {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    Ok(good)
+}
