@@ -13,6 +13,7 @@
 //! - [`table`]: the results table and JSON file.
 //! - [`session`]: one whole run (boot, drive, end) and the memory probe.
 //! - [`paths`]: where the kernel image and tools are.
+//! - [`xentrace`]: Xen trace files: VM exits per domain, reason and benchmark phase.
 
 pub mod console;
 pub mod elf;
@@ -22,3 +23,4 @@ pub mod paths;
 pub mod qemu;
 pub mod session;
 pub mod table;
+pub mod xentrace;

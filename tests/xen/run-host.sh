@@ -1,0 +1,207 @@
+#!/bin/bash
+# run-host.sh - boot the Xen test host (Xen 4.17 + Debian dom0, from build-host.sh) nested under
+# QEMU 7.2 TCG, run a payload in dom0 and copy its results out.
+#
+# Usage: sudo tests/xen/run-host.sh <payload-dir> <out-dir> [timeout-s]
+#   <payload-dir>  copied onto an ext4 disk (mkfs.ext4 -d) that dom0 mounts at /mnt; it must hold
+#                  an executable run.sh (e.g. tests/xen/payload/run.sh plus guests/configs/kernels).
+#                  hy-dom0-init runs /mnt/run.sh, which writes its results under /mnt/results.
+#   <out-dir>      gets the files of /mnt/results, plus:
+#                    host-console.log   QEMU's whole console (Xen, dom0, guests' 0xe9 lines), each
+#                                       line prefixed with [seconds since QEMU's first output]
+#                    host-steps.txt     when each boot step was reached (seconds)
+#                    run.exit           exit status of run.sh (written by hy-dom0-init)
+#                  An existing <out-dir> must be empty or an earlier run-host.sh output (then it is
+#                  emptied first).
+#   [timeout-s]    bound for the whole QEMU run (default 600). run.sh gets 60 s less, so that a
+#                  hanging payload is stopped by dom0 itself and its results are still saved.
+# Exit status: 0 only if dom0 booted, run.sh exited 0 and the results were copied out.
+#
+# L0 settings (why each is needed; see qemu72.sh): QEMU 7.2 (10.0's TCG mis-reports nested CR reads),
+# -cpu max,-smap (7.2 + SMAP crashes PV dom0), QEMU_MODULE_DIR, -L firmware paths, -nic none;
+# -accel tcg (no usable KVM), q35, -smp 2, -m 3G (dom0 gets 1 GiB, guests the rest).
+# The dom0 disk is opened with snapshot=on: dom0's writes go to a temporary overlay, the cached
+# image stays pristine and several runs can share it.
+# QEMU runs under `flock /tmp/hy-qemu.lock` (one QEMU at a time on this machine) and `timeout`.
+#
+# Environment: HY_XEN_HOST=<dir>     use this host build instead of running build-host.sh
+#              HY_QEMU=<binary>      L0 QEMU (default: tests/xen/qemu72.sh)
+#              HY_PAYLOAD_MB=<n>     free space on the payload disk for results (default 512)
+#              HY_LOCK_WAIT=<s>      how long to wait for the QEMU lock (default 3600)
+#              HY_XEN_EXTRA="..."    extra Xen command line options
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LOCK=/tmp/hy-qemu.lock
+
+log() { echo "run-host: $*" >&2; }
+die() { echo "run-host: ERROR: $*" >&2; exit 1; }
+
+[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: run-host.sh <payload-dir> <out-dir> [timeout-s]"
+PAYLOAD=$1
+OUTDIR=$2
+TMO=${3:-600}
+[[ $TMO =~ ^[0-9]+$ ]] && [ "$TMO" -ge 60 ] || die "timeout must be a number of seconds >= 60"
+[ -d "$PAYLOAD" ] || die "payload dir $PAYLOAD does not exist"
+[ -x "$PAYLOAD/run.sh" ] || die "$PAYLOAD/run.sh is missing or not executable"
+for t in mkfs.ext4 debugfs e2fsck flock timeout du awk; do
+    command -v "$t" >/dev/null || die "missing host tool '$t' (Debian: e2fsprogs, util-linux, coreutils)"
+done
+
+# --- out-dir: only ever empty a directory that an earlier run-host.sh made ----------------------
+if [ -d "$OUTDIR" ] && [ -n "$(ls -A "$OUTDIR")" ]; then
+    [ -e "$OUTDIR/.hy-run-host" ] || die "$OUTDIR is not empty and not an earlier run-host.sh output; refusing to overwrite it"
+    find "$OUTDIR" -mindepth 1 -delete
+fi
+mkdir -p "$OUTDIR"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+touch "$OUTDIR/.hy-run-host"
+CONSOLE=$OUTDIR/host-console.log
+
+# --- host build and L0 QEMU ---------------------------------------------------------------------
+HOST=${HY_XEN_HOST:-}
+if [ -z "$HOST" ]; then
+    HOST=$("$HERE/build-host.sh") || die "build-host.sh failed"
+fi
+for f in boot/xen boot/vmlinuz boot/initrd.img dom0.img; do
+    [ -f "$HOST/$f" ] || die "host build $HOST has no $f (run tests/xen/build-host.sh)"
+done
+QEMU=${HY_QEMU:-}
+if [ -z "$QEMU" ]; then
+    QEMU=$("$HERE/qemu72.sh") || die "qemu72.sh failed"
+fi
+[ -x "$QEMU" ] || die "QEMU binary $QEMU not found"
+# The unpacked 7.2 must load its own accelerator modules, not the installed QEMU's.
+MODDIR=$(cd "$(dirname "$QEMU")/.." && pwd)/lib/x86_64-linux-gnu/qemu
+[ -d "$MODDIR" ] && export QEMU_MODULE_DIR=$MODDIR
+
+# --- payload disk -------------------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/hy-run-host.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/payload"
+cp -a "$PAYLOAD/." "$WORK/payload/"
+rm -rf "$WORK/payload/results"
+mkdir -p "$WORK/payload/results"
+PAYLOAD_MB=$(( $(du -sm "$WORK/payload" | cut -f1) + ${HY_PAYLOAD_MB:-512} ))
+if ! mkfs.ext4 -q -F -L hypayload -d "$WORK/payload" "$WORK/payload.img" "${PAYLOAD_MB}M" \
+    >"$WORK/mkfs.log" 2>&1; then
+    cat "$WORK/mkfs.log" >&2
+    die "mkfs.ext4 of the payload disk failed"
+fi
+
+# --- command lines ------------------------------------------------------------------------------
+PAYLOAD_TMO=$((TMO - 60))
+[ "$PAYLOAD_TMO" -ge 30 ] || PAYLOAD_TMO=30
+# No "noreboot": if Xen panics or dom0 crashes, Xen reboots and -no-reboot ends QEMU right away
+# instead of waiting for the timeout.
+XEN_CMD="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all console_timestamps=boot"
+XEN_CMD+=" dom0_mem=1024M,max:1024M dom0_max_vcpus=2 ${HY_XEN_EXTRA:-}"
+# Multiboot modules are separated by ',' in -initrd, and a module's cmdline follows a space:
+# so the dom0 cmdline must not contain a comma.
+DOM0_CMD="console=hvc0 earlyprintk=xen root=/dev/vda rw init=/usr/local/sbin/hy-dom0-init"
+DOM0_CMD+=" hy.poweroff hy.payload_timeout=$PAYLOAD_TMO"
+[[ $DOM0_CMD != *,* ]] || die "dom0 cmdline must not contain ','"
+
+QEMU_ARGS=(
+    -L /usr/share/qemu -L /usr/share/seabios -nic none
+    -accel tcg,thread=multi -cpu max,-smap -smp 2 -m 3G -machine q35
+    -display none -monitor none -serial stdio -no-reboot
+    -kernel "$HOST/boot/xen" -append "$XEN_CMD"
+    -initrd "$HOST/boot/vmlinuz $DOM0_CMD,$HOST/boot/initrd.img"
+    -drive "file=$HOST/dom0.img,if=virtio,format=raw,snapshot=on"
+    -drive "file=$WORK/payload.img,if=virtio,format=raw"
+)
+
+# --- console filter: timestamp every line into the log, show the milestones -------------------
+# Times are seconds since QEMU's first console line (Xen's banner, ~0.3 s after QEMU starts).
+console_filter() {
+    local line t0="" us t
+    while IFS= read -r line || [ -n "$line" ]; do
+        us=${EPOCHREALTIME/./}          # microseconds, without forking
+        [ -n "$t0" ] || t0=$us
+        us=$((us - t0))
+        printf -v t '%5d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))
+        line=${line%$'\r'}
+        printf '[%s] %s\n' "$t" "$line" >>"$CONSOLE"
+        case $line in
+            *HY-DOM0:* | *HY-RUN:* | *HY-INITRD:* | *"Xen version"* | *Panic* | *"Kernel panic"* | *"Dom0 crashed"* | \
+            *"qemu-system-x86_64:"*)
+                echo "  [$t] $line" >&2 ;;
+        esac
+    done
+}
+
+if ! flock -n "$LOCK" true; then
+    log "waiting for the QEMU lock $LOCK (another QEMU is running; up to ${HY_LOCK_WAIT:-3600}s)"
+fi
+log "booting Xen + dom0 under $QEMU (timeout ${TMO}s, payload timeout ${PAYLOAD_TMO}s)"
+log "console log: $CONSOLE"
+echo "# $QEMU ${QEMU_ARGS[*]}" >"$CONSOLE"
+T_START=$SECONDS
+set +e
+flock -w "${HY_LOCK_WAIT:-3600}" -E 75 "$LOCK" \
+    timeout -k 10 "$TMO" "$QEMU" "${QEMU_ARGS[@]}" </dev/null 2>&1 | console_filter
+QRC=${PIPESTATUS[0]}
+set -e
+log "QEMU ended after $((SECONDS - T_START)) s (exit $QRC)"
+
+# --- which boot step was reached ----------------------------------------------------------------
+# name|extended regex of the console line that shows the step was reached
+STEPS=(
+    "xen-boot|\(XEN\) .*Xen version"
+    "dom0-kernel|Linux version"
+    "dom0-root|EXT4-fs \(vda\): mounted"
+    "dom0-init|HY-DOM0: init started"
+    "toolstack|HY-DOM0: toolstack up"
+    "payload-start|HY-DOM0: payload start"
+    "payload-end|HY-DOM0: payload exit="
+    "poweroff|HY-DOM0: powering off"
+)
+LAST_STEP=qemu-start
+NEXT_STEP=none
+: >"$OUTDIR/host-steps.txt"
+for s in "${STEPS[@]}"; do
+    name=${s%%|*}
+    pat=${s#*|}
+    hit=$(grep -m 1 -E -- "$pat" "$CONSOLE" || true)
+    if [ -z "$hit" ]; then
+        NEXT_STEP=$name
+        break
+    fi
+    LAST_STEP=$name
+    echo "$name $(echo "$hit" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')" >>"$OUTDIR/host-steps.txt"
+done
+log "steps reached (s since first console line): $(tr '\n' ' ' <"$OUTDIR/host-steps.txt")"
+
+# --- copy the results out (works on a dirty file system too: e2fsck replays the journal) --------
+if [ -s "$WORK/payload.img" ]; then
+    e2fsck -fy "$WORK/payload.img" >"$WORK/e2fsck.log" 2>&1 || true
+    mkdir -p "$WORK/extract"
+    if debugfs -R "rdump /results $WORK/extract" "$WORK/payload.img" >"$WORK/debugfs.log" 2>&1 \
+        && [ -d "$WORK/extract/results" ]; then
+        cp -a "$WORK/extract/results/." "$OUTDIR/"
+    else
+        log "WARNING: could not copy /results off the payload disk:"
+        sed 's/^/    | /' "$WORK/debugfs.log" >&2
+    fi
+fi
+
+# --- verdict ------------------------------------------------------------------------------------
+fail() {
+    local what=$1
+    echo "run-host: ERROR: $what" >&2
+    echo "run-host:   last step reached: '$LAST_STEP', next step: '$NEXT_STEP'; console log: $CONSOLE" >&2
+    grep -E '^\[.*(Panic|Kernel panic|Dom0 crashed|qemu-system-x86_64:|HY-INITRD: ERROR|HY-DOM0: ERROR|HY-RUN: ERROR)' "$CONSOLE" \
+        | head -n 10 | sed 's/^/    | /' >&2 || true
+    exit 1
+}
+case $QRC in
+    0) ;;
+    75) fail "could not get the QEMU lock $LOCK within ${HY_LOCK_WAIT:-3600}s" ;;
+    124 | 137) fail "timed out after ${TMO}s waiting for step '$NEXT_STEP'" ;;
+    *) fail "QEMU exited with status $QRC" ;;
+esac
+[ -f "$OUTDIR/run.exit" ] || fail "dom0 powered off without finishing the payload (no run.exit)"
+RUN_EXIT=$(cat "$OUTDIR/run.exit")
+[ "$RUN_EXIT" = 0 ] || fail "payload run.sh failed with exit status $RUN_EXIT (124 = payload timeout); results in $OUTDIR"
+log "OK: results in $OUTDIR"
