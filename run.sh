@@ -13,7 +13,7 @@ usage: ./run.sh [--host qemu] [--mode MODE] [--bench LIST]
   --host qemu     where to boot the kernel: QEMU TCG on this machine (default)
   --mode MODE     auto, hvm, or all (default: hvm; on QEMU all modes mean hvm)
   --bench LIST    all (default), none, or a comma list of
-                  clock,interrupt,timer,mem_lat,mem_bw,net
+                  cpuid,clock,interrupt,timer,mem_lat,mem_bw,net
   --help          this text
 
 Installs missing prerequisites (QEMU >= 8, the Rust target), builds the kernel, boots it,

@@ -63,10 +63,50 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     };
 }
 
-/// Enables interrupts and halts until the next one, atomically (STI; HLT).
+#[cfg(target_os = "none")]
+core::arch::global_asm!(
+    ".section .text.idle, \"ax\"",
+    ".global arch_idle",
+    "arch_idle:",
+    "    sti",
+    ".global arch_idle_hlt",
+    "arch_idle_hlt:",
+    "    hlt",
+    "    ret",
+);
+
+#[cfg(target_os = "none")]
+extern "C" {
+    fn arch_idle();
+    static arch_idle_hlt: u8;
+}
+
+/// Enables interrupts and halts until the next one (`STI; HLT`), for a caller that has
+/// disabled interrupts, checked that there is nothing to do, and must not miss the
+/// interrupt that makes work.
+///
+/// `STI` holds interrupts off for one more instruction, so an interrupt can only arrive
+/// once `HLT` has started, and the handler returns past it. A hypervisor that delivers an
+/// interrupt *at* the `HLT` instead (seen with Xen on a TCG-emulated SVM) would make the
+/// handler return onto the `HLT` and sleep through the wake-up; the trap dispatcher
+/// therefore steps an interrupted context past this one `HLT` ([`skip_idle_halt`]).
 #[inline]
-pub fn enable_interrupts_and_halt() {
-    x86_64::instructions::interrupts::enable_and_hlt();
+pub fn idle() {
+    #[cfg(target_os = "none")]
+    // SAFETY: arch_idle enables interrupts, halts and returns; it touches no memory and
+    // preserves all registers but flags.
+    unsafe {
+        arch_idle()
+    };
+}
+
+/// If `rip` is the idle `HLT` (see [`idle`]), the address after it.
+pub fn skip_idle_halt(rip: u64) -> u64 {
+    #[cfg(target_os = "none")]
+    if rip == (&raw const arch_idle_hlt) as u64 {
+        return rip + 1;
+    }
+    rip
 }
 
 /// Halts forever with interrupts off.

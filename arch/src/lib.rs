@@ -22,3 +22,4 @@ pub mod power;
 pub mod refclock;
 pub mod trap;
 pub mod tsc;
+pub mod xen;

@@ -8,6 +8,7 @@
 //! - [`Timer`]: one one-shot deadline in the clock's time base; may fire late, never early.
 //! - [`InterruptController`]: vectors for IPIs and MSIs, and the end-of-interrupt rule.
 //! - [`PowerControl`]: how the machine is turned off, with a success or failure status.
+//! - [`PhaseMarker`]: marks benchmark phases in the host's trace, where the host traces.
 
 /// A text sink for the kernel's log.
 pub trait Console: Sync {
@@ -88,4 +89,26 @@ pub enum ExitStatus {
 pub trait PowerControl: Sync {
     /// Powers off, reporting `status` to the host where the platform can.
     fn power_off(&self, status: ExitStatus) -> !;
+}
+
+/// Marks the start and end of a benchmark phase where the host can see it (Xen's trace
+/// buffer), so exits can be attributed per benchmark. A no-op elsewhere.
+pub trait PhaseMarker: Sync {
+    /// A phase of `iterations` operations named `name` starts.
+    fn begin(&self, name: &str, iterations: u64);
+    /// The phase ends.
+    fn end(&self, name: &str, iterations: u64);
+    /// Name for the log (`none`, `xentrace`).
+    fn name(&self) -> &'static str;
+}
+
+/// The marker for hosts that cannot see phases.
+pub struct NoMarker;
+
+impl PhaseMarker for NoMarker {
+    fn begin(&self, _name: &str, _iterations: u64) {}
+    fn end(&self, _name: &str, _iterations: u64) {}
+    fn name(&self) -> &'static str {
+        "none"
+    }
 }

@@ -15,7 +15,15 @@
 use core::fmt;
 
 /// Benchmarks `bench=` can name, in the order they run.
-pub const BENCHMARKS: [&str; 6] = ["clock", "interrupt", "timer", "mem_lat", "mem_bw", "net"];
+pub const BENCHMARKS: [&str; 7] = [
+    "cpuid",
+    "clock",
+    "interrupt",
+    "timer",
+    "mem_lat",
+    "mem_bw",
+    "net",
+];
 
 const OPTIONS: &str = "mode, bench, ip, apic, timer, netwait";
 

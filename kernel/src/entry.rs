@@ -62,16 +62,18 @@ pub extern "C" fn kernel_entry(start_info: u32) -> ! {
             None
         }
     };
-    power::set(platform::power_control(&hv, acpi.as_ref()));
+    let xen = platform::xen(&hv);
+    power::set(platform::power_control(xen, acpi.as_ref()));
 
     let opts = match cmdline::parse(boot.cmdline()) {
         Ok(o) => o,
         Err(e) => fail(format_args!("cmdline: {e}")),
     };
-    let p = match platform::init(&opts, &boot, hv, acpi) {
+    let p = match platform::init(&opts, hv, xen, acpi) {
         Ok(p) => p,
         Err(e) => fail(format_args!("mode: {e}")),
     };
+    console::set(p.consoles);
     let mut hv_name = alloc::string::String::new();
     let _ = p.hypervisor.describe(&mut hv_name);
     kprintln!(

@@ -139,7 +139,8 @@ fn switches_change_the_mode_report() {
 }
 
 /// Every benchmark of the suite, with the unit it must carry.
-const EXPECTED: [(&str, &str); 18] = [
+const EXPECTED: [(&str, &str); 19] = [
+    ("cpuid", "ns"),
     ("clock_read", "ns"),
     ("interrupt", "ns"),
     ("timer_arm_to_fire", "ns"),

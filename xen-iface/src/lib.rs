@@ -9,11 +9,13 @@
 //! - [`cpuid`]: the hypervisor CPUID leaves (`arch-x86/cpuid.h`).
 //! - [`start_info`]: the PVH/HVM start-of-day structure (`arch-x86/hvm/start_info.h`).
 //! - [`elfnote`]: ELF note types the kernel image carries (`elfnote.h`).
+//! - [`hypercall`]: hypercall numbers and argument structures (`xen.h`, `sched.h`, `hvm_op.h`).
 //! - [`trace`]: the phase markers a guest writes into the host's xentrace buffer.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod cpuid;
 pub mod elfnote;
+pub mod hypercall;
 pub mod start_info;
 pub mod trace;

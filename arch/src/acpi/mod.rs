@@ -76,6 +76,9 @@ pub struct AcpiInfo {
     pub s5: Option<s5::SleepType>,
     /// HPET registers' physical address.
     pub hpet: Option<u64>,
+    /// The FADT declares a hardware-reduced platform (no PM1 blocks, no legacy devices),
+    /// as Xen's PVH firmware tables do.
+    pub hw_reduced: bool,
 }
 
 /// Why the tables could not be read.
@@ -106,6 +109,12 @@ fn io_port(addr: Option<::acpi::address::GenericAddress>) -> Option<u16> {
 }
 
 impl AcpiInfo {
+    /// True if the tables describe an emulated PC (IO-APIC, legacy ACPI hardware), as
+    /// QEMU's and an HVM domU's do, rather than a PVH guest's bare LAPIC.
+    pub fn emulated_pc(&self) -> bool {
+        !self.hw_reduced && !self.io_apics.is_empty()
+    }
+
     /// Reads the tables from the RSDP at `rsdp` (or searches the BIOS areas if `None`).
     ///
     /// # Safety
@@ -143,6 +152,7 @@ impl AcpiInfo {
         if let Ok(fadt) = tables.find_table::<Fadt>() {
             let flags = fadt.flags;
             let bits = if flags.pm_timer_is_32_bit() { 32 } else { 24 };
+            info.hw_reduced = flags.system_is_hw_reduced_acpi();
             info.pm_timer = io_port(fadt.pm_timer_block().ok().flatten()).map(|p| (p, bits));
             info.pm1a_control = io_port(fadt.pm1a_control_block().ok());
             info.pm1b_control = io_port(fadt.pm1b_control_block().ok().flatten());

@@ -86,6 +86,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if vector < 32 {
         report::fatal_exception(frame);
     }
+    frame.rip = crate::cpu::skip_idle_halt(frame.rip);
     let raw = HANDLERS[vector as usize].load(Ordering::Acquire);
     if raw != 0 {
         // SAFETY: only `alloc_vector`/`set_handler` store non-zero values, and they store

@@ -5,7 +5,7 @@
 //! end-of-interrupt (a LAPIC EOI write in hvm mode). The mean time per iteration is
 //! delivery + handler + EOI.
 
-use super::{emit, per_op, skip};
+use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,9 +35,11 @@ pub fn run(p: &Platform) {
         Err(e) => return skip("interrupt", format_args!("reason=no-vector ({e:?})")),
     };
     round_trips(p, vector, WARMUP);
-    let start = p.clock.now_ns();
-    round_trips(p, vector, ITERATIONS);
-    let end = p.clock.now_ns();
+    let (start, end) = phase(p, "interrupt", ITERATIONS, || {
+        let start = p.clock.now_ns();
+        round_trips(p, vector, ITERATIONS);
+        (start, p.clock.now_ns())
+    });
     emit(
         p,
         "interrupt",

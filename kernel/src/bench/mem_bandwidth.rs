@@ -52,9 +52,16 @@ fn write_pass(buf: &mut [u64], value: u64) {
     }
 }
 
-/// Repeats `pass` until MIN_SPAN_NS elapsed; returns MB/s for `bytes_per_pass`.
-fn measure(p: &Platform, bytes_per_pass: usize, mut pass: impl FnMut(u64)) -> (f64, u64) {
-    pass(0); // warm-up, faults in nothing (identity-mapped) but fills TLBs
+/// Repeats `pass` until MIN_SPAN_NS elapsed, as phase `name`; returns MB/s for
+/// `bytes_per_pass` and the passes made. The phase reports one operation per byte.
+fn measure(
+    p: &Platform,
+    name: &str,
+    bytes_per_pass: usize,
+    mut pass: impl FnMut(u64),
+) -> (f64, u64) {
+    pass(0); // warm-up: fills caches and TLBs
+    p.marker.begin(name, 0);
     let start = p.clock.now_ns();
     let mut passes = 0u64;
     while p.clock.now_ns() - start < MIN_SPAN_NS {
@@ -62,6 +69,7 @@ fn measure(p: &Platform, bytes_per_pass: usize, mut pass: impl FnMut(u64)) -> (f
         passes += 1;
     }
     let span = p.clock.now_ns() - start;
+    p.marker.end(name, passes * bytes_per_pass as u64);
     (
         bytes_per_pass as f64 * passes as f64 * 1000.0 / span as f64,
         passes,
@@ -82,14 +90,14 @@ pub fn run(p: &Platform) {
             format_args!("reason=heap ({} MiB free)", crate::heap::free_bytes() >> 20),
         );
     };
-    let (mbs, passes) = measure(p, bytes, |_| {
+    let (mbs, passes) = measure(p, "mem_bw_read", bytes, |_| {
         black_box(read_pass(&src));
     });
     emit(p, "mem_bw_read", "MB/s", mbs, passes);
-    let (mbs, passes) = measure(p, bytes, |i| write_pass(&mut src, i));
+    let (mbs, passes) = measure(p, "mem_bw_write", bytes, |i| write_pass(&mut src, i));
     emit(p, "mem_bw_write", "MB/s", mbs, passes);
     let dst = &mut dst_buf[COPY_SKEW_WORDS..];
-    let (mbs, passes) = measure(p, bytes, |_| {
+    let (mbs, passes) = measure(p, "mem_bw_copy", bytes, |_| {
         copy_pass(dst, &src);
         black_box(&mut *dst);
     });

@@ -4,7 +4,7 @@
 //! shuffle), so each load depends on the previous one and hardware prefetchers cannot
 //! guess the next line. The result is nanoseconds per load.
 
-use super::{emit, per_op, skip};
+use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
 use alloc::vec::Vec;
 use core::hint::black_box;
@@ -84,9 +84,11 @@ pub fn run(p: &Platform) {
         };
         let loads = (size / LINE * 2).max(MIN_LOADS);
         black_box(chase(start, size / LINE)); // warm caches and TLBs
-        let t0 = p.clock.now_ns();
-        black_box(chase(start, loads));
-        let t1 = p.clock.now_ns();
+        let (t0, t1) = phase(p, name, loads as u64, || {
+            let t0 = p.clock.now_ns();
+            black_box(chase(start, loads));
+            (t0, p.clock.now_ns())
+        });
         emit(p, name, "ns", per_op(t0, t1, loads as u64), loads as u64);
     }
 }

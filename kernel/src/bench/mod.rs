@@ -5,6 +5,7 @@
 //! host through `net` and measured there.
 
 mod clock;
+mod cpuid;
 mod interrupt;
 mod mem_bandwidth;
 mod mem_latency;
@@ -33,6 +34,15 @@ pub fn skip(name: &str, reason: core::fmt::Arguments<'_>) {
     kprintln!("SKIP {name} {reason}");
 }
 
+/// Runs `f`, the measured part of benchmark `name` (`iterations` operations), between
+/// the platform's phase markers, so the host can attribute exits to it.
+pub fn phase<R>(p: &Platform, name: &str, iterations: u64, f: impl FnOnce() -> R) -> R {
+    p.marker.begin(name, iterations);
+    let r = f();
+    p.marker.end(name, iterations);
+    r
+}
+
 /// Nanoseconds per operation from a clock span.
 pub fn per_op(start_ns: u64, end_ns: u64, ops: u64) -> f64 {
     (end_ns - start_ns) as f64 / ops.max(1) as f64
@@ -40,6 +50,9 @@ pub fn per_op(start_ns: u64, end_ns: u64, ops: u64) -> f64 {
 
 /// Runs the selected local benchmarks.
 pub fn run_local(opts: &Options, p: &'static Platform) {
+    if opts.bench.contains("cpuid") {
+        cpuid::run(p);
+    }
     if opts.bench.contains("clock") {
         clock::run(p);
     }

@@ -6,7 +6,7 @@
 //!   A callback before its deadline would break the `Timer` contract; it is counted and
 //!   reported as an error.
 
-use super::{emit, per_op};
+use super::{emit, per_op, phase};
 use crate::platform::{Platform, LAST_EXPIRY_NS, TIMER_EXPIRIES};
 use core::sync::atomic::Ordering;
 use x86_64::instructions::interrupts;
@@ -26,7 +26,7 @@ fn wait_expiry(p: &Platform, deadline: u64, halt: bool) -> u64 {
             return LAST_EXPIRY_NS.load(Ordering::Acquire);
         }
         if halt {
-            interrupts::enable_and_hlt();
+            arch::cpu::idle();
         } else {
             interrupts::enable();
             core::hint::spin_loop();
@@ -36,12 +36,15 @@ fn wait_expiry(p: &Platform, deadline: u64, halt: bool) -> u64 {
 
 /// Runs both timer benchmarks.
 pub fn run(p: &Platform) {
-    let mut total = 0u64;
-    for _ in 0..ARM_TO_FIRE {
-        let armed = p.clock.now_ns();
-        let fired = wait_expiry(p, armed, false);
-        total += fired.saturating_sub(armed);
-    }
+    let total = phase(p, "timer_arm_to_fire", ARM_TO_FIRE, || {
+        let mut total = 0u64;
+        for _ in 0..ARM_TO_FIRE {
+            let armed = p.clock.now_ns();
+            let fired = wait_expiry(p, armed, false);
+            total += fired.saturating_sub(armed);
+        }
+        total
+    });
     emit(
         p,
         "timer_arm_to_fire",
@@ -50,15 +53,18 @@ pub fn run(p: &Platform) {
         ARM_TO_FIRE,
     );
 
-    let (mut late, mut early) = (0u64, 0u64);
-    for _ in 0..LATENESS {
-        let deadline = p.clock.now_ns() + AHEAD_NS;
-        let fired = wait_expiry(p, deadline, true);
-        if fired < deadline {
-            early += 1;
+    let (late, early) = phase(p, "timer_lateness", LATENESS, || {
+        let (mut late, mut early) = (0u64, 0u64);
+        for _ in 0..LATENESS {
+            let deadline = p.clock.now_ns() + AHEAD_NS;
+            let fired = wait_expiry(p, deadline, true);
+            if fired < deadline {
+                early += 1;
+            }
+            late += fired.saturating_sub(deadline);
         }
-        late += fired.saturating_sub(deadline);
-    }
+        (late, early)
+    });
     if early > 0 {
         kprintln!("ERROR timer: {early} of {LATENESS} expiries ran before their deadline");
     }

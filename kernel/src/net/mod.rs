@@ -100,6 +100,6 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
             .map_or(u64::MAX, |d| d.total_micros().saturating_mul(1000))
             .min(if armed { MAX_SLEEP_NS } else { POLL_NS });
         p.timer.set_deadline_ns(now + wait);
-        interrupts::enable_and_hlt();
+        arch::cpu::idle();
     }
 }

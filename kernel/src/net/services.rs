@@ -197,10 +197,12 @@ impl Services {
         match netctl::parse(line) {
             Ok(Command::Start(b)) => {
                 self.counters[b.index()] = Counters::default();
+                p.marker.begin(b.name(), 0);
                 reply.push_str("OK\n");
             }
             Ok(Command::Stop(b)) => match netctl::result(b, &self.counters[b.index()]) {
                 Ok((unit, value, iterations)) => {
+                    p.marker.end(b.name(), self.counters[b.index()].events);
                     let rec = BenchRecord {
                         name: b.name(),
                         mode: p.mode.name(),

@@ -1,17 +1,19 @@
 //! Platform selection: the one place that decides which mode the kernel runs in.
 //!
-//! [`init`] detects the hypervisor, applies the command line's `mode=` override and
-//! builds one [`Platform`] of trait objects (interrupt controller, clock, timer, NIC).
-//! Nothing outside this module asks which mode it is in; everything else programs
-//! against the traits.
+//! [`init`] takes the detected hypervisor, what the firmware tables describe and the
+//! command line's `mode=`, picks the mode, and builds one [`Platform`] of trait objects
+//! (interrupt controller, clock, timer, NIC, consoles, phase marker). Nothing outside
+//! this module asks which mode it is in; everything else programs against the traits.
 
+mod common;
 mod hvm;
+mod pvh;
 
 use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
-use arch::boot::BootInfo;
 use arch::hypervisor::Hypervisor;
-use arch::platform::{Clock, InterruptController, PowerControl, Timer};
+use arch::platform::{Clock, Console, InterruptController, PhaseMarker, PowerControl, Timer};
+use arch::xen::{Xen, XenPower};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use drivers::nic::Nic;
@@ -30,6 +32,10 @@ pub struct Platform {
     pub clock: &'static dyn Clock,
     /// One-shot timer; its expiry calls [`timer_expired`].
     pub timer: &'static dyn Timer,
+    /// Where the console output goes in this mode.
+    pub consoles: &'static [&'static dyn Console],
+    /// Benchmark phase markers for the host's trace.
+    pub marker: &'static dyn PhaseMarker,
     /// The network device, if the platform has one.
     pub nic: Mutex<Option<Box<dyn Nic>>>,
     /// Name of the NIC for the mode report.
@@ -43,6 +49,8 @@ pub enum PlatformError {
     Unsupported(Mode),
     /// The mode cannot run on this hypervisor.
     WrongHypervisor(Mode),
+    /// The mode needs a kind of guest this is not (`what` says which).
+    WrongGuest(Mode, &'static str),
     /// Something the mode needs is missing or broken.
     Setup(&'static str, alloc::string::String),
 }
@@ -53,7 +61,7 @@ impl fmt::Display for PlatformError {
             PlatformError::Unsupported(m) => {
                 write!(
                     f,
-                    "mode={} is not supported by this build yet (supported: auto, hvm)",
+                    "mode={} is not supported by this build yet (supported: auto, hvm, pvh)",
                     m.name()
                 )
             }
@@ -62,6 +70,7 @@ impl fmt::Display for PlatformError {
                 "mode={} needs Xen, and this is not a Xen guest",
                 m.name()
             ),
+            PlatformError::WrongGuest(m, what) => write!(f, "mode={} {what}", m.name()),
             PlatformError::Setup(what, why) => write!(f, "{what}: {why}"),
         }
     }
@@ -74,38 +83,60 @@ pub fn try_get() -> Option<&'static Platform> {
     PLATFORM.get()
 }
 
-/// Picks the power control for this machine. Called before the command line is parsed.
-pub fn power_control(hv: &Hypervisor, acpi: Option<&AcpiInfo>) -> &'static dyn PowerControl {
-    let _ = hv; // Xen's SCHEDOP_shutdown joins here with the hypercall page.
-    let power = arch::power::AcpiPower {
-        pm1: acpi.map_or((None, None), |a| (a.pm1a_control, a.pm1b_control)),
-        s5: acpi.and_then(|a| a.s5),
-    };
-    Box::leak(Box::new(power))
+/// Installs Xen's hypercall page if this is a Xen guest.
+pub fn xen(hv: &Hypervisor) -> Option<Xen> {
+    match hv {
+        Hypervisor::Xen(info) => Some(Xen::init(info)),
+        _ => None,
+    }
+}
+
+/// Picks the power control for this machine. Called before the command line is parsed,
+/// so that even a bad option ends in a clean shutdown.
+pub fn power_control(xen: Option<Xen>, acpi: Option<&AcpiInfo>) -> &'static dyn PowerControl {
+    match xen {
+        Some(x) => Box::leak(Box::new(XenPower(x))),
+        None => Box::leak(Box::new(arch::power::AcpiPower {
+            pm1: acpi.map_or((None, None), |a| (a.pm1a_control, a.pm1b_control)),
+            s5: acpi.and_then(|a| a.s5),
+        })),
+    }
+}
+
+/// The mode `opts` asks for, given what this guest is.
+fn choose_mode(asked: Mode, on_xen: bool, emulated_pc: bool) -> Result<Mode, PlatformError> {
+    match asked {
+        // Hybrid joins `auto` on Xen HVM guests once its pieces exist.
+        Mode::Auto if on_xen && !emulated_pc => Ok(Mode::Pvh),
+        Mode::Auto | Mode::Hvm if emulated_pc => Ok(Mode::Hvm),
+        Mode::Auto | Mode::Hvm => Err(PlatformError::WrongGuest(
+            Mode::Hvm,
+            "needs an emulated PC (IO-APIC, ACPI hardware); this guest has none (a Xen PVH guest?)",
+        )),
+        Mode::Pvh if !on_xen => Err(PlatformError::WrongHypervisor(Mode::Pvh)),
+        Mode::Pvh if emulated_pc => Err(PlatformError::WrongGuest(
+            Mode::Pvh,
+            "needs a PVH guest; this is an HVM guest (boot it with type=\"pvh\")",
+        )),
+        Mode::Pvh => Ok(Mode::Pvh),
+        m @ (Mode::Hybrid | Mode::Pv) if !on_xen => Err(PlatformError::WrongHypervisor(m)),
+        m => Err(PlatformError::Unsupported(m)),
+    }
 }
 
 /// Chooses the mode and builds the platform.
 pub fn init(
     opts: &Options,
-    boot: &BootInfo,
     hv: Hypervisor,
+    xen: Option<Xen>,
     acpi: Option<AcpiInfo>,
 ) -> Result<&'static Platform, PlatformError> {
-    let mode = match opts.mode {
-        // Hybrid joins `auto` on Xen once its pieces exist; until then Xen guests run hvm.
-        Mode::Auto => Mode::Hvm,
-        Mode::Hvm => Mode::Hvm,
-        m @ (Mode::Hybrid | Mode::Pvh | Mode::Pv) => {
-            if !matches!(hv, Hypervisor::Xen(_)) {
-                return Err(PlatformError::WrongHypervisor(m));
-            }
-            return Err(PlatformError::Unsupported(m));
-        }
-    };
-    let _ = boot;
+    let emulated_pc = acpi.as_ref().is_some_and(AcpiInfo::emulated_pc);
+    let mode = choose_mode(opts.mode, xen.is_some(), emulated_pc)?;
     let platform = match mode {
-        Mode::Hvm => hvm::build(opts, hv, acpi)?,
-        _ => return Err(PlatformError::Unsupported(mode)),
+        Mode::Hvm => hvm::build(opts, hv, xen, acpi)?,
+        Mode::Pvh => pvh::build(opts, hv, xen, acpi)?,
+        m => return Err(PlatformError::Unsupported(m)),
     };
     Ok(PLATFORM.call_once(|| platform))
 }
