@@ -14,3 +14,4 @@ pub mod dma;
 pub mod nic;
 pub mod pci;
 pub mod virtio;
+pub mod xen;

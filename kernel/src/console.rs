@@ -8,7 +8,7 @@ use arch::platform::Console;
 use core::fmt::{self, Write};
 use spin::Mutex;
 
-const MAX_CONSOLES: usize = 2;
+const MAX_CONSOLES: usize = 3;
 
 struct Sinks {
     list: [Option<&'static dyn Console>; MAX_CONSOLES],
@@ -27,7 +27,7 @@ static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
     list: [None; MAX_CONSOLES],
 });
 
-/// Sends all further output to `consoles` (at most two).
+/// Sends all further output to `consoles` (at most three).
 pub fn set(consoles: &[&'static dyn Console]) {
     let mut s = SINKS.lock();
     s.list = [None; MAX_CONSOLES];

@@ -42,6 +42,13 @@ pub extern "C" fn kernel_entry(start_info: u32) -> ! {
     };
     arch::paging::init();
     console::init_logger();
+    // On Xen, the PV console joins before the first line, so boot timing can watch it.
+    let hv = Hypervisor::detect();
+    let xen = platform::xen(&hv);
+    let xen_console = xen.map(platform::xen_console);
+    if let Some(Ok(c)) = xen_console {
+        console::set(&[com1, &DEBUGCON, c]);
+    }
     log::info!(
         "hykernel {} image {} KiB, heap {} MiB, cmdline '{}'",
         env!("CARGO_PKG_VERSION"),
@@ -49,8 +56,9 @@ pub extern "C" fn kernel_entry(start_info: u32) -> ! {
         heap_bytes >> 20,
         boot.cmdline()
     );
-
-    let hv = Hypervisor::detect();
+    if let Some(Err(e)) = xen_console {
+        log::warn!("no Xen PV console: {e:?}");
+    }
     if let Some(sig) = hv.other_signature() {
         log::info!("hypervisor '{sig}' offers no interface this kernel uses: reported as none");
     }
@@ -62,14 +70,13 @@ pub extern "C" fn kernel_entry(start_info: u32) -> ! {
             None
         }
     };
-    let xen = platform::xen(&hv);
     power::set(platform::power_control(xen, acpi.as_ref()));
 
     let opts = match cmdline::parse(boot.cmdline()) {
         Ok(o) => o,
         Err(e) => fail(format_args!("cmdline: {e}")),
     };
-    let p = match platform::init(&opts, hv, xen, acpi) {
+    let p = match platform::init(&opts, hv, xen, xen_console.and_then(Result::ok), acpi) {
         Ok(p) => p,
         Err(e) => fail(format_args!("mode: {e}")),
     };

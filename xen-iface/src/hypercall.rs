@@ -82,6 +82,55 @@ impl HvmXentrace {
     }
 }
 
+/// `DOMID_SELF`.
+pub const DOMID_SELF: u16 = 0x7ff0;
+
+/// `HVMOP_get_param`, argument [`HvmParam`].
+pub const HVMOP_GET_PARAM: u32 = 1;
+/// `HVMOP_set_param`, argument [`HvmParam`].
+pub const HVMOP_SET_PARAM: u32 = 0;
+
+/// HVM parameter indexes (`hvm/params.h`).
+pub mod param {
+    /// Event delivery for the guest (`HVM_PARAM_CALLBACK_IRQ`).
+    pub const CALLBACK_IRQ: u32 = 0;
+    /// xenstore ring frame.
+    pub const STORE_PFN: u32 = 1;
+    /// xenstore event channel.
+    pub const STORE_EVTCHN: u32 = 2;
+    /// PV console ring frame.
+    pub const CONSOLE_PFN: u32 = 17;
+    /// PV console event channel.
+    pub const CONSOLE_EVTCHN: u32 = 18;
+}
+
+/// `struct xen_hvm_param`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HvmParam {
+    /// Domain (`DOMID_SELF`).
+    pub domid: u16,
+    /// Padding.
+    pub pad: u16,
+    /// Parameter index.
+    pub index: u32,
+    /// Value (in for set, out for get).
+    pub value: u64,
+}
+const _: () = assert!(size_of::<HvmParam>() == 16);
+
+/// `EVTCHNOP_send`, argument [`EvtchnSend`].
+pub const EVTCHNOP_SEND: u32 = 4;
+
+/// `struct evtchn_send`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EvtchnSend {
+    /// Local port to notify through.
+    pub port: u32,
+}
+const _: () = assert!(size_of::<EvtchnSend>() == 4);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +141,8 @@ mod tests {
         assert_eq!(offset_of!(HvmXentrace, extra_bytes), 2);
         assert_eq!(offset_of!(HvmXentrace, extra), 4);
         assert_eq!(ShutdownReason::Crash as u32, 3);
+        assert_eq!(offset_of!(HvmParam, index), 4);
+        assert_eq!(offset_of!(HvmParam, value), 8);
     }
 
     #[test]

@@ -11,11 +11,15 @@
 //! - [`elfnote`]: ELF note types the kernel image carries (`elfnote.h`).
 //! - [`hypercall`]: hypercall numbers and argument structures (`xen.h`, `sched.h`, `hvm_op.h`).
 //! - [`trace`]: the phase markers a guest writes into the host's xentrace buffer.
+//! - [`shared`]: the access trait for memory shared with another domain.
+//! - [`console`]: the PV console ring (`io/console.h`).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod console;
 pub mod cpuid;
 pub mod elfnote;
 pub mod hypercall;
+pub mod shared;
 pub mod start_info;
 pub mod trace;

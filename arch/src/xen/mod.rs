@@ -8,7 +8,9 @@ pub mod hypercall;
 
 use crate::platform::{ExitStatus, PhaseMarker, PowerControl};
 use xen_iface::cpuid::XenCpuidInfo;
-use xen_iface::hypercall::{self as abi, HvmXentrace, SchedShutdown, ShutdownReason};
+use xen_iface::hypercall::{
+    self as abi, EvtchnSend, HvmParam, HvmXentrace, SchedShutdown, ShutdownReason,
+};
 use xen_iface::trace::{encode_marker, EVENT_PHASE_BEGIN, EVENT_PHASE_END};
 
 /// Proof that the hypercall page is installed; the typed calls hang off it.
@@ -41,6 +43,48 @@ impl Xen {
             hypercall::hypercall(
                 abi::SCHED_OP,
                 abi::SCHEDOP_SHUTDOWN as u64,
+                &arg as *const _ as u64,
+                0,
+                0,
+                0,
+            )
+        }
+    }
+
+    /// `HVMOP_get_param` for this domain: the parameter's value, or Xen's error code.
+    pub fn hvm_param(&self, index: u32) -> Result<u64, i64> {
+        let mut p = HvmParam {
+            domid: abi::DOMID_SELF,
+            pad: 0,
+            index,
+            value: 0,
+        };
+        // SAFETY: p is a live xen_hvm_param that Xen fills in for the call's duration.
+        let rc = unsafe {
+            hypercall::hypercall(
+                abi::HVM_OP,
+                abi::HVMOP_GET_PARAM as u64,
+                &mut p as *mut _ as u64,
+                0,
+                0,
+                0,
+            )
+        };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(p.value)
+        }
+    }
+
+    /// `EVTCHNOP_send`: notifies the other end of local `port`.
+    pub fn evtchn_send(&self, port: u32) -> i64 {
+        let arg = EvtchnSend { port };
+        // SAFETY: arg is a live evtchn_send for the call's duration.
+        unsafe {
+            hypercall::hypercall(
+                abi::EVENT_CHANNEL_OP,
+                abi::EVTCHNOP_SEND as u64,
                 &arg as *const _ as u64,
                 0,
                 0,

@@ -17,6 +17,7 @@ use arch::xen::{Xen, XenPower};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use drivers::nic::Nic;
+use drivers::xen::console::{XenConsole, XenConsoleError};
 use hykernel::cmdline::{Mode, Options};
 use spin::{Mutex, Once};
 
@@ -91,6 +92,11 @@ pub fn xen(hv: &Hypervisor) -> Option<Xen> {
     }
 }
 
+/// The Xen PV console, if this domain has one.
+pub fn xen_console(xen: Xen) -> Result<&'static dyn Console, XenConsoleError> {
+    Ok(Box::leak(Box::new(XenConsole::new(xen)?)))
+}
+
 /// Picks the power control for this machine. Called before the command line is parsed,
 /// so that even a bad option ends in a clean shutdown.
 pub fn power_control(xen: Option<Xen>, acpi: Option<&AcpiInfo>) -> &'static dyn PowerControl {
@@ -129,13 +135,14 @@ pub fn init(
     opts: &Options,
     hv: Hypervisor,
     xen: Option<Xen>,
+    xen_console: Option<&'static dyn Console>,
     acpi: Option<AcpiInfo>,
 ) -> Result<&'static Platform, PlatformError> {
     let emulated_pc = acpi.as_ref().is_some_and(AcpiInfo::emulated_pc);
     let mode = choose_mode(opts.mode, xen.is_some(), emulated_pc)?;
     let platform = match mode {
         Mode::Hvm => hvm::build(opts, hv, xen, acpi)?,
-        Mode::Pvh => pvh::build(opts, hv, xen, acpi)?,
+        Mode::Pvh => pvh::build(opts, hv, xen, xen_console)?,
         m => return Err(PlatformError::Unsupported(m)),
     };
     Ok(PLATFORM.call_once(|| platform))

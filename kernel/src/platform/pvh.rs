@@ -1,10 +1,9 @@
 //! pvh mode: a Xen PVH guest. No emulated devices: Xen's in-hypervisor local APIC for
-//! interrupts and its timer, the TSC at the rate Xen's CPUID leaf states, the 0xe9 port
-//! (Xen's guest log) as console, and no NIC until netfront arrives.
+//! interrupts and its timer, the TSC at the rate Xen's CPUID leaf states, the PV console
+//! ring (or, without one, the 0xe9 port into Xen's log), and no NIC until netfront.
 
 use super::common::{lapic_platform, leak, marker};
 use super::{Platform, PlatformError};
-use arch::acpi::AcpiInfo;
 use arch::cpu::Features;
 use arch::hypervisor::Hypervisor;
 use arch::platform::Console;
@@ -18,7 +17,7 @@ pub(super) fn build(
     opts: &Options,
     hv: Hypervisor,
     xen: Option<Xen>,
-    _acpi: Option<AcpiInfo>,
+    xen_console: Option<&'static dyn Console>,
 ) -> Result<Platform, PlatformError> {
     let Hypervisor::Xen(info) = hv else {
         return Err(PlatformError::WrongHypervisor(Mode::Pvh));
@@ -30,7 +29,7 @@ pub(super) fn build(
     ))?;
     log::info!("TSC {khz} kHz (from Xen's CPUID leaf)");
     let (controller, clock, timer) = lapic_platform(opts, &Features::read(), khz as u64 * 1000)?;
-    let consoles: &'static [&'static dyn Console] = leak([&DebugCon as &dyn Console]);
+    let consoles: &'static [&'static dyn Console] = leak([xen_console.unwrap_or(&DebugCon)]);
     Ok(Platform {
         hypervisor: hv,
         mode: Mode::Pvh,

@@ -1,0 +1,170 @@
+//! The PV console ring (`io/console.h`): the guest writes bytes into `out`, advances
+//! `out_prod` and notifies the console event channel; xenconsoled reads up to
+//! `out_cons`.
+//!
+//! The writer keeps its own producer index and never reads it back from the page, reads
+//! the backend's consumer index once per write, and refuses indexes that claim more bytes
+//! in flight than the ring holds (a broken or hostile backend): the console then goes
+//! quiet instead of overwriting what it has not sent.
+
+use crate::shared::SharedMem;
+use core::sync::atomic::{fence, Ordering};
+
+/// Bytes in the `in` ring.
+pub const IN_SIZE: usize = 1024;
+/// Bytes in the `out` ring.
+pub const OUT_SIZE: usize = 2048;
+/// Offset of `out`.
+pub const OUT: usize = IN_SIZE;
+/// Offset of `in_cons`.
+pub const IN_CONS: usize = IN_SIZE + OUT_SIZE;
+/// Offset of `in_prod`.
+pub const IN_PROD: usize = IN_CONS + 4;
+/// Offset of `out_cons`.
+pub const OUT_CONS: usize = IN_CONS + 8;
+/// Offset of `out_prod`.
+pub const OUT_PROD: usize = IN_CONS + 12;
+/// Bytes of `struct xencons_interface`.
+pub const INTERFACE_SIZE: usize = IN_CONS + 16;
+
+/// The backend's indexes are impossible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Broken {
+    /// Producer index (ours).
+    pub prod: u32,
+    /// Consumer index (the backend's).
+    pub cons: u32,
+}
+
+/// Writer state for the `out` ring.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleOut {
+    prod: u32,
+}
+
+impl ConsoleOut {
+    /// Takes over a ring, starting after whatever an earlier boot stage produced.
+    pub fn attach(mem: &impl SharedMem) -> Result<Self, Broken> {
+        let prod = mem.read_u32(OUT_PROD);
+        let cons = mem.read_u32(OUT_CONS);
+        if prod.wrapping_sub(cons) as usize > OUT_SIZE {
+            return Err(Broken { prod, cons });
+        }
+        Ok(ConsoleOut { prod })
+    }
+
+    /// Copies as much of `bytes` as fits into the ring and publishes it; returns how
+    /// many bytes were taken (0 when the ring is full).
+    pub fn write(&mut self, mem: &impl SharedMem, bytes: &[u8]) -> Result<usize, Broken> {
+        let cons = mem.read_u32(OUT_CONS);
+        fence(Ordering::Acquire); // the index before the space it frees
+        let used = self.prod.wrapping_sub(cons) as usize;
+        if used > OUT_SIZE {
+            return Err(Broken {
+                prod: self.prod,
+                cons,
+            });
+        }
+        let n = (OUT_SIZE - used).min(bytes.len());
+        for (i, &b) in bytes[..n].iter().enumerate() {
+            let at = self.prod.wrapping_add(i as u32) as usize % OUT_SIZE;
+            mem.write_u8(OUT + at, b);
+        }
+        fence(Ordering::Release); // the bytes before the index that publishes them
+        self.prod = self.prod.wrapping_add(n as u32);
+        mem.write_u32(OUT_PROD, self.prod);
+        Ok(n)
+    }
+
+    /// True when the backend has consumed everything written.
+    pub fn drained(&self, mem: &impl SharedMem) -> bool {
+        mem.read_u32(OUT_CONS) == self.prod
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::testing::FakePage;
+
+    fn page() -> FakePage {
+        FakePage::new(4096)
+    }
+
+    /// The backend: takes everything produced, returns it.
+    fn drain(mem: &FakePage) -> Vec<u8> {
+        let (mut cons, prod) = (mem.read_u32(OUT_CONS), mem.read_u32(OUT_PROD));
+        let mut out = Vec::new();
+        while cons != prod {
+            out.push(mem.read_u8(OUT + cons as usize % OUT_SIZE));
+            cons = cons.wrapping_add(1);
+        }
+        mem.write_u32(OUT_CONS, cons);
+        out
+    }
+
+    #[test]
+    fn writes_and_wraps() {
+        let mem = page();
+        let mut w = ConsoleOut::attach(&mem).unwrap();
+        let mut all = Vec::new();
+        for i in 0..50u8 {
+            let line: Vec<u8> = (0..100).map(|j| i.wrapping_add(j)).collect();
+            assert_eq!(w.write(&mem, &line), Ok(100));
+            all.extend_from_slice(&line);
+            if i % 7 == 0 {
+                assert_eq!(drain(&mem), all);
+                all.clear();
+                assert!(w.drained(&mem));
+            }
+        }
+        assert_eq!(drain(&mem), all);
+    }
+
+    #[test]
+    fn full_ring_takes_nothing_more() {
+        let mem = page();
+        let mut w = ConsoleOut::attach(&mem).unwrap();
+        assert_eq!(w.write(&mem, &[b'x'; 3000]), Ok(OUT_SIZE));
+        assert_eq!(w.write(&mem, b"more"), Ok(0));
+        assert_eq!(drain(&mem).len(), OUT_SIZE);
+        assert_eq!(w.write(&mem, b"more"), Ok(4));
+    }
+
+    #[test]
+    fn index_wraparound_at_u32_max() {
+        let mem = page();
+        mem.write_u32(OUT_PROD, u32::MAX - 2);
+        mem.write_u32(OUT_CONS, u32::MAX - 2);
+        let mut w = ConsoleOut::attach(&mem).unwrap();
+        assert_eq!(w.write(&mem, b"abcdef"), Ok(6));
+        assert_eq!(drain(&mem), b"abcdef");
+        assert_eq!(mem.read_u32(OUT_PROD), 3);
+    }
+
+    #[test]
+    fn hostile_consumer_index_is_refused() {
+        let mem = page();
+        let mut w = ConsoleOut::attach(&mem).unwrap();
+        w.write(&mem, b"hello").unwrap();
+        mem.write_u32(OUT_CONS, 4000); // "consumed" bytes never produced
+        assert_eq!(
+            w.write(&mem, b"x"),
+            Err(Broken {
+                prod: 5,
+                cons: 4000
+            })
+        );
+        mem.write_u32(OUT_PROD, 9000);
+        mem.write_u32(OUT_CONS, 0);
+        assert!(ConsoleOut::attach(&mem).is_err());
+    }
+
+    #[test]
+    fn layout_matches_header() {
+        assert_eq!(
+            (OUT, IN_CONS, OUT_PROD, INTERFACE_SIZE),
+            (1024, 3072, 3084, 3088)
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! Memory shared with another domain, seen through offsets.
+//!
+//! The protocols in this crate never hold references into shared memory: every access is
+//! one load or store through [`SharedMem`], which the kernel implements with volatile
+//! accesses on the real page and host tests implement over plain buffers (and use to
+//! play a misbehaving peer).
+
+/// A page (or several) shared with a peer domain.
+pub trait SharedMem {
+    /// Size in bytes.
+    fn len(&self) -> usize;
+    /// True if the region is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Loads a byte. Offsets are within `len()`; implementations may return 0 otherwise.
+    fn read_u8(&self, offset: usize) -> u8;
+    /// Stores a byte (ignored outside `len()`).
+    fn write_u8(&self, offset: usize, value: u8);
+    /// Loads an aligned little-endian u32 as one access.
+    fn read_u32(&self, offset: usize) -> u32;
+    /// Stores an aligned little-endian u32 as one access.
+    fn write_u32(&self, offset: usize, value: u32);
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::SharedMem;
+    use std::cell::RefCell;
+
+    /// A shared page in host memory.
+    pub struct FakePage(pub RefCell<Vec<u8>>);
+
+    impl FakePage {
+        pub fn new(len: usize) -> Self {
+            FakePage(RefCell::new(vec![0; len]))
+        }
+    }
+
+    impl SharedMem for FakePage {
+        fn len(&self) -> usize {
+            self.0.borrow().len()
+        }
+        fn read_u8(&self, offset: usize) -> u8 {
+            self.0.borrow().get(offset).copied().unwrap_or(0)
+        }
+        fn write_u8(&self, offset: usize, value: u8) {
+            if let Some(b) = self.0.borrow_mut().get_mut(offset) {
+                *b = value;
+            }
+        }
+        fn read_u32(&self, offset: usize) -> u32 {
+            let b = self.0.borrow();
+            b.get(offset..offset + 4)
+                .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        }
+        fn write_u32(&self, offset: usize, value: u32) {
+            if let Some(s) = self.0.borrow_mut().get_mut(offset..offset + 4) {
+                s.copy_from_slice(&value.to_le_bytes());
+            }
+        }
+    }
+}
