@@ -9,12 +9,7 @@ pub use xen_iface::cpuid::Regs;
 #[inline]
 pub fn cpuid(leaf: u32, subleaf: u32) -> Regs {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    Regs {
-        eax: r.eax,
-        ebx: r.ebx,
-        ecx: r.ecx,
-        edx: r.edx,
-    }
+    Regs { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
 }
 
 /// Reads the time-stamp counter.
@@ -22,9 +17,7 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> Regs {
 pub fn rdtsc() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: RDTSC has no side effects beyond reading the counter.
-    unsafe {
-        asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
-    };
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
     (hi as u64) << 32 | lo as u64
 }
 
@@ -44,9 +37,7 @@ pub fn rdtsc_ordered() -> u64 {
 pub unsafe fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: the caller guarantees the MSR exists.
-    unsafe {
-        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nostack, preserves_flags))
-    };
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nostack, preserves_flags)) };
     (hi as u64) << 32 | lo as u64
 }
 
@@ -142,8 +133,7 @@ impl Features {
         let tsc_hz_cpuid = if max_basic >= 0x15 {
             let l15 = cpuid(0x15, 0);
             // TSC = crystal (ECX) * EBX / EAX, when all three are given.
-            (l15.eax != 0 && l15.ebx != 0 && l15.ecx != 0)
-                .then(|| l15.ecx as u64 * l15.ebx as u64 / l15.eax as u64)
+            (l15.eax != 0 && l15.ebx != 0 && l15.ecx != 0).then(|| l15.ecx as u64 * l15.ebx as u64 / l15.eax as u64)
         } else {
             None
         };
@@ -169,28 +159,11 @@ mod tests {
     #[test]
     fn decodes_leaf1_and_leaf15() {
         let f = Features::decode(|leaf, _| match leaf {
-            0 => Regs {
-                eax: 0x16,
-                ..Default::default()
-            },
-            1 => Regs {
-                ecx: (1 << 21) | (1 << 24) | (1 << 31),
-                ..Default::default()
-            },
-            0x15 => Regs {
-                eax: 2,
-                ebx: 176,
-                ecx: 24_000_000,
-                edx: 0,
-            },
-            0x8000_0000 => Regs {
-                eax: 0x8000_0008,
-                ..Default::default()
-            },
-            0x8000_0007 => Regs {
-                edx: 1 << 8,
-                ..Default::default()
-            },
+            0 => Regs { eax: 0x16, ..Default::default() },
+            1 => Regs { ecx: (1 << 21) | (1 << 24) | (1 << 31), ..Default::default() },
+            0x15 => Regs { eax: 2, ebx: 176, ecx: 24_000_000, edx: 0 },
+            0x8000_0000 => Regs { eax: 0x8000_0008, ..Default::default() },
+            0x8000_0007 => Regs { edx: 1 << 8, ..Default::default() },
             _ => Regs::default(),
         });
         assert!(f.x2apic && f.tsc_deadline && f.hypervisor && f.invariant_tsc);
@@ -200,16 +173,8 @@ mod tests {
     #[test]
     fn leaf15_without_crystal_is_ignored() {
         let f = Features::decode(|leaf, _| match leaf {
-            0 => Regs {
-                eax: 0x15,
-                ..Default::default()
-            },
-            0x15 => Regs {
-                eax: 2,
-                ebx: 176,
-                ecx: 0,
-                edx: 0,
-            },
+            0 => Regs { eax: 0x15, ..Default::default() },
+            0x15 => Regs { eax: 2, ebx: 176, ecx: 0, edx: 0 },
             _ => Regs::default(),
         });
         assert_eq!(f.tsc_hz_cpuid, None);

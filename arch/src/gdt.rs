@@ -25,12 +25,7 @@ static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 static mut NMI_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
 static TSS: Once<TaskStateSegment> = Once::new();
-static GDT: Once<(
-    GlobalDescriptorTable,
-    SegmentSelector,
-    SegmentSelector,
-    SegmentSelector,
-)> = Once::new();
+static GDT: Once<(GlobalDescriptorTable, SegmentSelector, SegmentSelector, SegmentSelector)> = Once::new();
 
 fn stack_top(stack: *const IstStack) -> VirtAddr {
     VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
@@ -40,8 +35,7 @@ fn stack_top(stack: *const IstStack) -> VirtAddr {
 pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] =
-            stack_top(&raw const DOUBLE_FAULT_STACK);
+        tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
         tss.interrupt_stack_table[NMI_IST as usize] = stack_top(&raw const NMI_STACK);
         tss
     });

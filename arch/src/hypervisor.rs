@@ -57,17 +57,9 @@ impl Hypervisor {
                     return Hypervisor::Xen(info);
                 }
             } else if words == KVM_SIGNATURE {
-                let features = if sig.eax == 0 || sig.eax > base {
-                    cpuid(base + 1, 0).eax
-                } else {
-                    0
-                };
+                let features = if sig.eax == 0 || sig.eax > base { cpuid(base + 1, 0).eax } else { 0 };
                 return Hypervisor::Kvm { base, features };
-            } else if other.is_none()
-                && words.iter().any(|&w| w != 0)
-                && sig.eax >= base
-                && sig.eax < base + 0x100
-            {
+            } else if other.is_none() && words.iter().any(|&w| w != 0) && sig.eax >= base && sig.eax < base + 0x100 {
                 let mut name = [0u8; 12];
                 for (i, w) in words.iter().enumerate() {
                     name[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
@@ -98,11 +90,7 @@ impl Hypervisor {
     /// The signature of a hypervisor without interfaces for this kernel, printable.
     pub fn other_signature(&self) -> Option<&str> {
         match self {
-            Hypervisor::Other(sig) => Some(
-                core::str::from_utf8(sig)
-                    .unwrap_or("?")
-                    .trim_end_matches('\0'),
-            ),
+            Hypervisor::Other(sig) => Some(core::str::from_utf8(sig).unwrap_or("?").trim_end_matches('\0')),
             _ => None,
         }
     }
@@ -113,10 +101,7 @@ mod tests {
     use super::*;
 
     fn hv_bit(leaf: u32) -> Option<Regs> {
-        (leaf == 1).then_some(Regs {
-            ecx: 1 << 31,
-            ..Default::default()
-        })
+        (leaf == 1).then_some(Regs { ecx: 1 << 31, ..Default::default() })
     }
 
     fn describe(h: &Hypervisor) -> String {
@@ -130,12 +115,7 @@ mod tests {
         // Even a signature is ignored without the hypervisor bit (real CPUs echo leaves).
         let h = Hypervisor::detect_with(|leaf, _| {
             if leaf == FIRST {
-                Regs {
-                    eax: FIRST,
-                    ebx: KVM_SIGNATURE[0],
-                    ecx: KVM_SIGNATURE[1],
-                    edx: KVM_SIGNATURE[2],
-                }
+                Regs { eax: FIRST, ebx: KVM_SIGNATURE[0], ecx: KVM_SIGNATURE[1], edx: KVM_SIGNATURE[2] }
             } else {
                 Regs::default()
             }
@@ -148,29 +128,15 @@ mod tests {
     fn finds_kvm() {
         let h = Hypervisor::detect_with(|leaf, _| {
             hv_bit(leaf).unwrap_or(match leaf {
-                0x4000_0000 => Regs {
-                    eax: 0x4000_0001,
-                    ebx: KVM_SIGNATURE[0],
-                    ecx: KVM_SIGNATURE[1],
-                    edx: KVM_SIGNATURE[2],
-                },
-                0x4000_0001 => Regs {
-                    eax: 0x0100_7afb,
-                    ..Default::default()
-                },
+                0x4000_0000 => {
+                    Regs { eax: 0x4000_0001, ebx: KVM_SIGNATURE[0], ecx: KVM_SIGNATURE[1], edx: KVM_SIGNATURE[2] }
+                }
+                0x4000_0001 => Regs { eax: 0x0100_7afb, ..Default::default() },
                 _ => Regs::default(),
             })
         });
-        assert_eq!(
-            h,
-            Hypervisor::Kvm {
-                base: FIRST,
-                features: 0x0100_7afb
-            }
-        );
-        let Hypervisor::Kvm { features, .. } = h else {
-            unreachable!()
-        };
+        assert_eq!(h, Hypervisor::Kvm { base: FIRST, features: 0x0100_7afb });
+        let Hypervisor::Kvm { features, .. } = h else { unreachable!() };
         assert!(features & kvm_feature::PV_EOI != 0);
         assert_eq!(describe(&h), "kvm");
     }
@@ -180,34 +146,17 @@ mod tests {
         let h = Hypervisor::detect_with(|leaf, _| {
             hv_bit(leaf).unwrap_or(match leaf {
                 // "Microsoft Hv" at the first base, Xen at +0x100.
-                0x4000_0000 => Regs {
-                    eax: 0x4000_0006,
-                    ebx: 0x7263_694d,
-                    ecx: 0x666f_736f,
-                    edx: 0x7648_2074,
-                },
-                0x4000_0100 => Regs {
-                    eax: 0x4000_0105,
-                    ebx: XEN_SIGNATURE[0],
-                    ecx: XEN_SIGNATURE[1],
-                    edx: XEN_SIGNATURE[2],
-                },
-                0x4000_0101 => Regs {
-                    eax: 0x0004_0011,
-                    ..Default::default()
-                },
-                0x4000_0102 => Regs {
-                    eax: 1,
-                    ebx: 0x4000_0000,
-                    ..Default::default()
-                },
+                0x4000_0000 => Regs { eax: 0x4000_0006, ebx: 0x7263_694d, ecx: 0x666f_736f, edx: 0x7648_2074 },
+                0x4000_0100 => {
+                    Regs { eax: 0x4000_0105, ebx: XEN_SIGNATURE[0], ecx: XEN_SIGNATURE[1], edx: XEN_SIGNATURE[2] }
+                }
+                0x4000_0101 => Regs { eax: 0x0004_0011, ..Default::default() },
+                0x4000_0102 => Regs { eax: 1, ebx: 0x4000_0000, ..Default::default() },
                 _ => Regs::default(),
             })
         });
         assert_eq!(describe(&h), "xen-4.17");
-        let Hypervisor::Xen(info) = h else {
-            panic!("not xen: {h:?}")
-        };
+        let Hypervisor::Xen(info) = h else { panic!("not xen: {h:?}") };
         assert_eq!(info.base, 0x4000_0100);
     }
 
@@ -215,12 +164,7 @@ mod tests {
     fn unknown_signature_is_reported() {
         let h = Hypervisor::detect_with(|leaf, _| {
             hv_bit(leaf).unwrap_or(match leaf {
-                0x4000_0000 => Regs {
-                    eax: 0x4000_0001,
-                    ebx: 0x4743_5454,
-                    ecx: 0x4743_5454,
-                    edx: 0x4743_5454,
-                },
+                0x4000_0000 => Regs { eax: 0x4000_0001, ebx: 0x4743_5454, ecx: 0x4743_5454, edx: 0x4743_5454 },
                 _ => Regs::default(),
             })
         });

@@ -13,6 +13,7 @@ pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod gdt;
+pub mod hpet;
 pub mod hypervisor;
 pub mod mmio;
 pub mod paging;

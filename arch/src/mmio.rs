@@ -19,10 +19,7 @@ impl<T: Copy> Mmio<T> {
     /// `addr` must be mapped, suitably aligned for `T`, and be a register that may be
     /// read and written as `T` for as long as this value is used.
     pub const unsafe fn at(addr: usize) -> Self {
-        Mmio {
-            addr,
-            _t: PhantomData,
-        }
+        Mmio { addr, _t: PhantomData }
     }
 
     /// Reads the register.

@@ -11,8 +11,8 @@ use spin::{Mutex, Once};
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{MapToError, MappedFrame, TranslateResult};
 use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame,
-    Size2MiB, Size4KiB, Translate,
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size2MiB, Size4KiB,
+    Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -63,26 +63,19 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<(), MapError> {
     let tables = TABLES.get().ok_or(MapError::NotInitialised)?;
     let end = phys.checked_add(len.max(1)).ok_or(MapError::BadRange)?;
     let mut mapper = tables.lock();
-    let flags = Flags::PRESENT
-        | Flags::WRITABLE
-        | Flags::NO_CACHE
-        | Flags::WRITE_THROUGH
-        | Flags::NO_EXECUTE;
+    let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_CACHE | Flags::WRITE_THROUGH | Flags::NO_EXECUTE;
     let first = Page::<Size2MiB>::containing_address(VirtAddr::new(phys));
     let last = Page::<Size2MiB>::containing_address(VirtAddr::new(end - 1));
     for page in Page::range_inclusive(first, last) {
         let addr = page.start_address();
         match mapper.translate(addr) {
-            TranslateResult::Mapped {
-                frame: MappedFrame::Size2MiB(f),
-                ..
-            } => {
+            TranslateResult::Mapped { frame: MappedFrame::Size2MiB(f), .. } => {
                 if f.start_address().as_u64() != addr.as_u64() {
                     return Err(MapError::NotIdentity(addr.as_u64()));
                 }
                 // SAFETY: only the caching attributes of an identity mapping change.
-                let flush = unsafe { mapper.update_flags(page, flags) }
-                    .map_err(|_| MapError::NotIdentity(addr.as_u64()))?;
+                let flush =
+                    unsafe { mapper.update_flags(page, flags) }.map_err(|_| MapError::NotIdentity(addr.as_u64()))?;
                 flush.flush();
             }
             TranslateResult::Mapped { .. } => return Err(MapError::NotIdentity(addr.as_u64())),
@@ -90,13 +83,10 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<(), MapError> {
                 let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(addr.as_u64()));
                 // SAFETY: the page was unmapped; mapping device memory at its own address
                 // creates no alias of any memory the kernel uses.
-                let flush =
-                    unsafe { mapper.map_to(page, frame, flags, &mut HeapFrames) }.map_err(|e| {
-                        match e {
-                            MapToError::FrameAllocationFailed => MapError::OutOfMemory,
-                            _ => MapError::NotIdentity(addr.as_u64()),
-                        }
-                    })?;
+                let flush = unsafe { mapper.map_to(page, frame, flags, &mut HeapFrames) }.map_err(|e| match e {
+                    MapToError::FrameAllocationFailed => MapError::OutOfMemory,
+                    _ => MapError::NotIdentity(addr.as_u64()),
+                })?;
                 flush.flush();
             }
         }
@@ -106,7 +96,5 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<(), MapError> {
 
 /// True if `addr` is mapped (for diagnostics).
 pub fn is_mapped(addr: u64) -> bool {
-    TABLES
-        .get()
-        .is_some_and(|t| t.lock().translate_addr(VirtAddr::new(addr)).is_some())
+    TABLES.get().is_some_and(|t| t.lock().translate_addr(VirtAddr::new(addr)).is_some())
 }

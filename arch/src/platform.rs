@@ -41,8 +41,12 @@ pub trait Timer: Sync {
 /// An interrupt vector of this CPU.
 pub type Vector = u8;
 
-/// A function run for an interrupt, with the vector it arrived on.
-pub type IrqHandler = fn(Vector);
+/// An interrupt as its controller numbers it: a vector for the local APIC, a port for
+/// event channels.
+pub type Irq = u32;
+
+/// A function run for an interrupt, with its number.
+pub type IrqHandler = fn(Irq);
 
 /// An MSI/MSI-X message: what the device writes where to raise an interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,17 +62,22 @@ pub struct MsiMessage {
 pub enum IrqError {
     /// All vectors are in use.
     NoVectors,
+    /// The hypervisor refused (its error code).
+    Hypervisor(i64),
+    /// This controller cannot do that kind of interrupt.
+    Unsupported,
 }
 
 /// Delivers interrupts to this CPU and says how they end.
 pub trait InterruptController: Sync {
-    /// Connects `handler` to a fresh vector this CPU can raise on itself.
-    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Vector, IrqError>;
-    /// Raises `vector` on this CPU.
-    fn send_self_ipi(&self, vector: Vector);
-    /// Connects `handler` to a fresh vector and returns the MSI message that raises it.
-    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Vector, MsiMessage), IrqError>;
-    /// Ends the interrupt on `vector` after its handler ran (a LAPIC EOI, or nothing).
+    /// Connects `handler` to a fresh interrupt this CPU can raise on itself.
+    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Irq, IrqError>;
+    /// Raises `irq` (from [`alloc_ipi`](Self::alloc_ipi)) on this CPU.
+    fn send_self_ipi(&self, irq: Irq);
+    /// Connects `handler` to a fresh interrupt and returns the MSI message that raises it.
+    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Irq, MsiMessage), IrqError>;
+    /// Ends the interrupt taken on `vector` after its handlers ran (a LAPIC EOI, or
+    /// nothing when the controller acknowledged it otherwise).
     fn end_of_interrupt(&self, vector: Vector);
     /// Name of the delivery path for the mode report (`xapic`, `x2apic`, …).
     fn name(&self) -> &'static str;

@@ -22,11 +22,7 @@ pub trait RefCounter {
 
 /// Counts TSC ticks over `duration_ns` of `reference` and returns the TSC rate in Hz.
 pub fn calibrate(reference: &dyn RefCounter, duration_ns: u64) -> u64 {
-    let mask = if reference.bits() >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << reference.bits()) - 1
-    };
+    let mask = if reference.bits() >= 64 { u64::MAX } else { (1u64 << reference.bits()) - 1 };
     let target = (reference.hz() as u128 * duration_ns as u128 / 1_000_000_000) as u64;
     let mut last = reference.read();
     // Align to a tick edge so the count starts at a known phase.
@@ -60,11 +56,7 @@ impl TscClock {
     /// A clock running at `hz` whose origin is `origin` (a TSC value).
     pub fn new(hz: u64, origin: u64) -> Self {
         let hz = hz.max(1);
-        TscClock {
-            hz,
-            origin,
-            mult: ((1_000_000_000u128 << 32) / hz as u128) as u64,
-        }
+        TscClock { hz, origin, mult: ((1_000_000_000u128 << 32) / hz as u128) as u64 }
     }
 
     /// A clock starting now.
@@ -86,8 +78,7 @@ impl TscClock {
     /// deadline converted here never fires before the clock says it is due.
     pub fn tsc_at(&self, ns: u64) -> u64 {
         let ticks = ((ns as u128) << 32).div_ceil(self.mult.max(1) as u128);
-        self.origin
-            .saturating_add(ticks.min(u64::MAX as u128) as u64)
+        self.origin.saturating_add(ticks.min(u64::MAX as u128) as u64)
     }
 
     /// Converts a TSC tick count to nanoseconds.
@@ -159,10 +150,7 @@ mod tests {
     fn calibration_handles_wrap() {
         // Only checks that the loop terminates across many wraps and yields a rate; the
         // real TSC makes the value itself machine-dependent.
-        let r = FakeRef {
-            hz: 1_000_000,
-            t: core::cell::Cell::new(250),
-        };
+        let r = FakeRef { hz: 1_000_000, t: core::cell::Cell::new(250) };
         let hz = calibrate(&r, 5_000_000);
         assert!(hz > 0);
         assert!(r.t.get() >= 5000);

@@ -6,8 +6,14 @@
 //! | `bench`   | `all`, `none`, or a comma list of [`BENCHMARKS`] | `all`   |
 //! | `ip`      | `A.B.C.D/PREFIX`                                | `10.0.2.15/24` |
 //! | `apic`    | `auto`, `xapic`, `x2apic`                       | `auto`  |
-//! | `timer`   | `auto`, `tsc-deadline`, `lapic-oneshot`         | `auto`  |
+//! | `timer`   | `auto`, `pv`, `lapic`, `tsc-deadline`, `lapic-oneshot` | `auto` |
+//! | `clock`   | `auto`, `pvclock`, `tsc`, `hpet`                | `auto`  |
+//! | `callback`| `global`, `percpu` (Xen modes: how events arrive) | `global` |
 //! | `netwait` | seconds to wait for the host's benchmark driver | `120`   |
+//!
+//! `timer`, `clock` and `callback` change one enlightenment at a time; whether a value
+//! fits the mode in use (`timer=pv` needs a Xen mode, say) is checked when the platform
+//! is chosen.
 //!
 //! Anything else is an error that names the offending word and what is accepted; the
 //! kernel prints it and shuts down with a failure status.
@@ -15,17 +21,10 @@
 use core::fmt;
 
 /// Benchmarks `bench=` can name, in the order they run.
-pub const BENCHMARKS: [&str; 7] = [
-    "cpuid",
-    "clock",
-    "interrupt",
-    "timer",
-    "mem_lat",
-    "mem_bw",
-    "net",
-];
+pub const BENCHMARKS: [&str; 9] =
+    ["cpuid", "hypercall", "clock", "interrupt", "evtchn", "timer", "mem_lat", "mem_bw", "net"];
 
-const OPTIONS: &str = "mode, bench, ip, apic, timer, netwait";
+const OPTIONS: &str = "mode, bench, ip, apic, timer, clock, callback, netwait";
 
 /// The guest mode: which interfaces the platform uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,20 +42,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    const ALL: [(&'static str, Mode); 5] = [
-        ("auto", Mode::Auto),
-        ("hvm", Mode::Hvm),
-        ("hybrid", Mode::Hybrid),
-        ("pvh", Mode::Pvh),
-        ("pv", Mode::Pv),
-    ];
+    const ALL: [(&'static str, Mode); 5] =
+        [("auto", Mode::Auto), ("hvm", Mode::Hvm), ("hybrid", Mode::Hybrid), ("pvh", Mode::Pvh), ("pv", Mode::Pv)];
 
     /// The option value naming this mode.
     pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map_or("?", |(n, _)| n)
+        Self::ALL.iter().find(|(_, m)| *m == self).map_or("?", |(n, _)| n)
     }
 }
 
@@ -76,10 +67,43 @@ pub enum ApicChoice {
 pub enum TimerChoice {
     /// The mode's best.
     Auto,
+    /// Xen's one-shot timer (`VCPUOP_set_singleshot_timer`).
+    Pv,
+    /// The LAPIC timer, TSC-deadline mode where the CPU has it.
+    Lapic,
     /// LAPIC timer in TSC-deadline mode.
     TscDeadline,
     /// LAPIC timer in one-shot count mode.
     LapicOneShot,
+}
+
+impl TimerChoice {
+    /// True for the LAPIC timer in any of its modes.
+    pub fn is_lapic(self) -> bool {
+        matches!(self, TimerChoice::Lapic | TimerChoice::TscDeadline | TimerChoice::LapicOneShot)
+    }
+}
+
+/// Which counter backs the `Clock`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockChoice {
+    /// The mode's best.
+    Auto,
+    /// Xen's pvclock.
+    Pvclock,
+    /// The raw TSC.
+    Tsc,
+    /// The HPET main counter.
+    Hpet,
+}
+
+/// How Xen delivers event upcalls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallbackChoice {
+    /// The global callback vector (no LAPIC, no EOI).
+    Global,
+    /// The per-vCPU upcall vector (through the LAPIC, with an EOI).
+    PerCpu,
 }
 
 /// Which benchmarks to run.
@@ -94,10 +118,7 @@ impl BenchSet {
 
     /// True if benchmark `name` (one of [`BENCHMARKS`]) is selected.
     pub fn contains(self, name: &str) -> bool {
-        BENCHMARKS
-            .iter()
-            .position(|&b| b == name)
-            .is_some_and(|i| self.0 & (1 << i) != 0)
+        BENCHMARKS.iter().position(|&b| b == name).is_some_and(|i| self.0 & (1 << i) != 0)
     }
 
     /// True if nothing is selected.
@@ -128,6 +149,10 @@ pub struct Options {
     pub apic: ApicChoice,
     /// `timer=`.
     pub timer: TimerChoice,
+    /// `clock=`.
+    pub clock: ClockChoice,
+    /// `callback=`, if given.
+    pub callback: Option<CallbackChoice>,
     /// `netwait=`: seconds the network benchmarks wait for the host's driver.
     pub netwait_s: u32,
 }
@@ -137,12 +162,11 @@ impl Default for Options {
         Options {
             mode: Mode::Auto,
             bench: BenchSet::ALL,
-            ip: Ipv4Cidr {
-                addr: [10, 0, 2, 15],
-                prefix: 24,
-            },
+            ip: Ipv4Cidr { addr: [10, 0, 2, 15], prefix: 24 },
             apic: ApicChoice::Auto,
             timer: TimerChoice::Auto,
+            clock: ClockChoice::Auto,
+            callback: None,
             netwait_s: 120,
         }
     }
@@ -170,15 +194,8 @@ impl fmt::Display for CmdlineError<'_> {
             CmdlineError::UnknownOption(word) => {
                 write!(f, "unknown option '{word}' (accepted options: {OPTIONS})")
             }
-            CmdlineError::BadValue {
-                option,
-                value,
-                accepted,
-            } => {
-                write!(
-                    f,
-                    "invalid value '{value}' for {option}= (accepted: {accepted})"
-                )
+            CmdlineError::BadValue { option, value, accepted } => {
+                write!(f, "invalid value '{value}' for {option}= (accepted: {accepted})")
             }
         }
     }
@@ -190,20 +207,16 @@ fn choose<'a, T: Copy>(
     table: &[(&str, T)],
     accepted: &'static str,
 ) -> Result<T, CmdlineError<'a>> {
-    table
-        .iter()
-        .find(|(name, _)| *name == value)
-        .map(|&(_, v)| v)
-        .ok_or(CmdlineError::BadValue {
-            option,
-            value,
-            accepted,
-        })
+    table.iter().find(|(name, _)| *name == value).map(|&(_, v)| v).ok_or(CmdlineError::BadValue {
+        option,
+        value,
+        accepted,
+    })
 }
 
 fn parse_bench(value: &str) -> Result<BenchSet, CmdlineError<'_>> {
     const ACCEPTED: &str =
-        "all, none, or a comma list of clock, interrupt, timer, mem_lat, mem_bw, net";
+        "all, none, or a comma list of cpuid, hypercall, clock, interrupt, evtchn, timer, mem_lat, mem_bw, net";
     match value {
         "all" => return Ok(BenchSet::ALL),
         "none" => return Ok(BenchSet::NONE),
@@ -211,14 +224,11 @@ fn parse_bench(value: &str) -> Result<BenchSet, CmdlineError<'_>> {
     }
     let mut set = 0u32;
     for item in value.split(',') {
-        let i = BENCHMARKS
-            .iter()
-            .position(|&b| b == item)
-            .ok_or(CmdlineError::BadValue {
-                option: "bench",
-                value: item,
-                accepted: ACCEPTED,
-            })?;
+        let i = BENCHMARKS.iter().position(|&b| b == item).ok_or(CmdlineError::BadValue {
+            option: "bench",
+            value: item,
+            accepted: ACCEPTED,
+        })?;
         set |= 1 << i;
     }
     Ok(BenchSet(set))
@@ -235,10 +245,7 @@ fn parse_ip(value: &str) -> Option<Ipv4Cidr> {
     if parts.next().is_some() {
         return None;
     }
-    Some(Ipv4Cidr {
-        addr: octets,
-        prefix,
-    })
+    Some(Ipv4Cidr { addr: octets, prefix })
 }
 
 /// Parses a command line.
@@ -252,39 +259,42 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
             "mode" => o.mode = choose(key, value, &Mode::ALL, "auto, hvm, hybrid, pvh, pv")?,
             "bench" => o.bench = parse_bench(value)?,
             "ip" => {
-                o.ip = parse_ip(value).ok_or(CmdlineError::BadValue {
-                    option: key,
-                    value,
-                    accepted: "A.B.C.D/PREFIX",
-                })?
+                o.ip =
+                    parse_ip(value).ok_or(CmdlineError::BadValue { option: key, value, accepted: "A.B.C.D/PREFIX" })?
             }
             "apic" => {
-                let table = [
-                    ("auto", ApicChoice::Auto),
-                    ("xapic", ApicChoice::XApic),
-                    ("x2apic", ApicChoice::X2Apic),
-                ];
+                let table = [("auto", ApicChoice::Auto), ("xapic", ApicChoice::XApic), ("x2apic", ApicChoice::X2Apic)];
                 o.apic = choose(key, value, &table, "auto, xapic, x2apic")?
             }
             "timer" => {
                 let table = [
                     ("auto", TimerChoice::Auto),
+                    ("pv", TimerChoice::Pv),
+                    ("lapic", TimerChoice::Lapic),
                     ("tsc-deadline", TimerChoice::TscDeadline),
                     ("lapic-oneshot", TimerChoice::LapicOneShot),
                 ];
-                o.timer = choose(key, value, &table, "auto, tsc-deadline, lapic-oneshot")?
+                o.timer = choose(key, value, &table, "auto, pv, lapic, tsc-deadline, lapic-oneshot")?
+            }
+            "clock" => {
+                let table = [
+                    ("auto", ClockChoice::Auto),
+                    ("pvclock", ClockChoice::Pvclock),
+                    ("tsc", ClockChoice::Tsc),
+                    ("hpet", ClockChoice::Hpet),
+                ];
+                o.clock = choose(key, value, &table, "auto, pvclock, tsc, hpet")?
+            }
+            "callback" => {
+                let table = [("global", CallbackChoice::Global), ("percpu", CallbackChoice::PerCpu)];
+                o.callback = Some(choose(key, value, &table, "global, percpu")?)
             }
             "netwait" => {
-                o.netwait_s =
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|&s| s > 0)
-                        .ok_or(CmdlineError::BadValue {
-                            option: key,
-                            value,
-                            accepted: "seconds, 1 or more",
-                        })?
+                o.netwait_s = value.parse().ok().filter(|&s| s > 0).ok_or(CmdlineError::BadValue {
+                    option: key,
+                    value,
+                    accepted: "seconds, 1 or more",
+                })?
             }
             _ => return Err(CmdlineError::UnknownOption(word)),
         }
@@ -305,44 +315,33 @@ mod tests {
 
     #[test]
     fn full_line() {
-        let o = parse(
-            "mode=hvm  bench=clock,net ip=192.168.7.2/16 apic=xapic timer=lapic-oneshot netwait=5",
-        )
-        .unwrap();
+        let o = parse("mode=hvm  bench=clock,net ip=192.168.7.2/16 apic=xapic timer=lapic-oneshot netwait=5").unwrap();
         assert_eq!(o.mode, Mode::Hvm);
         assert!(o.bench.contains("clock") && o.bench.contains("net") && !o.bench.contains("timer"));
-        assert_eq!(
-            o.ip,
-            Ipv4Cidr {
-                addr: [192, 168, 7, 2],
-                prefix: 16
-            }
-        );
+        assert_eq!(o.ip, Ipv4Cidr { addr: [192, 168, 7, 2], prefix: 16 });
         assert_eq!(o.apic, ApicChoice::XApic);
         assert_eq!(o.timer, TimerChoice::LapicOneShot);
         assert_eq!(o.netwait_s, 5);
         assert!(parse("bench=none").unwrap().bench.is_empty());
+        let x = parse("mode=hybrid timer=pv clock=hpet callback=percpu").unwrap();
+        assert_eq!((x.timer, x.clock, x.callback), (TimerChoice::Pv, ClockChoice::Hpet, Some(CallbackChoice::PerCpu)));
+        assert!(TimerChoice::Lapic.is_lapic() && !TimerChoice::Pv.is_lapic());
+        assert_eq!(Options::default().callback, None);
         assert_eq!(Mode::Hybrid.name(), "hybrid");
     }
 
     #[test]
     fn bad_mode_names_value_and_choices() {
         let e = parse("bench=all mode=bogus").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid value 'bogus' for mode= (accepted: auto, hvm, hybrid, pvh, pv)"
-        );
+        assert_eq!(e.to_string(), "invalid value 'bogus' for mode= (accepted: auto, hvm, hybrid, pvh, pv)");
     }
 
     #[test]
     fn unknown_options() {
-        assert_eq!(
-            parse("colour=blue").unwrap_err(),
-            CmdlineError::UnknownOption("colour=blue")
-        );
+        assert_eq!(parse("colour=blue").unwrap_err(), CmdlineError::UnknownOption("colour=blue"));
         assert_eq!(
             parse("quiet").unwrap_err().to_string(),
-            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, netwait)"
+            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, clock, callback, netwait)"
         );
     }
 
@@ -356,14 +355,13 @@ mod tests {
             "ip=1.2.3.4.5/8",
             "apic=x3apic",
             "timer=hpet",
+            "clock=rtc",
+            "callback=lapic",
             "netwait=0",
             "netwait=soon",
             "mode=",
         ] {
-            assert!(
-                matches!(parse(line), Err(CmdlineError::BadValue { .. })),
-                "{line}"
-            );
+            assert!(matches!(parse(line), Err(CmdlineError::BadValue { .. })), "{line}");
         }
         let e = parse("bench=clock,warp").unwrap_err();
         assert!(e.to_string().starts_with("invalid value 'warp' for bench="));

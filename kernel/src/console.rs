@@ -23,9 +23,7 @@ impl Write for Sinks {
     }
 }
 
-static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
-    list: [None; MAX_CONSOLES],
-});
+static SINKS: Mutex<Sinks> = Mutex::new(Sinks { list: [None; MAX_CONSOLES] });
 
 /// Sends all further output to `consoles` (at most three).
 pub fn set(consoles: &[&'static dyn Console]) {

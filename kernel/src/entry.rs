@@ -98,11 +98,8 @@ pub extern "C" fn kernel_entry(start_info: u32) -> ! {
     x86_64::instructions::interrupts::enable();
 
     bench::run_local(&opts, p);
-    let status = if opts.bench.is_empty() || opts.bench.contains("net") {
-        net::serve(&opts, p)
-    } else {
-        ExitStatus::Success
-    };
+    let status =
+        if opts.bench.is_empty() || opts.bench.contains("net") { net::serve(&opts, p) } else { ExitStatus::Success };
     if status == ExitStatus::Success {
         kprintln!("DONE");
     }

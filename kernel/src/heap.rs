@@ -42,11 +42,7 @@ pub fn init(boot: &BootInfo) -> Result<u64, HeapError> {
     const FOUR_GIB: u64 = 1 << 32;
     const MIN_HEAP: u64 = 1 << 20;
     let start = ((&raw const __kernel_end) as u64).next_multiple_of(4096);
-    let region = boot
-        .ram()
-        .iter()
-        .find(|r| r.start <= start && start < r.end)
-        .ok_or(HeapError::NoRegion)?;
+    let region = boot.ram().iter().find(|r| r.start <= start && start < r.end).ok_or(HeapError::NoRegion)?;
     let end = region.end.min(FOUR_GIB) & !0xfff;
     let size = end.saturating_sub(start);
     if size < MIN_HEAP {

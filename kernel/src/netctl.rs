@@ -78,10 +78,7 @@ pub enum CommandError<'a> {
 impl fmt::Display for CommandError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CommandError::Unknown(w) => write!(
-                f,
-                "unknown command '{w}' (commands: START, STOP, STATS, QUIT)"
-            ),
+            CommandError::Unknown(w) => write!(f, "unknown command '{w}' (commands: START, STOP, STATS, QUIT)"),
             CommandError::BadBenchmark(b) => {
                 write!(f, "unknown benchmark '{b}' (udp_rr, tcp_rr, tcp_stream)")
             }
@@ -108,10 +105,7 @@ pub fn parse(line: &str) -> Result<Command, CommandError<'_>> {
 
 fn bench(word: Option<&str>) -> Result<NetBench, CommandError<'_>> {
     let name = word.unwrap_or("");
-    NetBench::ALL
-        .into_iter()
-        .find(|b| b.name() == name)
-        .ok_or(CommandError::BadBenchmark(name))
+    NetBench::ALL.into_iter().find(|b| b.name() == name).ok_or(CommandError::BadBenchmark(name))
 }
 
 /// What a service counted between START and STOP.
@@ -171,9 +165,7 @@ pub fn result(bench: NetBench, c: &Counters) -> Result<NetResult, ResultError> {
         return Err(ResultError::NoTimeElapsed);
     }
     Ok(match bench {
-        NetBench::UdpRr | NetBench::TcpRr => {
-            ("ns", span as f64 / (c.events - 1) as f64, c.events - 1)
-        }
+        NetBench::UdpRr | NetBench::TcpRr => ("ns", span as f64 / (c.events - 1) as f64, c.events - 1),
         // The first event's bytes arrived before the clock started.
         NetBench::TcpStream => {
             let bits = (c.bytes.saturating_sub(c.bytes / c.events)) as f64 * 8.0;
@@ -189,10 +181,7 @@ mod tests {
     #[test]
     fn parses_commands() {
         assert_eq!(parse("START udp_rr"), Ok(Command::Start(NetBench::UdpRr)));
-        assert_eq!(
-            parse("STOP tcp_stream\r"),
-            Ok(Command::Stop(NetBench::TcpStream))
-        );
+        assert_eq!(parse("STOP tcp_stream\r"), Ok(Command::Stop(NetBench::TcpStream)));
         assert_eq!(parse("QUIT"), Ok(Command::Quit));
         assert_eq!(parse("STATS"), Ok(Command::Stats));
     }
@@ -204,10 +193,7 @@ mod tests {
         assert_eq!(parse("START"), Err(CommandError::BadBenchmark("")));
         assert_eq!(parse("STOP sctp"), Err(CommandError::BadBenchmark("sctp")));
         assert_eq!(parse("QUIT now"), Err(CommandError::Unknown("now")));
-        assert!(parse("START x")
-            .unwrap_err()
-            .to_string()
-            .contains("udp_rr, tcp_rr, tcp_stream"));
+        assert!(parse("START x").unwrap_err().to_string().contains("udp_rr, tcp_rr, tcp_stream"));
     }
 
     #[test]
@@ -221,12 +207,7 @@ mod tests {
 
     #[test]
     fn stream_result_excludes_first_chunk() {
-        let c = Counters {
-            events: 4,
-            bytes: 4_000_000,
-            first_ns: 0,
-            last_ns: 24_000_000,
-        };
+        let c = Counters { events: 4, bytes: 4_000_000, first_ns: 0, last_ns: 24_000_000 };
         // 3 MB after the first event in 24 ms = 1000 Mbit/s.
         let (unit, v, iters) = result(NetBench::TcpStream, &c).unwrap();
         assert_eq!((unit, iters), ("Mbit/s", 4_000_000));
@@ -235,19 +216,8 @@ mod tests {
 
     #[test]
     fn degenerate_counters() {
-        assert_eq!(
-            result(NetBench::TcpRr, &Counters::default()),
-            Err(ResultError::TooFewEvents(0))
-        );
-        let same = Counters {
-            events: 3,
-            bytes: 3,
-            first_ns: 7,
-            last_ns: 7,
-        };
-        assert_eq!(
-            result(NetBench::TcpRr, &same),
-            Err(ResultError::NoTimeElapsed)
-        );
+        assert_eq!(result(NetBench::TcpRr, &Counters::default()), Err(ResultError::TooFewEvents(0)));
+        let same = Counters { events: 3, bytes: 3, first_ns: 7, last_ns: 7 };
+        assert_eq!(result(NetBench::TcpRr, &same), Err(ResultError::NoTimeElapsed));
     }
 }

@@ -24,11 +24,7 @@ pub fn off(status: ExitStatus) -> ! {
         Some(p) => p.power_off(status),
         None => {
             // No power control yet: QEMU's debug-exit port still ends an emulated run.
-            arch::power::AcpiPower {
-                pm1: (None, None),
-                s5: None,
-            }
-            .power_off(status)
+            arch::power::AcpiPower { pm1: (None, None), s5: None }.power_off(status)
         }
     }
 }

@@ -72,11 +72,7 @@ impl fmt::Display for BenchRecord<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // JSON has no NaN or infinity; a broken measurement shows as 0, which the host
         // rejects as non-positive.
-        let value = if self.value.is_finite() {
-            self.value
-        } else {
-            0.0
-        };
+        let value = if self.value.is_finite() { self.value } else { 0.0 };
         write!(
             f,
             "BENCH {{\"name\":{},\"mode\":{},\"unit\":{},\"value\":{:.3},\"iterations\":{}}}",
@@ -95,13 +91,7 @@ mod tests {
 
     #[test]
     fn bench_line() {
-        let r = BenchRecord {
-            name: "interrupt",
-            mode: "hvm",
-            unit: "ns",
-            value: 1234.5678,
-            iterations: 10000,
-        };
+        let r = BenchRecord { name: "interrupt", mode: "hvm", unit: "ns", value: 1234.5678, iterations: 10000 };
         assert_eq!(
             r.to_string(),
             r#"BENCH {"name":"interrupt","mode":"hvm","unit":"ns","value":1234.568,"iterations":10000}"#
@@ -110,13 +100,7 @@ mod tests {
 
     #[test]
     fn escapes_and_non_finite() {
-        let r = BenchRecord {
-            name: "a\"b\\c\n",
-            mode: "hvm",
-            unit: "ns",
-            value: f64::NAN,
-            iterations: 1,
-        };
+        let r = BenchRecord { name: "a\"b\\c\n", mode: "hvm", unit: "ns", value: f64::NAN, iterations: 1 };
         assert_eq!(
             r.to_string(),
             r#"BENCH {"name":"a\"b\\c\u000a","mode":"hvm","unit":"ns","value":0.000,"iterations":1}"#
@@ -134,7 +118,9 @@ mod tests {
             timer: "tsc-deadline",
             nic: "virtio-net",
         };
-        assert_eq!(m.to_string(),
-            "MODE hypervisor=none mode=hvm irq=x2apic eoi=x2apic-msr clock=tsc timer=tsc-deadline nic=virtio-net");
+        assert_eq!(
+            m.to_string(),
+            "MODE hypervisor=none mode=hvm irq=x2apic eoi=x2apic-msr clock=tsc timer=tsc-deadline nic=virtio-net"
+        );
     }
 }

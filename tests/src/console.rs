@@ -36,8 +36,7 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 fn field<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'a Value, ParseError> {
-    obj.get(key)
-        .ok_or_else(|| ParseError(format!("BENCH line without \"{key}\"")))
+    obj.get(key).ok_or_else(|| ParseError(format!("BENCH line without \"{key}\"")))
 }
 
 impl BenchLine {
@@ -48,11 +47,8 @@ impl BenchLine {
     }
 
     fn parse_json(json: &str) -> Result<BenchLine, ParseError> {
-        let v: Value = serde_json::from_str(json)
-            .map_err(|e| ParseError(format!("BENCH json: {e}: {json}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ParseError(format!("BENCH json is not an object: {json}")))?;
+        let v: Value = serde_json::from_str(json).map_err(|e| ParseError(format!("BENCH json: {e}: {json}")))?;
+        let obj = v.as_object().ok_or_else(|| ParseError(format!("BENCH json is not an object: {json}")))?;
         let text = |k: &str| -> Result<String, ParseError> {
             field(obj, k)?
                 .as_str()
@@ -63,9 +59,7 @@ impl BenchLine {
             name: text("name")?,
             mode: text("mode")?,
             unit: text("unit")?,
-            value: field(obj, "value")?
-                .as_f64()
-                .ok_or_else(|| ParseError("BENCH \"value\" is not a number".into()))?,
+            value: field(obj, "value")?.as_f64().ok_or_else(|| ParseError("BENCH \"value\" is not a number".into()))?,
             iterations: field(obj, "iterations")?
                 .as_u64()
                 .ok_or_else(|| ParseError("BENCH \"iterations\" is not a count".into()))?,
@@ -185,10 +179,7 @@ mod tests {
         ];
         let s = BootSummary::from_lines(&lines);
         let m = s.mode.as_ref().unwrap();
-        assert_eq!(
-            (m.get("hypervisor"), m.get("mode"), m.get("nic")),
-            ("none", "hvm", "virtio-net")
-        );
+        assert_eq!((m.get("hypervisor"), m.get("mode"), m.get("nic")), ("none", "hvm", "virtio-net"));
         assert_eq!(s.benches.len(), 2);
         assert_eq!(s.bench("interrupt").unwrap().value, 1004.798);
         assert_eq!(s.skips, ["mem_lat_64m reason=heap (12 MiB free)"]);
@@ -215,14 +206,10 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let b = BenchLine::parse(
-            r#"BENCH {"name":"a","mode":"hvm","unit":"MB/s","value":2.5,"iterations":3}"#,
-        )
-        .unwrap()
-        .unwrap();
-        let again = BenchLine::parse(&format!("BENCH {}", b.to_json()))
+        let b = BenchLine::parse(r#"BENCH {"name":"a","mode":"hvm","unit":"MB/s","value":2.5,"iterations":3}"#)
             .unwrap()
             .unwrap();
+        let again = BenchLine::parse(&format!("BENCH {}", b.to_json())).unwrap().unwrap();
         assert_eq!(b, again);
     }
 }

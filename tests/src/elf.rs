@@ -36,9 +36,7 @@ pub const PT_LOAD: u32 = 1;
 pub const PT_NOTE: u32 = 4;
 
 fn get<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], ElfError> {
-    b.get(at..at + N)
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| ElfError(format!("truncated at byte {at}")))
+    b.get(at..at + N).and_then(|s| s.try_into().ok()).ok_or_else(|| ElfError(format!("truncated at byte {at}")))
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16, ElfError> {
@@ -80,11 +78,7 @@ pub fn segments(b: &[u8]) -> Result<Vec<Segment>, ElfError> {
 
 /// Bytes of memory the loaded image occupies.
 pub fn loaded_bytes(b: &[u8]) -> Result<u64, ElfError> {
-    Ok(segments(b)?
-        .iter()
-        .filter(|s| s.kind == PT_LOAD)
-        .map(|s| s.mem_size)
-        .sum())
+    Ok(segments(b)?.iter().filter(|s| s.kind == PT_LOAD).map(|s| s.mem_size).sum())
 }
 
 /// One ELF note.
@@ -110,16 +104,10 @@ pub fn notes(b: &[u8]) -> Result<Vec<Note>, ElfError> {
             let kind = u32_at(b, at + 8)?;
             let name_at = at + 12;
             let desc_at = name_at + namesz.next_multiple_of(4);
-            let name = b
-                .get(name_at..name_at + namesz)
-                .ok_or_else(|| ElfError("note name out of file".into()))?;
-            let desc = b
-                .get(desc_at..desc_at + descsz)
-                .ok_or_else(|| ElfError("note desc out of file".into()))?;
+            let name = b.get(name_at..name_at + namesz).ok_or_else(|| ElfError("note name out of file".into()))?;
+            let desc = b.get(desc_at..desc_at + descsz).ok_or_else(|| ElfError("note desc out of file".into()))?;
             out.push(Note {
-                name: String::from_utf8_lossy(name)
-                    .trim_end_matches('\0')
-                    .to_string(),
+                name: String::from_utf8_lossy(name).trim_end_matches('\0').to_string(),
                 kind,
                 desc: desc.to_vec(),
             });
@@ -164,14 +152,7 @@ mod tests {
         let b = tiny();
         assert_eq!(loaded_bytes(&b).unwrap(), 0x3000);
         let n = notes(&b).unwrap();
-        assert_eq!(
-            n,
-            vec![Note {
-                name: "Xen".into(),
-                kind: 18,
-                desc: 0x40_0000u64.to_le_bytes().to_vec()
-            }]
-        );
+        assert_eq!(n, vec![Note { name: "Xen".into(), kind: 18, desc: 0x40_0000u64.to_le_bytes().to_vec() }]);
     }
 
     #[test]

@@ -34,18 +34,12 @@ pub enum HostNet {
 }
 
 fn ip(args: &[&str]) -> Result<(), HarnessError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| HarnessError(format!("ip {}: {e}", args.join(" "))))?;
+    let out =
+        Command::new("ip").args(args).output().map_err(|e| HarnessError(format!("ip {}: {e}", args.join(" "))))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(HarnessError(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(HarnessError(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
     }
 }
 
@@ -58,10 +52,7 @@ fn free_port() -> Result<u16, HarnessError> {
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
 }
 
@@ -75,12 +66,7 @@ impl HostNet {
             ip(&["link", "set", TAP, "up"])?;
             return Ok(HostNet::Tap);
         }
-        Ok(HostNet::User([
-            free_port()?,
-            free_port()?,
-            free_port()?,
-            free_port()?,
-        ]))
+        Ok(HostNet::User([free_port()?, free_port()?, free_port()?, free_port()?]))
     }
 
     /// QEMU arguments for the guest's virtio-net device.
@@ -92,12 +78,7 @@ impl HostNet {
                 port::ECHO, port::ECHO, port::DISCARD, port::CONTROL
             ),
         };
-        vec![
-            "-netdev".into(),
-            netdev,
-            "-device".into(),
-            "virtio-net-pci,netdev=n0".into(),
-        ]
+        vec!["-netdev".into(), netdev, "-device".into(), "virtio-net-pci,netdev=n0".into()]
     }
 
     /// The guest's `ip=` option.

@@ -39,9 +39,7 @@ pub fn tcp_echo(addr: SocketAddr, payload: &[u8], timeout: Duration) -> io::Resu
         });
         let mut back = vec![0u8; payload.len()];
         let r = reader.read_exact(&mut back);
-        let wr = w
-            .join()
-            .map_err(|_| io::Error::other("writer thread panicked"))?;
+        let wr = w.join().map_err(|_| io::Error::other("writer thread panicked"))?;
         wr?;
         r?;
         // After the whole echo, the server must close: nothing more may arrive.
@@ -69,10 +67,7 @@ impl Control {
                 Ok(s) => {
                     s.set_read_timeout(Some(Duration::from_secs(60)))?;
                     s.set_nodelay(true)?;
-                    return Ok(Control {
-                        writer: s.try_clone()?,
-                        reader: BufReader::new(s),
-                    });
+                    return Ok(Control { writer: s.try_clone()?, reader: BufReader::new(s) });
                 }
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
@@ -120,12 +115,7 @@ pub struct DrivenResult {
 }
 
 /// UDP request-response: `count` round trips of `size`-byte datagrams.
-pub fn udp_rr(
-    net: &HostNet,
-    ctl: &mut Control,
-    count: u32,
-    size: usize,
-) -> io::Result<DrivenResult> {
+pub fn udp_rr(net: &HostNet, ctl: &mut Control, count: u32, size: usize) -> io::Result<DrivenResult> {
     let sock = UdpSocket::bind("0.0.0.0:0")?;
     sock.set_read_timeout(Some(Duration::from_secs(2)))?;
     sock.connect(net.udp_echo())?;
@@ -137,29 +127,17 @@ pub fn udp_rr(
     let t0 = Instant::now();
     for i in 0..count {
         sock.send(&req)?;
-        let n = sock
-            .recv(&mut buf)
-            .map_err(|e| io::Error::new(e.kind(), format!("udp_rr round trip {i}: {e}")))?;
+        let n = sock.recv(&mut buf).map_err(|e| io::Error::new(e.kind(), format!("udp_rr round trip {i}: {e}")))?;
         if n != size {
-            return Err(io::Error::other(format!(
-                "udp_rr: echo of {size} bytes came back as {n}"
-            )));
+            return Err(io::Error::other(format!("udp_rr: echo of {size} bytes came back as {n}")));
         }
     }
     let host_ns = t0.elapsed().as_nanos() as f64 / count as f64;
-    Ok(DrivenResult {
-        kernel: ctl.stop("udp_rr")?,
-        host_value: host_ns,
-    })
+    Ok(DrivenResult { kernel: ctl.stop("udp_rr")?, host_value: host_ns })
 }
 
 /// TCP request-response: `count` round trips of `size` bytes on one connection.
-pub fn tcp_rr(
-    net: &HostNet,
-    ctl: &mut Control,
-    count: u32,
-    size: usize,
-) -> io::Result<DrivenResult> {
+pub fn tcp_rr(net: &HostNet, ctl: &mut Control, count: u32, size: usize) -> io::Result<DrivenResult> {
     let mut s = TcpStream::connect_timeout(&net.tcp_echo(), Duration::from_secs(5))?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -175,10 +153,7 @@ pub fn tcp_rr(
     }
     let host_ns = t0.elapsed().as_nanos() as f64 / count as f64;
     let kernel = ctl.stop("tcp_rr")?;
-    Ok(DrivenResult {
-        kernel,
-        host_value: host_ns,
-    })
+    Ok(DrivenResult { kernel, host_value: host_ns })
 }
 
 /// TCP bulk: `bytes` into the discard service; the host's figure is Mbit/s at the sender.
@@ -207,10 +182,7 @@ pub fn tcp_stream(net: &HostNet, ctl: &mut Control, bytes: usize) -> io::Result<
             kernel.iterations
         )));
     }
-    Ok(DrivenResult {
-        kernel,
-        host_value: bytes as f64 * 8.0 / secs / 1e6,
-    })
+    Ok(DrivenResult { kernel, host_value: bytes as f64 * 8.0 / secs / 1e6 })
 }
 
 /// Ping statistics.
@@ -227,11 +199,7 @@ pub struct PingStats {
 /// Parses the summary of iputils `ping`.
 pub fn parse_ping(output: &str) -> Option<PingStats> {
     let counts = output.lines().find(|l| l.contains("packets transmitted"))?;
-    let mut nums = counts.split(',').map(|p| {
-        p.split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u32>().ok())
-    });
+    let mut nums = counts.split(',').map(|p| p.split_whitespace().next().and_then(|n| n.parse::<u32>().ok()));
     let sent = nums.next()??;
     let received = nums.next()??;
     let avg_ms = output
@@ -241,32 +209,15 @@ pub fn parse_ping(output: &str) -> Option<PingStats> {
         .and_then(|v| v.trim().split('/').nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    Some(PingStats {
-        sent,
-        received,
-        avg_ms,
-    })
+    Some(PingStats { sent, received, avg_ms })
 }
 
 /// Pings `ip` `count` times (needs `ping` from iputils).
 pub fn ping(ip: Ipv4Addr, count: u32) -> io::Result<PingStats> {
     let out = Command::new("ping")
-        .args([
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            &ip.to_string(),
-        ])
+        .args(["-c", &count.to_string(), "-i", "0.2", "-W", "2", &ip.to_string()])
         .output()
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("running ping: {e} (install iputils-ping)"),
-            )
-        })?;
+        .map_err(|e| io::Error::new(e.kind(), format!("running ping: {e} (install iputils-ping)")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     parse_ping(&text).ok_or_else(|| io::Error::other(format!("unreadable ping output: {text}")))
 }
@@ -282,23 +233,9 @@ mod tests {
                    --- 10.0.77.2 ping statistics ---\n\
                    3 packets transmitted, 3 received, 0% packet loss, time 2023ms\n\
                    rtt min/avg/max/mdev = 0.299/1.941/5.150/2.269 ms\n";
-        assert_eq!(
-            parse_ping(out),
-            Some(PingStats {
-                sent: 3,
-                received: 3,
-                avg_ms: 1.941
-            })
-        );
+        assert_eq!(parse_ping(out), Some(PingStats { sent: 3, received: 3, avg_ms: 1.941 }));
         let lost = "3 packets transmitted, 0 received, 100% packet loss, time 2040ms\n";
-        assert_eq!(
-            parse_ping(lost),
-            Some(PingStats {
-                sent: 3,
-                received: 0,
-                avg_ms: 0.0
-            })
-        );
+        assert_eq!(parse_ping(lost), Some(PingStats { sent: 3, received: 0, avg_ms: 0.0 }));
         assert_eq!(parse_ping("ping: connect: Network is unreachable"), None);
     }
 }

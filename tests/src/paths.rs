@@ -7,10 +7,7 @@ use std::path::PathBuf;
 
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
 }
 
 /// The kernel ELF: `$HY_KERNEL`, else the release build in the workspace's target dir.
@@ -22,16 +19,12 @@ pub fn kernel() -> PathBuf {
 
 /// The QEMU binary: `$QEMU`, else `qemu-system-x86_64` from `PATH`.
 pub fn qemu() -> PathBuf {
-    std::env::var_os("QEMU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"))
+    std::env::var_os("QEMU").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"))
 }
 
 /// Directory for logs of this run: `$HY_LOGS`, else `<target>/hy-logs`.
 pub fn logs() -> PathBuf {
-    let dir = std::env::var_os("HY_LOGS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/hy-logs"));
+    let dir = std::env::var_os("HY_LOGS").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/hy-logs"));
     let _ = std::fs::create_dir_all(&dir);
     dir
 }

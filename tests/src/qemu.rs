@@ -72,12 +72,7 @@ impl QemuConfig {
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         if !self.machine.is_empty() {
-            a.extend([
-                "-accel".into(),
-                "tcg".into(),
-                "-M".into(),
-                self.machine.clone(),
-            ]);
+            a.extend(["-accel".into(), "tcg".into(), "-M".into(), self.machine.clone()]);
         }
         if !self.cpu.is_empty() {
             a.extend(["-cpu".into(), self.cpu.clone()]);
@@ -85,34 +80,15 @@ impl QemuConfig {
         if self.memory_mib != 0 {
             a.extend(["-m".into(), self.memory_mib.to_string()]);
         }
-        a.extend(
-            [
-                "-display",
-                "none",
-                "-serial",
-                "stdio",
-                "-monitor",
-                "none",
-                "-no-reboot",
-            ]
-            .map(String::from),
-        );
+        a.extend(["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"].map(String::from));
         if self.debug_exit {
             // With debug-exit the kernel's status reaches the host; without, it is the
             // plain `qemu -kernel` a user types, default NIC included.
             a.extend(["-nic".into(), "none".into()]);
         }
-        a.extend([
-            "-kernel".into(),
-            self.kernel.display().to_string(),
-            "-append".into(),
-            self.append.clone(),
-        ]);
+        a.extend(["-kernel".into(), self.kernel.display().to_string(), "-append".into(), self.append.clone()]);
         if self.debug_exit {
-            a.extend([
-                "-device".into(),
-                "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
-            ]);
+            a.extend(["-device".into(), "isa-debug-exit,iobase=0xf4,iosize=0x04".into()]);
         }
         a.extend(self.extra.iter().cloned());
         a
@@ -175,8 +151,7 @@ impl EmulatorLock {
             .write(true)
             .open(LOCK_PATH)
             .map_err(|e| HarnessError(format!("{LOCK_PATH}: {e}")))?;
-        f.lock()
-            .map_err(|e| HarnessError(format!("locking {LOCK_PATH}: {e}")))?;
+        f.lock().map_err(|e| HarnessError(format!("locking {LOCK_PATH}: {e}")))?;
         Ok(EmulatorLock { _file: f })
     }
 }
@@ -226,14 +201,8 @@ impl Qemu {
             )));
         }
         let log = crate::paths::logs().join(format!("{}.log", cfg.name));
-        let mut log_file =
-            File::create(&log).map_err(|e| HarnessError(format!("{}: {e}", log.display())))?;
-        let _ = writeln!(
-            log_file,
-            "# {} {}",
-            cfg.binary.display(),
-            cfg.args().join(" ")
-        );
+        let mut log_file = File::create(&log).map_err(|e| HarnessError(format!("{}: {e}", log.display())))?;
+        let _ = writeln!(log_file, "# {} {}", cfg.binary.display(), cfg.args().join(" "));
         let mut child = Command::new(&cfg.binary)
             .args(cfg.args())
             .stdin(Stdio::null())
@@ -241,23 +210,14 @@ impl Qemu {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                HarnessError(format!(
-                    "starting {}: {e} (is QEMU installed? run ./run.sh once)",
-                    cfg.binary.display()
-                ))
+                HarnessError(format!("starting {}: {e} (is QEMU installed? run ./run.sh once)", cfg.binary.display()))
             })?;
         let lines: Lines = Arc::new((Mutex::new((Vec::new(), false)), Condvar::new()));
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let sink = Arc::new(Mutex::new(log_file));
         for (stream, prefix) in [
-            (
-                stdout.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-                "",
-            ),
-            (
-                stderr.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-                "qemu: ",
-            ),
+            (stdout.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), ""),
+            (stderr.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), "qemu: "),
         ] {
             let Some(stream) = stream else { continue };
             let (lines, sink) = (lines.clone(), sink.clone());
@@ -293,13 +253,7 @@ impl Qemu {
                 }
             });
         }
-        Ok(Qemu {
-            child,
-            lines,
-            log,
-            exit: None,
-            _lock: lock,
-        })
+        Ok(Qemu { child, lines, log, exit: None, _lock: lock })
     }
 
     /// The console lines so far.
@@ -324,18 +278,11 @@ impl Qemu {
 
     /// Waits until a console line satisfies `pred`; returns it. Fails on timeout, on
     /// QEMU ending first, or on a kernel panic.
-    pub fn wait_for(
-        &self,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> Result<String, HarnessError> {
+    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> Result<String, HarnessError> {
         let deadline = Instant::now() + timeout;
         let (m, cv) = &*self.lines;
         let mut seen = 0;
-        let mut g = m
-            .lock()
-            .map_err(|_| HarnessError("console reader died".into()))?;
+        let mut g = m.lock().map_err(|_| HarnessError("console reader died".into()))?;
         loop {
             for line in &g.0[seen..] {
                 if pred(line) {
@@ -368,10 +315,7 @@ impl Qemu {
                     self.tail()
                 )));
             }
-            g = cv
-                .wait_timeout(g, deadline - now)
-                .map_err(|_| HarnessError("console reader died".into()))?
-                .0;
+            g = cv.wait_timeout(g, deadline - now).map_err(|_| HarnessError("console reader died".into()))?.0;
         }
     }
 
@@ -390,9 +334,7 @@ impl Qemu {
                     self.exit = Some(e);
                     return Ok(e);
                 }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
                 Ok(None) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
@@ -446,12 +388,7 @@ mod tests {
         assert!(a.contains("-kernel /k -append mode=hvm bench=none"));
         assert!(a.contains("isa-debug-exit,iobase=0xf4"));
         assert!(a.contains("-nic none"));
-        let bare = QemuConfig::bare(Path::new("/k"), "bench=clock", "t")
-            .args()
-            .join(" ");
-        assert_eq!(
-            bare,
-            "-display none -serial stdio -monitor none -no-reboot -kernel /k -append bench=clock"
-        );
+        let bare = QemuConfig::bare(Path::new("/k"), "bench=clock", "t").args().join(" ");
+        assert_eq!(bare, "-display none -serial stdio -monitor none -no-reboot -kernel /k -append bench=clock");
     }
 }

@@ -57,23 +57,12 @@ pub fn wants_net(bench: &str) -> bool {
 pub fn run(cfg: &SessionConfig) -> Result<SessionResult, HarnessError> {
     let lock = EmulatorLock::acquire()?; // before the tap device: it is shared too
     let net = HostNet::setup()?;
-    let append = format!(
-        "mode={} bench={} {}",
-        cfg.mode,
-        cfg.bench,
-        net.guest_cmdline()
-    );
+    let append = format!("mode={} bench={} {}", cfg.mode, cfg.bench, net.guest_cmdline());
     let mut qc = QemuConfig::standard(&cfg.kernel, &append, &cfg.name);
     qc.extra = net.qemu_args();
-    eprintln!(
-        "==> booting {} under QEMU TCG: {append} (network: {})",
-        cfg.kernel.display(),
-        net.describe()
-    );
+    eprintln!("==> booting {} under QEMU TCG: {append} (network: {})", cfg.kernel.display(), net.describe());
     let mut vm = Qemu::start(&qc, lock)?;
-    let mode = vm.wait_for("mode report", Duration::from_secs(120), |l| {
-        l.starts_with("MODE ")
-    })?;
+    let mode = vm.wait_for("mode report", Duration::from_secs(120), |l| l.starts_with("MODE "))?;
     eprintln!("    {mode}");
     let mut driven = Vec::new();
     let mut ping = None;
@@ -84,21 +73,14 @@ pub fn run(cfg: &SessionConfig) -> Result<SessionResult, HarnessError> {
         })?;
         if ready.starts_with("NET ready") {
             let log = vm.log_path().to_path_buf();
-            let mut ctl = Control::connect(net.control(), Duration::from_secs(30))
-                .map_err(io("control connection", &log))?;
+            let mut ctl =
+                Control::connect(net.control(), Duration::from_secs(30)).map_err(io("control connection", &log))?;
             eprintln!("==> driving udp_rr ({} round trips)", cfg.rr_count);
-            driven.push(
-                netbench::udp_rr(&net, &mut ctl, cfg.rr_count, 64).map_err(io("udp_rr", &log))?,
-            );
+            driven.push(netbench::udp_rr(&net, &mut ctl, cfg.rr_count, 64).map_err(io("udp_rr", &log))?);
             eprintln!("==> driving tcp_rr ({} round trips)", cfg.rr_count);
-            driven.push(
-                netbench::tcp_rr(&net, &mut ctl, cfg.rr_count, 64).map_err(io("tcp_rr", &log))?,
-            );
+            driven.push(netbench::tcp_rr(&net, &mut ctl, cfg.rr_count, 64).map_err(io("tcp_rr", &log))?);
             eprintln!("==> driving tcp_stream ({} MiB)", cfg.stream_bytes >> 20);
-            driven.push(
-                netbench::tcp_stream(&net, &mut ctl, cfg.stream_bytes)
-                    .map_err(io("tcp_stream", &log))?,
-            );
+            driven.push(netbench::tcp_stream(&net, &mut ctl, cfg.stream_bytes).map_err(io("tcp_stream", &log))?);
             if let Some(ip) = net.guest_ip() {
                 ping = Some(netbench::ping(ip, 10).map_err(io("ping", &log))?);
             }
@@ -131,9 +113,7 @@ pub fn min_memory(kernel: &Path, lo: u32, hi: u32) -> Result<u32, HarnessError> 
         Ok(matches!(vm.wait_exit(Duration::from_secs(60)), Ok(Exit::Success)) && vm.summary().done)
     };
     if !boots(hi)? {
-        return Err(HarnessError(format!(
-            "the kernel does not boot in {hi} MiB"
-        )));
+        return Err(HarnessError(format!("the kernel does not boot in {hi} MiB")));
     }
     let (mut bad, mut good) = (lo.saturating_sub(1), hi);
     while good - bad > 1 {

@@ -60,10 +60,7 @@ impl ConsoleOut {
         fence(Ordering::Acquire); // the index before the space it frees
         let used = self.prod.wrapping_sub(cons) as usize;
         if used > OUT_SIZE {
-            return Err(Broken {
-                prod: self.prod,
-                cons,
-            });
+            return Err(Broken { prod: self.prod, cons });
         }
         let n = (OUT_SIZE - used).min(bytes.len());
         for (i, &b) in bytes[..n].iter().enumerate() {
@@ -148,13 +145,7 @@ mod tests {
         let mut w = ConsoleOut::attach(&mem).unwrap();
         w.write(&mem, b"hello").unwrap();
         mem.write_u32(OUT_CONS, 4000); // "consumed" bytes never produced
-        assert_eq!(
-            w.write(&mem, b"x"),
-            Err(Broken {
-                prod: 5,
-                cons: 4000
-            })
-        );
+        assert_eq!(w.write(&mem, b"x"), Err(Broken { prod: 5, cons: 4000 }));
         mem.write_u32(OUT_PROD, 9000);
         mem.write_u32(OUT_CONS, 0);
         assert!(ConsoleOut::attach(&mem).is_err());
@@ -162,9 +153,6 @@ mod tests {
 
     #[test]
     fn layout_matches_header() {
-        assert_eq!(
-            (OUT, IN_CONS, OUT_PROD, INTERFACE_SIZE),
-            (1024, 3072, 3084, 3088)
-        );
+        assert_eq!((OUT, IN_CONS, OUT_PROD, INTERFACE_SIZE), (1024, 3072, 3084, 3088));
     }
 }

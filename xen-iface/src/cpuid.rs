@@ -139,33 +139,11 @@ mod tests {
     /// The leaves Xen 4.17 returned to an HVM domU on the test host (base 0x4000_0000).
     fn xen_417(leaf: u32, _sub: u32) -> Regs {
         match leaf {
-            0x4000_0000 => Regs {
-                eax: 0x4000_0005,
-                ebx: 0x566e_6558,
-                ecx: 0x6558_4d4d,
-                edx: 0x4d4d_566e,
-            },
-            0x4000_0001 => Regs {
-                eax: 0x0004_0011,
-                ..Regs::default()
-            },
-            0x4000_0002 => Regs {
-                eax: 1,
-                ebx: 0x4000_0000,
-                ..Regs::default()
-            },
-            0x4000_0003 => Regs {
-                eax: 0,
-                ebx: 2,
-                ecx: 2_994_318,
-                edx: 0,
-            },
-            0x4000_0004 => Regs {
-                eax: 0x7f,
-                ebx: 0,
-                ecx: 3,
-                edx: 0,
-            },
+            0x4000_0000 => Regs { eax: 0x4000_0005, ebx: 0x566e_6558, ecx: 0x6558_4d4d, edx: 0x4d4d_566e },
+            0x4000_0001 => Regs { eax: 0x0004_0011, ..Regs::default() },
+            0x4000_0002 => Regs { eax: 1, ebx: 0x4000_0000, ..Regs::default() },
+            0x4000_0003 => Regs { eax: 0, ebx: 2, ecx: 2_994_318, edx: 0 },
+            0x4000_0004 => Regs { eax: 0x7f, ebx: 0, ecx: 3, edx: 0 },
             _ => Regs::default(),
         }
     }
@@ -185,16 +163,8 @@ mod tests {
 
     #[test]
     fn rejects_other_signatures() {
-        let kvm = |_: u32, _: u32| Regs {
-            eax: 0x4000_0001,
-            ebx: 0x4b4d_564b,
-            ecx: 0x564b_4d56,
-            edx: 0x4d,
-        };
-        assert_eq!(
-            XenCpuidInfo::decode(0x4000_0000, kvm),
-            Err(CpuidError::NotXen)
-        );
+        let kvm = |_: u32, _: u32| Regs { eax: 0x4000_0001, ebx: 0x4b4d_564b, ecx: 0x564b_4d56, edx: 0x4d };
+        assert_eq!(XenCpuidInfo::decode(0x4000_0000, kvm), Err(CpuidError::NotXen));
     }
 
     #[test]
@@ -206,10 +176,7 @@ mod tests {
             }
             r
         };
-        assert_eq!(
-            XenCpuidInfo::decode(0x4000_0000, short),
-            Err(CpuidError::TooFewLeaves(0x4000_0001))
-        );
+        assert_eq!(XenCpuidInfo::decode(0x4000_0000, short), Err(CpuidError::TooFewLeaves(0x4000_0001)));
     }
 
     #[test]

@@ -72,11 +72,7 @@ impl HvmXentrace {
     /// A record for `event` carrying `extra` (cut to [`XENTRACE_EXTRA_MAX`] bytes).
     pub fn new(event: u16, extra: &[u8]) -> Self {
         let n = extra.len().min(XENTRACE_EXTRA_MAX);
-        let mut r = HvmXentrace {
-            event,
-            extra_bytes: n as u16,
-            extra: [0; XENTRACE_EXTRA_MAX],
-        };
+        let mut r = HvmXentrace { event, extra_bytes: n as u16, extra: [0; XENTRACE_EXTRA_MAX] };
         r.extra[..n].copy_from_slice(&extra[..n]);
         r
     }
@@ -131,6 +127,168 @@ pub struct EvtchnSend {
 }
 const _: () = assert!(size_of::<EvtchnSend>() == 4);
 
+/// `HVMOP_set_evtchn_upcall_vector`, argument [`EvtchnUpcallVector`].
+pub const HVMOP_SET_EVTCHN_UPCALL_VECTOR: u32 = 23;
+
+/// `struct xen_hvm_evtchn_upcall_vector`: a per-vCPU upcall vector (delivered through
+/// the local APIC, so it needs an EOI).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EvtchnUpcallVector {
+    /// vCPU.
+    pub vcpu: u32,
+    /// Vector.
+    pub vector: u8,
+}
+const _: () = assert!(size_of::<EvtchnUpcallVector>() == 8);
+
+/// `HVM_PARAM_CALLBACK_IRQ` value for the global callback vector (type 2 in bits
+/// 63:56): Xen injects `vector` itself, without the local APIC, so it needs no EOI.
+pub fn callback_via_vector(vector: u8) -> u64 {
+    (2u64 << 56) | vector as u64
+}
+
+/// Event channel operations (`event_channel.h`).
+pub mod evtchnop {
+    /// `EVTCHNOP_bind_interdomain`.
+    pub const BIND_INTERDOMAIN: u32 = 0;
+    /// `EVTCHNOP_bind_virq`.
+    pub const BIND_VIRQ: u32 = 1;
+    /// `EVTCHNOP_close`.
+    pub const CLOSE: u32 = 3;
+    /// `EVTCHNOP_send`.
+    pub const SEND: u32 = 4;
+    /// `EVTCHNOP_alloc_unbound`.
+    pub const ALLOC_UNBOUND: u32 = 6;
+    /// `EVTCHNOP_bind_ipi`.
+    pub const BIND_IPI: u32 = 7;
+    /// `EVTCHNOP_unmask`.
+    pub const UNMASK: u32 = 9;
+}
+
+/// `VIRQ_TIMER`: the vCPU's timer (and time updates).
+pub const VIRQ_TIMER: u32 = 0;
+
+/// `struct evtchn_bind_virq`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnBindVirq {
+    /// Virtual IRQ.
+    pub virq: u32,
+    /// vCPU to deliver on.
+    pub vcpu: u32,
+    /// Out: the bound port.
+    pub port: u32,
+}
+const _: () = assert!(size_of::<EvtchnBindVirq>() == 12);
+
+/// `struct evtchn_bind_ipi`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnBindIpi {
+    /// vCPU to deliver on.
+    pub vcpu: u32,
+    /// Out: the bound port.
+    pub port: u32,
+}
+const _: () = assert!(size_of::<EvtchnBindIpi>() == 8);
+
+/// `struct evtchn_alloc_unbound`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnAllocUnbound {
+    /// This domain (`DOMID_SELF`).
+    pub dom: u16,
+    /// The domain allowed to bind the other end.
+    pub remote_dom: u16,
+    /// Out: the new port.
+    pub port: u32,
+}
+const _: () = assert!(size_of::<EvtchnAllocUnbound>() == 8);
+
+/// `struct evtchn_bind_interdomain`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnBindInterdomain {
+    /// Remote domain.
+    pub remote_dom: u16,
+    /// Padding (the C struct aligns the next field).
+    pub pad: u16,
+    /// Its unbound port.
+    pub remote_port: u32,
+    /// Out: our end.
+    pub local_port: u32,
+}
+const _: () = assert!(size_of::<EvtchnBindInterdomain>() == 12);
+
+/// `struct evtchn_unmask` / `evtchn_close`: one port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnPort {
+    /// The port.
+    pub port: u32,
+}
+
+/// vCPU operations (`vcpu.h`).
+pub mod vcpuop {
+    /// `VCPUOP_stop_periodic_timer`.
+    pub const STOP_PERIODIC_TIMER: u32 = 7;
+    /// `VCPUOP_set_singleshot_timer`.
+    pub const SET_SINGLESHOT_TIMER: u32 = 8;
+    /// `VCPUOP_stop_singleshot_timer`.
+    pub const STOP_SINGLESHOT_TIMER: u32 = 9;
+    /// `VCPUOP_register_vcpu_info`.
+    pub const REGISTER_VCPU_INFO: u32 = 10;
+}
+
+/// `struct vcpu_set_singleshot_timer`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SingleshotTimer {
+    /// Absolute Xen system time, ns.
+    pub timeout_abs_ns: u64,
+    /// `VCPU_SSHOTTMR_*`.
+    pub flags: u32,
+}
+const _: () = assert!(size_of::<SingleshotTimer>() == 16);
+
+/// `struct vcpu_register_vcpu_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RegisterVcpuInfo {
+    /// Guest frame of the page holding the vcpu_info.
+    pub mfn: u64,
+    /// Offset within the page.
+    pub offset: u32,
+    /// Unused.
+    pub rsvd: u32,
+}
+const _: () = assert!(size_of::<RegisterVcpuInfo>() == 16);
+
+/// `XENMEM_add_to_physmap`, argument [`AddToPhysmap`].
+pub const XENMEM_ADD_TO_PHYSMAP: u32 = 7;
+/// `XENMAPSPACE_shared_info`.
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// `XENMAPSPACE_grant_table`.
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+
+/// `struct xen_add_to_physmap`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddToPhysmap {
+    /// Domain (`DOMID_SELF`).
+    pub domid: u16,
+    /// Number of pages (for ranges).
+    pub size: u16,
+    /// `XENMAPSPACE_*`.
+    pub space: u32,
+    /// Index in the space.
+    pub idx: u64,
+    /// Guest frame to map it at.
+    pub gpfn: u64,
+}
+const _: () = assert!(size_of::<AddToPhysmap>() == 24);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +301,14 @@ mod tests {
         assert_eq!(ShutdownReason::Crash as u32, 3);
         assert_eq!(offset_of!(HvmParam, index), 4);
         assert_eq!(offset_of!(HvmParam, value), 8);
+        assert_eq!(offset_of!(EvtchnBindInterdomain, remote_port), 4);
+        assert_eq!(offset_of!(EvtchnAllocUnbound, port), 4);
+        assert_eq!(offset_of!(AddToPhysmap, idx), 8);
+        assert_eq!(offset_of!(AddToPhysmap, gpfn), 16);
+        assert_eq!(offset_of!(SingleshotTimer, flags), 8);
+        assert_eq!(offset_of!(RegisterVcpuInfo, offset), 8);
+        assert_eq!(offset_of!(EvtchnUpcallVector, vector), 4);
+        assert_eq!(callback_via_vector(0xf3), 0x0200_0000_0000_00f3);
     }
 
     #[test]
@@ -150,9 +316,6 @@ mod tests {
         let r = HvmXentrace::new(0x100, &[7u8; 40]);
         assert_eq!(r.extra_bytes, 28);
         let small = HvmXentrace::new(0x101, &[1, 2, 3, 4]);
-        assert_eq!(
-            (small.extra_bytes, &small.extra[..5]),
-            (4, &[1, 2, 3, 4, 0][..])
-        );
+        assert_eq!((small.extra_bytes, &small.extra[..5]), (4, &[1, 2, 3, 4, 0][..]));
     }
 }

@@ -13,13 +13,17 @@
 //! - [`trace`]: the phase markers a guest writes into the host's xentrace buffer.
 //! - [`shared`]: the access trait for memory shared with another domain.
 //! - [`console`]: the PV console ring (`io/console.h`).
+//! - [`events`]: 2-level event channels: bitmaps, the upcall scan.
+//! - [`pvclock`]: the paravirtual clock (`vcpu_time_info`): version protocol and scaling.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod console;
 pub mod cpuid;
 pub mod elfnote;
+pub mod events;
 pub mod hypercall;
+pub mod pvclock;
 pub mod shared;
 pub mod start_info;
 pub mod trace;

@@ -21,6 +21,17 @@ pub trait SharedMem {
     fn read_u32(&self, offset: usize) -> u32;
     /// Stores an aligned little-endian u32 as one access.
     fn write_u32(&self, offset: usize, value: u32);
+    /// Loads an aligned u64 as one access.
+    fn read_u64(&self, offset: usize) -> u64;
+    /// Stores an aligned u64 as one access.
+    fn write_u64(&self, offset: usize, value: u64);
+    /// Atomically replaces an aligned u64, returning the old value (the peer may be
+    /// setting bits in it concurrently).
+    fn swap_u64(&self, offset: usize, value: u64) -> u64;
+    /// Atomically ANDs `mask` into an aligned u64, returning the old value.
+    fn fetch_and_u64(&self, offset: usize, mask: u64) -> u64;
+    /// Atomically ORs `bits` into an aligned u64, returning the old value.
+    fn fetch_or_u64(&self, offset: usize, bits: u64) -> u64;
 }
 
 #[cfg(test)]
@@ -51,13 +62,36 @@ pub(crate) mod testing {
         }
         fn read_u32(&self, offset: usize) -> u32 {
             let b = self.0.borrow();
-            b.get(offset..offset + 4)
-                .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+            b.get(offset..offset + 4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
         }
         fn write_u32(&self, offset: usize, value: u32) {
             if let Some(s) = self.0.borrow_mut().get_mut(offset..offset + 4) {
                 s.copy_from_slice(&value.to_le_bytes());
             }
+        }
+        fn read_u64(&self, offset: usize) -> u64 {
+            let b = self.0.borrow();
+            b.get(offset..offset + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
+        }
+        fn write_u64(&self, offset: usize, value: u64) {
+            if let Some(s) = self.0.borrow_mut().get_mut(offset..offset + 8) {
+                s.copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        fn swap_u64(&self, offset: usize, value: u64) -> u64 {
+            let old = self.read_u64(offset);
+            self.write_u64(offset, value);
+            old
+        }
+        fn fetch_and_u64(&self, offset: usize, mask: u64) -> u64 {
+            let old = self.read_u64(offset);
+            self.write_u64(offset, old & mask);
+            old
+        }
+        fn fetch_or_u64(&self, offset: usize, bits: u64) -> u64 {
+            let old = self.read_u64(offset);
+            self.write_u64(offset, old | bits);
+            old
         }
     }
 }

@@ -111,10 +111,7 @@ mod tests {
 
     #[test]
     fn bad_magic() {
-        let si = HvmStartInfo {
-            magic: 0x2bad_b002,
-            ..Default::default()
-        };
+        let si = HvmStartInfo { magic: 0x2bad_b002, ..Default::default() };
         assert_eq!(si.validate(), Err(StartInfoError::BadMagic(0x2bad_b002)));
     }
 }

@@ -83,8 +83,7 @@ mod tests {
     #[test]
     fn short_or_garbage_payloads() {
         assert_eq!(decode_marker(&[1, 2, 3]), None);
-        let (name, len, iters) =
-            decode_marker(&[5, 0, 0, 0, 0, 0, 0, 0, b'x', 0xff, b'y']).unwrap();
+        let (name, len, iters) = decode_marker(&[5, 0, 0, 0, 0, 0, 0, 0, b'x', 0xff, b'y']).unwrap();
         assert_eq!((&name[..len], iters), (&b"x?y"[..], 5));
     }
 }

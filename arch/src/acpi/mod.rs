@@ -20,11 +20,7 @@ use core::ptr::NonNull;
 struct IdentityMapped;
 
 impl AcpiHandler for IdentityMapped {
-    unsafe fn map_physical_region<T>(
-        &self,
-        physical_address: usize,
-        size: usize,
-    ) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
         let virt = NonNull::new(physical_address as *mut T).unwrap_or(NonNull::dangling());
         // SAFETY: below 4 GiB (where firmware puts its tables) virtual equals physical.
         unsafe { PhysicalMapping::new(physical_address, virt, size, size, *self) }
@@ -93,19 +89,14 @@ pub enum AcpiReadError {
 impl IsaOverride {
     fn from_flags(irq: u8, gsi: u32, flags: u16) -> Self {
         // MPS INTI flags: polarity bits 1:0 (3 = active low), trigger bits 3:2 (3 = level).
-        let signal = Signal {
-            active_low: flags & 0b11 == 0b11,
-            level: (flags >> 2) & 0b11 == 0b11,
-        };
+        let signal = Signal { active_low: flags & 0b11 == 0b11, level: (flags >> 2) & 0b11 == 0b11 };
         IsaOverride { irq, gsi, signal }
     }
 }
 
 fn io_port(addr: Option<::acpi::address::GenericAddress>) -> Option<u16> {
-    addr.filter(|a| {
-        a.address_space == AddressSpace::SystemIo && a.address != 0 && a.address <= 0xffff
-    })
-    .map(|a| a.address as u16)
+    addr.filter(|a| a.address_space == AddressSpace::SystemIo && a.address != 0 && a.address <= 0xffff)
+        .map(|a| a.address as u16)
 }
 
 impl AcpiInfo {
@@ -141,9 +132,9 @@ impl AcpiInfo {
                     address: io.io_apic_address as u64,
                     gsi_base: io.global_system_interrupt_base,
                 }),
-                MadtEntry::InterruptSourceOverride(o) if o.bus == 0 => info.isa_overrides.push(
-                    IsaOverride::from_flags(o.irq, o.global_system_interrupt, o.flags),
-                ),
+                MadtEntry::InterruptSourceOverride(o) if o.bus == 0 => {
+                    info.isa_overrides.push(IsaOverride::from_flags(o.irq, o.global_system_interrupt, o.flags))
+                }
                 MadtEntry::LocalApicAddressOverride(o) => info.local_apic = o.local_apic_address,
                 _ => {}
             }
@@ -160,23 +151,16 @@ impl AcpiInfo {
         if let Ok(dsdt) = tables.dsdt() {
             // SAFETY: the DSDT's AML lies at the address and length its header states,
             // identity-mapped (caller's guarantee).
-            let aml = unsafe {
-                core::slice::from_raw_parts(dsdt.address as *const u8, dsdt.length as usize)
-            };
+            let aml = unsafe { core::slice::from_raw_parts(dsdt.address as *const u8, dsdt.length as usize) };
             info.s5 = s5::find(aml);
         }
-        info.hpet = ::acpi::HpetInfo::new(&tables)
-            .ok()
-            .map(|h| h.base_address as u64);
+        info.hpet = ::acpi::HpetInfo::new(&tables).ok().map(|h| h.base_address as u64);
         Ok(info)
     }
 
     /// The GSI and signal of ISA `irq`, with MADT overrides applied.
     pub fn isa_irq(&self, irq: u8) -> (u32, Signal) {
-        self.isa_overrides
-            .iter()
-            .find(|o| o.irq == irq)
-            .map_or((irq as u32, Signal::ISA), |o| (o.gsi, o.signal))
+        self.isa_overrides.iter().find(|o| o.irq == irq).map_or((irq as u32, Signal::ISA), |o| (o.gsi, o.signal))
     }
 }
 
@@ -188,21 +172,12 @@ mod tests {
     fn override_flags() {
         // QEMU's IRQ 9 (SCI): level, active high; IRQ 0 -> GSI 2, bus default (flags 0).
         let sci = IsaOverride::from_flags(9, 9, 0x000d);
-        assert_eq!(
-            sci.signal,
-            Signal {
-                level: true,
-                active_low: false
-            }
-        );
+        assert_eq!(sci.signal, Signal { level: true, active_low: false });
         let timer = IsaOverride::from_flags(0, 2, 0);
         assert_eq!(timer.signal, Signal::ISA);
         let low = IsaOverride::from_flags(5, 5, 0x000f);
         assert!(low.signal.active_low && low.signal.level);
-        let info = AcpiInfo {
-            isa_overrides: alloc::vec![timer],
-            ..Default::default()
-        };
+        let info = AcpiInfo { isa_overrides: alloc::vec![timer], ..Default::default() };
         assert_eq!(info.isa_irq(0), (2, Signal::ISA));
         assert_eq!(info.isa_irq(4), (4, Signal::ISA));
     }

@@ -55,11 +55,7 @@ pub fn find(aml: &[u8]) -> Option<SleepType> {
     }
     let (a, used) = integer(aml.get(p..)?)?;
     p += used;
-    let b = if count >= 2 {
-        integer(aml.get(p..)?).map_or(0, |(v, _)| v)
-    } else {
-        0
-    };
+    let b = if count >= 2 { integer(aml.get(p..)?).map_or(0, |(v, _)| v) } else { 0 };
     Some(SleepType { a, b })
 }
 
@@ -70,25 +66,19 @@ mod tests {
     #[test]
     fn qemu_style_package() {
         // QEMU: Name (_S5, Package (0x04) { Zero, Zero, Zero, Zero })
-        let aml = [
-            0x10, 0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00,
-        ];
+        let aml = [0x10, 0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00];
         assert_eq!(find(&aml), Some(SleepType { a: 0, b: 0 }));
     }
 
     #[test]
     fn byte_prefix_and_root() {
-        let aml = [
-            0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x07, 0, 0,
-        ];
+        let aml = [0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x07, 0, 0];
         assert_eq!(find(&aml), Some(SleepType { a: 5, b: 7 }));
     }
 
     #[test]
     fn two_byte_pkglength() {
-        let aml = [
-            0x08, b'_', b'S', b'5', b'_', 0x12, 0x40, 0x01, 0x02, 0x01, 0x0a, 0x03,
-        ];
+        let aml = [0x08, b'_', b'S', b'5', b'_', 0x12, 0x40, 0x01, 0x02, 0x01, 0x0a, 0x03];
         assert_eq!(find(&aml), Some(SleepType { a: 1, b: 3 }));
     }
 
@@ -98,13 +88,8 @@ mod tests {
         assert_eq!(find(b"_S5_"), None); // no NameOp
         assert_eq!(find(&[0x08, b'_', b'S', b'5', b'_', 0x14, 0x00]), None); // a method
         assert_eq!(find(&[0x08, b'_', b'S', b'5', b'_', 0x12]), None); // truncated
-        assert_eq!(
-            find(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x02, 0x00]),
-            None
-        ); // no elements
-        assert_eq!(
-            find(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x03, 0x01, 0x0a]),
-            None
-        ); // cut integer
+        assert_eq!(find(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x02, 0x00]), None); // no elements
+        assert_eq!(find(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x03, 0x01, 0x0a]), None);
+        // cut integer
     }
 }

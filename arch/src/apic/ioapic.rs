@@ -24,10 +24,7 @@ pub struct Signal {
 
 impl Signal {
     /// ISA default: edge, active high.
-    pub const ISA: Signal = Signal {
-        level: false,
-        active_low: false,
-    };
+    pub const ISA: Signal = Signal { level: false, active_low: false };
 }
 
 /// One IO-APIC.
@@ -55,12 +52,7 @@ impl IoApic {
         crate::paging::map_mmio(base, 0x20)?;
         // SAFETY: the caller vouches for base; the page was just mapped.
         let (select, window) = unsafe { (Mmio::at(base as usize), Mmio::at(base as usize + 0x10)) };
-        let mut io = IoApic {
-            select,
-            window,
-            gsi_base,
-            inputs: 0,
-        };
+        let mut io = IoApic { select, window, gsi_base, inputs: 0 };
         io.inputs = ((io.read(REG_VERSION) >> 16) & 0xff) + 1;
         Ok(io)
     }
@@ -89,13 +81,7 @@ impl IoApic {
     }
 
     /// Routes `gsi` to `vector` on APIC `dest`, fixed delivery, and unmasks it.
-    pub fn route(
-        &self,
-        gsi: u32,
-        vector: Vector,
-        dest: u32,
-        signal: Signal,
-    ) -> Result<(), RouteError> {
+    pub fn route(&self, gsi: u32, vector: Vector, dest: u32, signal: Signal) -> Result<(), RouteError> {
         let n = self.input(gsi)?;
         let mut low = vector as u32;
         if signal.level {
@@ -113,10 +99,7 @@ impl IoApic {
     pub fn set_masked(&self, gsi: u32, masked: bool) -> Result<(), RouteError> {
         let n = self.input(gsi)?;
         let low = self.read(REG_REDIR + 2 * n);
-        self.write(
-            REG_REDIR + 2 * n,
-            if masked { low | MASKED } else { low & !MASKED },
-        );
+        self.write(REG_REDIR + 2 * n, if masked { low | MASKED } else { low & !MASKED });
         Ok(())
     }
 

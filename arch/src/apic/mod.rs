@@ -13,7 +13,7 @@ mod x2apic;
 mod xapic;
 
 use crate::cpu;
-use crate::platform::{InterruptController, IrqError, IrqHandler, MsiMessage, Vector};
+use crate::platform::{InterruptController, Irq, IrqError, IrqHandler, MsiMessage, Vector};
 use crate::trap;
 
 /// Register offsets in the xAPIC MMIO page (the x2APIC MSR is 0x800 + offset / 16).
@@ -106,23 +106,13 @@ impl Lapic {
         let access = if use_x2 {
             // SAFETY: the CPU offers x2APIC; xAPIC -> x2APIC with EN already set is a
             // legal transition (and EN|EXTD from disabled is too).
-            unsafe {
-                cpu::wrmsr(
-                    IA32_APIC_BASE,
-                    base_msr | APIC_BASE_ENABLE | APIC_BASE_X2APIC,
-                )
-            };
+            unsafe { cpu::wrmsr(IA32_APIC_BASE, base_msr | APIC_BASE_ENABLE | APIC_BASE_X2APIC) };
             Access::X2Apic(x2apic::X2Apic)
         } else {
             let phys = base_msr & 0x000f_ffff_ffff_f000;
             crate::paging::map_mmio(phys, 4096).map_err(ApicError::Map)?;
             // SAFETY: keeps the base, sets EN; leaves x2APIC mode off.
-            unsafe {
-                cpu::wrmsr(
-                    IA32_APIC_BASE,
-                    (base_msr | APIC_BASE_ENABLE) & !APIC_BASE_X2APIC,
-                )
-            };
+            unsafe { cpu::wrmsr(IA32_APIC_BASE, (base_msr | APIC_BASE_ENABLE) & !APIC_BASE_X2APIC) };
             // SAFETY: the APIC page was just mapped uncached at its physical address.
             Access::XApic(unsafe { xapic::XApic::new(phys as usize) })
         };
@@ -198,23 +188,19 @@ impl LapicController {
 }
 
 impl InterruptController for LapicController {
-    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Vector, IrqError> {
-        trap::alloc_vector(handler)
+    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Irq, IrqError> {
+        trap::alloc_vector(handler).map(Irq::from)
     }
 
-    fn send_self_ipi(&self, vector: Vector) {
-        self.lapic.send_self_ipi(vector);
+    fn send_self_ipi(&self, irq: Irq) {
+        if let Ok(vector) = Vector::try_from(irq) {
+            self.lapic.send_self_ipi(vector);
+        }
     }
 
-    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Vector, MsiMessage), IrqError> {
+    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
         let vector = trap::alloc_vector(handler)?;
-        Ok((
-            vector,
-            MsiMessage {
-                address: msi_address(self.lapic.id()),
-                data: vector as u32,
-            },
-        ))
+        Ok((vector.into(), MsiMessage { address: msi_address(self.lapic.id()), data: vector as u32 }))
     }
 
     fn end_of_interrupt(&self, _vector: Vector) {

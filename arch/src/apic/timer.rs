@@ -1,14 +1,15 @@
 //! The local APIC timer as a [`Timer`]: TSC-deadline mode where the CPU offers it,
 //! else one-shot mode counting the APIC's bus clock.
 //!
-//! Deadlines are in the [`TscClock`]'s nanoseconds. In TSC-deadline mode the deadline is
-//! converted to a TSC value and written to `IA32_TSC_DEADLINE`; in one-shot mode the
-//! remaining time is converted to APIC timer ticks (rounded up). Either way the interrupt
-//! handler checks the clock and re-arms if it ran early, so the callback never does.
+//! Deadlines are in the platform clock's nanoseconds (the TSC, or a pvclock or HPET in
+//! the modes that choose those). In TSC-deadline mode the time left is converted to a TSC
+//! value and written to `IA32_TSC_DEADLINE`; in one-shot mode to APIC timer ticks (rounded
+//! up). Either way the interrupt handler checks the clock and re-arms if it ran early, so
+//! the callback never does.
 
 use super::{reg, Lapic, LVT_MASKED};
 use crate::cpu;
-use crate::platform::{Clock, IrqError, Timer, Vector};
+use crate::platform::{Clock, Irq, IrqError, Timer, Vector};
 use crate::tsc::TscClock;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Once;
@@ -31,7 +32,8 @@ enum Mode {
 /// The APIC timer.
 pub struct LapicTimer {
     lapic: &'static Lapic,
-    clock: &'static TscClock,
+    clock: &'static dyn Clock,
+    tsc: &'static TscClock,
     vector: Vector,
     mode: Mode,
     deadline: AtomicU64,
@@ -41,11 +43,13 @@ pub struct LapicTimer {
 static TIMER: Once<&'static LapicTimer> = Once::new();
 
 impl LapicTimer {
-    /// Sets up the timer; `callback` runs in interrupt context when a deadline passes.
-    /// `prefer_deadline` chooses TSC-deadline mode when the CPU has it.
+    /// Sets up the timer; `callback` runs in interrupt context when a deadline (in
+    /// `clock`'s time) passes. `tsc` converts time to TSC values and calibrates the APIC
+    /// timer. `prefer_deadline` chooses TSC-deadline mode when the CPU has it.
     pub fn init(
         lapic: &'static Lapic,
-        clock: &'static TscClock,
+        clock: &'static dyn Clock,
+        tsc: &'static TscClock,
         features: &cpu::Features,
         prefer_deadline: bool,
         callback: fn(),
@@ -55,13 +59,12 @@ impl LapicTimer {
             lapic.write(reg::LVT_TIMER, vector as u32 | LVT_TSC_DEADLINE);
             Mode::TscDeadline
         } else {
-            Mode::OneShot {
-                ticks_per_ns_fp: calibrate(lapic, clock),
-            }
+            Mode::OneShot { ticks_per_ns_fp: calibrate(lapic, tsc) }
         };
         let timer = alloc::boxed::Box::leak(alloc::boxed::Box::new(LapicTimer {
             lapic,
             clock,
+            tsc,
             vector,
             mode,
             deadline: AtomicU64::new(NO_DEADLINE),
@@ -79,15 +82,15 @@ impl LapicTimer {
         match self.mode {
             Mode::TscDeadline => {
                 // A TSC value of 0 disarms, so never write 0.
-                let tsc = self.clock.tsc_at(deadline_ns).max(1);
+                let left = deadline_ns.saturating_sub(self.clock.now_ns());
+                let tsc = self.tsc.tsc_at(self.tsc.now_ns().saturating_add(left)).max(1);
                 // SAFETY: the CPU has TSC-deadline mode and the LVT is in that mode.
                 unsafe { cpu::wrmsr(IA32_TSC_DEADLINE, tsc) };
             }
             Mode::OneShot { ticks_per_ns_fp } => {
                 let left = deadline_ns.saturating_sub(self.clock.now_ns());
                 let ticks = ((left as u128 * ticks_per_ns_fp as u128) >> 32) as u64 + 1;
-                self.lapic
-                    .write(reg::TIMER_INITIAL, ticks.min(u32::MAX as u64) as u32);
+                self.lapic.write(reg::TIMER_INITIAL, ticks.min(u32::MAX as u64) as u32);
             }
         }
     }
@@ -110,12 +113,10 @@ fn calibrate(lapic: &Lapic, clock: &TscClock) -> u64 {
     let ticks = u32::MAX - lapic.read(reg::TIMER_CURRENT);
     let elapsed = clock.now_ns() - start;
     lapic.write(reg::TIMER_INITIAL, 0);
-    ((ticks as u128) << 32)
-        .checked_div(elapsed as u128)
-        .unwrap_or(1 << 32) as u64
+    ((ticks as u128) << 32).checked_div(elapsed as u128).unwrap_or(1 << 32) as u64
 }
 
-fn on_interrupt(_vector: Vector) {
+fn on_interrupt(_vector: Irq) {
     let Some(timer) = TIMER.get() else { return };
     let deadline = timer.deadline.load(Ordering::Acquire);
     if deadline == NO_DEADLINE {

@@ -59,10 +59,7 @@ impl BootInfo {
             if ram_len == MAX_RAM_RANGES {
                 break;
             }
-            ram[ram_len] = RamRange {
-                start: e.addr,
-                end: e.addr.saturating_add(e.size),
-            };
+            ram[ram_len] = RamRange { start: e.addr, end: e.addr.saturating_add(e.size) };
             ram_len += 1;
         }
         let mut cmd = [0u8; MAX_CMDLINE];
@@ -71,13 +68,7 @@ impl BootInfo {
             cmdline_len -= 1; // cut back to a character boundary (or drop non-UTF-8 tails)
         }
         cmd[..cmdline_len].copy_from_slice(&cmdline[..cmdline_len]);
-        Ok(BootInfo {
-            cmdline: cmd,
-            cmdline_len,
-            rsdp: (si.rsdp_paddr != 0).then_some(si.rsdp_paddr),
-            ram,
-            ram_len,
-        })
+        Ok(BootInfo { cmdline: cmd, cmdline_len, rsdp: (si.rsdp_paddr != 0).then_some(si.rsdp_paddr), ram, ram_len })
     }
 
     /// Reads the start info the PVH loader left at `paddr`.
@@ -96,8 +87,7 @@ impl BootInfo {
         });
         let cmdline: &[u8] = if si.cmdline_paddr != 0 {
             // SAFETY: the loader passes a NUL-terminated string, untouched until copied below.
-            unsafe { core::ffi::CStr::from_ptr(si.cmdline_paddr as *const core::ffi::c_char) }
-                .to_bytes()
+            unsafe { core::ffi::CStr::from_ptr(si.cmdline_paddr as *const core::ffi::c_char) }.to_bytes()
         } else {
             b""
         };
@@ -112,52 +102,16 @@ mod tests {
 
     #[test]
     fn keeps_only_ram() {
-        let si = HvmStartInfo {
-            magic: XEN_HVM_START_MAGIC_VALUE,
-            version: 1,
-            rsdp_paddr: 0xf5a00,
-            ..Default::default()
-        };
+        let si =
+            HvmStartInfo { magic: XEN_HVM_START_MAGIC_VALUE, version: 1, rsdp_paddr: 0xf5a00, ..Default::default() };
         let map = [
-            HvmMemmapEntry {
-                addr: 0,
-                size: 0x9fc00,
-                kind: 1,
-                reserved: 0,
-            },
-            HvmMemmapEntry {
-                addr: 0xf0000,
-                size: 0x10000,
-                kind: 2,
-                reserved: 0,
-            },
-            HvmMemmapEntry {
-                addr: 0x100000,
-                size: 0x7ee0000,
-                kind: 1,
-                reserved: 0,
-            },
-            HvmMemmapEntry {
-                addr: 0x200000,
-                size: 0,
-                kind: 1,
-                reserved: 0,
-            },
+            HvmMemmapEntry { addr: 0, size: 0x9fc00, kind: 1, reserved: 0 },
+            HvmMemmapEntry { addr: 0xf0000, size: 0x10000, kind: 2, reserved: 0 },
+            HvmMemmapEntry { addr: 0x100000, size: 0x7ee0000, kind: 1, reserved: 0 },
+            HvmMemmapEntry { addr: 0x200000, size: 0, kind: 1, reserved: 0 },
         ];
         let bi = BootInfo::from_parts(&si, map.into_iter(), b"mode=hvm").unwrap();
-        assert_eq!(
-            bi.ram(),
-            &[
-                RamRange {
-                    start: 0,
-                    end: 0x9fc00
-                },
-                RamRange {
-                    start: 0x100000,
-                    end: 0x7fe0000
-                }
-            ]
-        );
+        assert_eq!(bi.ram(), &[RamRange { start: 0, end: 0x9fc00 }, RamRange { start: 0x100000, end: 0x7fe0000 }]);
         assert_eq!(bi.rsdp, Some(0xf5a00));
         assert_eq!(bi.cmdline(), "mode=hvm");
     }
@@ -170,10 +124,7 @@ mod tests {
 
     #[test]
     fn cmdline_is_copied_and_cut_safely() {
-        let si = HvmStartInfo {
-            magic: XEN_HVM_START_MAGIC_VALUE,
-            ..Default::default()
-        };
+        let si = HvmStartInfo { magic: XEN_HVM_START_MAGIC_VALUE, ..Default::default() };
         let long = format!("x{}", "é".repeat(MAX_CMDLINE)); // the cut lands mid-character
         let bi = BootInfo::from_parts(&si, core::iter::empty(), long.as_bytes()).unwrap();
         assert_eq!(bi.cmdline().len(), MAX_CMDLINE - 1);

@@ -64,10 +64,7 @@ pub fn set_controller(ctrl: &'static dyn InterruptController) {
 /// Connects `handler` to a free dynamic vector.
 pub fn alloc_vector(handler: IrqHandler) -> Result<Vector, IrqError> {
     for v in DYNAMIC_VECTORS {
-        if HANDLERS[v as usize]
-            .compare_exchange(0, handler as usize, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if HANDLERS[v as usize].compare_exchange(0, handler as usize, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             return Ok(v);
         }
     }
@@ -92,7 +89,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         // SAFETY: only `alloc_vector`/`set_handler` store non-zero values, and they store
         // `IrqHandler` function pointers.
         let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(raw) };
-        handler(vector);
+        handler(vector as u32);
     } else if vector != SPURIOUS_VECTOR {
         log::warn!("interrupt on unexpected vector {vector:#x}");
     }

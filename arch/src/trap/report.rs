@@ -44,10 +44,7 @@ const NAMES: [&str; 32] = [
 
 /// Name of exception `vector` (< 32).
 pub fn exception_name(vector: u8) -> &'static str {
-    NAMES
-        .get(vector as usize)
-        .copied()
-        .unwrap_or("not an exception")
+    NAMES.get(vector as usize).copied().unwrap_or("not an exception")
 }
 
 struct Report<'a> {
@@ -76,50 +73,22 @@ impl fmt::Display for Report<'_> {
                 f,
                 "\n  cr2={:#018x} ({}, {}, {}{})",
                 self.cr2,
-                if e & 1 != 0 {
-                    "protection violation"
-                } else {
-                    "not present"
-                },
+                if e & 1 != 0 { "protection violation" } else { "not present" },
                 if e & 2 != 0 { "write" } else { "read" },
                 if e & 4 != 0 { "user" } else { "kernel" },
-                if e & 16 != 0 {
-                    ", instruction fetch"
-                } else {
-                    ""
-                }
+                if e & 16 != 0 { ", instruction fetch" } else { "" }
             )?;
         }
-        write!(
-            f,
-            "\n  rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}",
-            t.rax, t.rbx, t.rcx, t.rdx
-        )?;
-        write!(
-            f,
-            "\n  rsi={:#018x} rdi={:#018x} rbp={:#018x} r8 ={:#018x}",
-            t.rsi, t.rdi, t.rbp, t.r8
-        )?;
-        write!(
-            f,
-            "\n  r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}",
-            t.r9, t.r10, t.r11, t.r12
-        )?;
-        write!(
-            f,
-            "\n  r13={:#018x} r14={:#018x} r15={:#018x}",
-            t.r13, t.r14, t.r15
-        )
+        write!(f, "\n  rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}", t.rax, t.rbx, t.rcx, t.rdx)?;
+        write!(f, "\n  rsi={:#018x} rdi={:#018x} rbp={:#018x} r8 ={:#018x}", t.rsi, t.rdi, t.rbp, t.r8)?;
+        write!(f, "\n  r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}", t.r9, t.r10, t.r11, t.r12)?;
+        write!(f, "\n  r13={:#018x} r14={:#018x} r15={:#018x}", t.r13, t.r14, t.r15)
     }
 }
 
 /// Reports an exception and panics.
 pub(super) fn fatal_exception(frame: &TrapFrame) -> ! {
-    let cr2 = if frame.vector == 14 {
-        x86_64::registers::control::Cr2::read_raw()
-    } else {
-        0
-    };
+    let cr2 = if frame.vector == 14 { x86_64::registers::control::Cr2::read_raw() } else { 0 };
     panic!("{}", Report { frame, cr2 })
 }
 
@@ -133,15 +102,8 @@ mod tests {
         frame.vector = 14;
         frame.error_code = 0x2;
         frame.rip = 0x40_1234;
-        let text = format!(
-            "{}",
-            Report {
-                frame: &frame,
-                cr2: 0xdead_b000
-            }
-        );
-        assert!(text
-            .starts_with("EXCEPTION #PF page fault (vector 14) error=0x2 rip=0x0000000000401234"));
+        let text = format!("{}", Report { frame: &frame, cr2: 0xdead_b000 });
+        assert!(text.starts_with("EXCEPTION #PF page fault (vector 14) error=0x2 rip=0x0000000000401234"));
         assert!(text.contains("cr2=0x00000000deadb000 (not present, write, kernel)"));
     }
 

@@ -1,15 +1,22 @@
-//! Xen's interfaces that need no device: the hypercall page ([`hypercall`]), shutdown,
-//! the version call, and trace records for the host.
+//! Xen's interfaces that need no device: the hypercall page ([`hypercall`]), event
+//! channels as interrupt controller ([`events`]), the pvclock ([`pvclock`]), the PV
+//! one-shot timer ([`timer`]), shared memory ([`shared`]), shutdown, and trace records.
 //!
 //! Typed wrappers around [`hypercall::hypercall`] for the calls the kernel makes; the ABI
 //! structures come from `xen_iface::hypercall`.
 
+pub mod events;
 pub mod hypercall;
+pub mod pvclock;
+pub mod shared;
+pub mod timer;
 
 use crate::platform::{ExitStatus, PhaseMarker, PowerControl};
 use xen_iface::cpuid::XenCpuidInfo;
 use xen_iface::hypercall::{
-    self as abi, EvtchnSend, HvmParam, HvmXentrace, SchedShutdown, ShutdownReason,
+    self as abi, evtchnop, vcpuop, AddToPhysmap, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi,
+    EvtchnBindVirq, EvtchnPort, EvtchnSend, EvtchnUpcallVector, HvmParam, HvmXentrace, RegisterVcpuInfo, SchedShutdown,
+    ShutdownReason, SingleshotTimer,
 };
 use xen_iface::trace::{encode_marker, EVENT_PHASE_BEGIN, EVENT_PHASE_END};
 
@@ -35,36 +42,46 @@ impl Xen {
 
     /// `SCHEDOP_shutdown` with `reason`; returns only if Xen refuses.
     pub fn shutdown(&self, reason: ShutdownReason) -> i64 {
-        let arg = SchedShutdown {
-            reason: reason as u32,
-        };
+        let arg = SchedShutdown { reason: reason as u32 };
         // SAFETY: arg is a live sched_shutdown for the call's duration.
-        unsafe {
-            hypercall::hypercall(
-                abi::SCHED_OP,
-                abi::SCHEDOP_SHUTDOWN as u64,
-                &arg as *const _ as u64,
-                0,
-                0,
-                0,
-            )
-        }
+        unsafe { hypercall::hypercall(abi::SCHED_OP, abi::SCHEDOP_SHUTDOWN as u64, &arg as *const _ as u64, 0, 0, 0) }
     }
 
     /// `HVMOP_get_param` for this domain: the parameter's value, or Xen's error code.
     pub fn hvm_param(&self, index: u32) -> Result<u64, i64> {
-        let mut p = HvmParam {
-            domid: abi::DOMID_SELF,
-            pad: 0,
-            index,
-            value: 0,
-        };
+        let mut p = HvmParam { domid: abi::DOMID_SELF, pad: 0, index, value: 0 };
         // SAFETY: p is a live xen_hvm_param that Xen fills in for the call's duration.
+        let rc =
+            unsafe { hypercall::hypercall(abi::HVM_OP, abi::HVMOP_GET_PARAM as u64, &mut p as *mut _ as u64, 0, 0, 0) };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(p.value)
+        }
+    }
+
+    /// `HVMOP_set_param` for this domain.
+    pub fn set_hvm_param(&self, index: u32, value: u64) -> Result<(), i64> {
+        let mut p = HvmParam { domid: abi::DOMID_SELF, pad: 0, index, value };
+        // SAFETY: p is a live xen_hvm_param for the call's duration.
+        let rc =
+            unsafe { hypercall::hypercall(abi::HVM_OP, abi::HVMOP_SET_PARAM as u64, &mut p as *mut _ as u64, 0, 0, 0) };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `HVMOP_set_evtchn_upcall_vector`: per-vCPU upcalls on `vector` (via the LAPIC).
+    pub fn set_upcall_vector(&self, vcpu: u32, vector: u8) -> Result<(), i64> {
+        let arg = EvtchnUpcallVector { vcpu, vector };
+        // SAFETY: arg is live for the call's duration.
         let rc = unsafe {
             hypercall::hypercall(
                 abi::HVM_OP,
-                abi::HVMOP_GET_PARAM as u64,
-                &mut p as *mut _ as u64,
+                abi::HVMOP_SET_EVTCHN_UPCALL_VECTOR as u64,
+                &arg as *const _ as u64,
                 0,
                 0,
                 0,
@@ -73,8 +90,104 @@ impl Xen {
         if rc < 0 {
             Err(rc)
         } else {
-            Ok(p.value)
+            Ok(())
         }
+    }
+
+    /// `XENMEM_add_to_physmap`: maps item `idx` of `space` at guest frame `gpfn`.
+    pub fn add_to_physmap(&self, space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
+        let mut arg = AddToPhysmap { domid: abi::DOMID_SELF, size: 0, space, idx, gpfn };
+        // SAFETY: arg is live for the call's duration.
+        let rc = unsafe {
+            hypercall::hypercall(abi::MEMORY_OP, abi::XENMEM_ADD_TO_PHYSMAP as u64, &mut arg as *mut _ as u64, 0, 0, 0)
+        };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn evtchn_op<T>(&self, cmd: u32, arg: &mut T) -> Result<(), i64> {
+        // SAFETY: every caller passes the structure `cmd` expects, live for the call.
+        let rc = unsafe { hypercall::hypercall(abi::EVENT_CHANNEL_OP, cmd as u64, arg as *mut T as u64, 0, 0, 0) };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `EVTCHNOP_bind_virq`: a port for virtual IRQ `virq` on `vcpu`.
+    pub fn bind_virq(&self, virq: u32, vcpu: u32) -> Result<u32, i64> {
+        let mut a = EvtchnBindVirq { virq, vcpu, port: 0 };
+        self.evtchn_op(evtchnop::BIND_VIRQ, &mut a).map(|_| a.port)
+    }
+
+    /// `EVTCHNOP_bind_ipi`: a port that raises an event on `vcpu` when sent.
+    pub fn bind_ipi(&self, vcpu: u32) -> Result<u32, i64> {
+        let mut a = EvtchnBindIpi { vcpu, port: 0 };
+        self.evtchn_op(evtchnop::BIND_IPI, &mut a).map(|_| a.port)
+    }
+
+    /// `EVTCHNOP_alloc_unbound`: a port `remote_dom` may bind to.
+    pub fn alloc_unbound(&self, remote_dom: u16) -> Result<u32, i64> {
+        let mut a = EvtchnAllocUnbound { dom: abi::DOMID_SELF, remote_dom, port: 0 };
+        self.evtchn_op(evtchnop::ALLOC_UNBOUND, &mut a).map(|_| a.port)
+    }
+
+    /// `EVTCHNOP_bind_interdomain`: our end of `remote_dom`'s unbound `remote_port`.
+    pub fn bind_interdomain(&self, remote_dom: u16, remote_port: u32) -> Result<u32, i64> {
+        let mut a = EvtchnBindInterdomain { remote_dom, pad: 0, remote_port, local_port: 0 };
+        self.evtchn_op(evtchnop::BIND_INTERDOMAIN, &mut a).map(|_| a.local_port)
+    }
+
+    /// `EVTCHNOP_unmask`: unmasks `port` and re-delivers it if it is pending.
+    pub fn unmask(&self, port: u32) -> Result<(), i64> {
+        self.evtchn_op(evtchnop::UNMASK, &mut EvtchnPort { port })
+    }
+
+    /// `EVTCHNOP_close`.
+    pub fn close(&self, port: u32) -> Result<(), i64> {
+        self.evtchn_op(evtchnop::CLOSE, &mut EvtchnPort { port })
+    }
+
+    fn vcpu_op<T>(&self, cmd: u32, vcpu: u32, arg: Option<&mut T>) -> Result<(), i64> {
+        let ptr = arg.map_or(0, |a| a as *mut T as u64);
+        // SAFETY: every caller passes the structure `cmd` expects (or none), live for the call.
+        let rc = unsafe { hypercall::hypercall(abi::VCPU_OP, cmd as u64, vcpu as u64, ptr, 0, 0) };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `VCPUOP_set_singleshot_timer`: VIRQ_TIMER at Xen system time `abs_ns` (at once if
+    /// that has passed).
+    #[inline]
+    pub fn set_singleshot_timer(&self, vcpu: u32, abs_ns: u64) -> Result<(), i64> {
+        self.vcpu_op(
+            vcpuop::SET_SINGLESHOT_TIMER,
+            vcpu,
+            Some(&mut SingleshotTimer { timeout_abs_ns: abs_ns, flags: 0 }),
+        )
+    }
+
+    /// `VCPUOP_stop_singleshot_timer`.
+    pub fn stop_singleshot_timer(&self, vcpu: u32) -> Result<(), i64> {
+        self.vcpu_op::<()>(vcpuop::STOP_SINGLESHOT_TIMER, vcpu, None)
+    }
+
+    /// `VCPUOP_stop_periodic_timer`: no periodic VIRQ_TIMER ticks.
+    pub fn stop_periodic_timer(&self, vcpu: u32) -> Result<(), i64> {
+        self.vcpu_op::<()>(vcpuop::STOP_PERIODIC_TIMER, vcpu, None)
+    }
+
+    /// `VCPUOP_register_vcpu_info`: moves `vcpu`'s vcpu_info to `gpa` (within one page).
+    pub fn register_vcpu_info(&self, vcpu: u32, gpa: u64) -> Result<(), i64> {
+        let mut a = RegisterVcpuInfo { mfn: gpa >> 12, offset: (gpa & 0xfff) as u32, rsvd: 0 };
+        self.vcpu_op(vcpuop::REGISTER_VCPU_INFO, vcpu, Some(&mut a))
     }
 
     /// `EVTCHNOP_send`: notifies the other end of local `port`.
@@ -82,14 +195,7 @@ impl Xen {
         let arg = EvtchnSend { port };
         // SAFETY: arg is a live evtchn_send for the call's duration.
         unsafe {
-            hypercall::hypercall(
-                abi::EVENT_CHANNEL_OP,
-                abi::EVTCHNOP_SEND as u64,
-                &arg as *const _ as u64,
-                0,
-                0,
-                0,
-            )
+            hypercall::hypercall(abi::EVENT_CHANNEL_OP, abi::EVTCHNOP_SEND as u64, &arg as *const _ as u64, 0, 0, 0)
         }
     }
 
@@ -97,16 +203,7 @@ impl Xen {
     pub fn xentrace(&self, event: u16, extra: &[u8]) -> i64 {
         let rec = HvmXentrace::new(event, extra);
         // SAFETY: rec is a live xen_hvm_xentrace for the call's duration.
-        unsafe {
-            hypercall::hypercall(
-                abi::HVM_OP,
-                abi::HVMOP_XENTRACE as u64,
-                &rec as *const _ as u64,
-                0,
-                0,
-                0,
-            )
-        }
+        unsafe { hypercall::hypercall(abi::HVM_OP, abi::HVMOP_XENTRACE as u64, &rec as *const _ as u64, 0, 0, 0) }
     }
 }
 

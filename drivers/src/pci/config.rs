@@ -20,9 +20,7 @@ impl PortIo {
     /// # Safety
     /// Ports 0xcf8/0xcfc must be the PCI configuration ports (true on PCs).
     pub const unsafe fn new() -> Self {
-        PortIo {
-            lock: Mutex::new(()),
-        }
+        PortIo { lock: Mutex::new(()) }
     }
 
     fn select(addr: PciAddress, offset: u16) {

@@ -14,10 +14,7 @@ pub struct FakeFunction {
 
 impl FakeFunction {
     pub fn new(vendor: u16, device: u16, class: u32) -> Self {
-        let mut f = FakeFunction {
-            space: [0; 256],
-            bar_masks: [0; 6],
-        };
+        let mut f = FakeFunction { space: [0; 256], bar_masks: [0; 6] };
         f.set16(0, vendor);
         f.set16(2, device);
         f.set16(super::offset::COMMAND, 0x0007);
@@ -35,11 +32,7 @@ impl FakeFunction {
         self.space[off as usize..off as usize + 4].copy_from_slice(&v.to_le_bytes());
     }
     fn get32(&self, off: u16) -> u32 {
-        u32::from_le_bytes(
-            self.space[off as usize..off as usize + 4]
-                .try_into()
-                .unwrap(),
-        )
+        u32::from_le_bytes(self.space[off as usize..off as usize + 4].try_into().unwrap())
     }
     /// A BAR with value `low` (type bits included), `size` bytes, and for 64-bit BARs the
     /// upper address half `high` in the next slot.
@@ -69,10 +62,7 @@ impl FakeConfig {
 
 impl ConfigSpace for FakeConfig {
     fn read32(&self, addr: PciAddress, offset: u16) -> u32 {
-        self.functions
-            .borrow()
-            .get(&addr)
-            .map_or(0xffff_ffff, |f| f.get32(offset))
+        self.functions.borrow().get(&addr).map_or(0xffff_ffff, |f| f.get32(offset))
     }
 
     fn write32(&self, addr: PciAddress, offset: u16, value: u32) {

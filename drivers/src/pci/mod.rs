@@ -144,11 +144,7 @@ pub fn enumerate(cfg: &dyn ConfigSpace) -> Vec<PciFunction> {
         }
         for device in 0..32u8 {
             for function in 0..8u8 {
-                let addr = PciAddress {
-                    bus,
-                    device,
-                    function,
-                };
+                let addr = PciAddress { bus, device, function };
                 let id = cfg.read32(addr, offset::ID);
                 if id & 0xffff == 0xffff {
                     if function == 0 {
@@ -186,11 +182,7 @@ pub fn read_bar(cfg: &dyn ConfigSpace, addr: PciAddress, index: u8) -> Bar {
     }
     let off = offset::BAR0 + 4 * index as u16;
     let cmd = cfg.read16(addr, offset::COMMAND);
-    cfg.write16(
-        addr,
-        offset::COMMAND,
-        cmd & !(command::IO | command::MEMORY),
-    );
+    cfg.write16(addr, offset::COMMAND, cmd & !(command::IO | command::MEMORY));
     let low = cfg.read32(addr, off);
     let bar = if low & 1 == 1 {
         cfg.write32(addr, off, 0xffff_ffff);
@@ -200,19 +192,12 @@ pub fn read_bar(cfg: &dyn ConfigSpace, addr: PciAddress, index: u8) -> Bar {
         if mask == 0 {
             Bar::None
         } else {
-            Bar::Io {
-                port: low & !0x3,
-                size,
-            }
+            Bar::Io { port: low & !0x3, size }
         }
     } else {
         let is64 = (low >> 1) & 0b11 == 0b10;
         let prefetchable = low & 0x8 != 0;
-        let high = if is64 && index < 5 {
-            cfg.read32(addr, off + 4)
-        } else {
-            0
-        };
+        let high = if is64 && index < 5 { cfg.read32(addr, off + 4) } else { 0 };
         cfg.write32(addr, off, 0xffff_ffff);
         let mask_low = cfg.read32(addr, off) & !0xf;
         cfg.write32(addr, off, low);
@@ -244,16 +229,9 @@ pub fn read_bar(cfg: &dyn ConfigSpace, addr: PciAddress, index: u8) -> Bar {
 
 /// The capability list of a function: (capability id, offset) pairs. The walk stops after
 /// 48 entries, so a looping list in a broken device cannot hang the kernel.
-pub fn capabilities(
-    cfg: &dyn ConfigSpace,
-    addr: PciAddress,
-) -> impl Iterator<Item = (u8, u16)> + '_ {
+pub fn capabilities(cfg: &dyn ConfigSpace, addr: PciAddress) -> impl Iterator<Item = (u8, u16)> + '_ {
     let has_list = cfg.read16(addr, offset::STATUS) & (1 << 4) != 0;
-    let mut next = if has_list {
-        cfg.read8(addr, offset::CAPABILITIES) & 0xfc
-    } else {
-        0
-    };
+    let mut next = if has_list { cfg.read8(addr, offset::CAPABILITIES) & 0xfc } else { 0 };
     let mut budget = 48;
     core::iter::from_fn(move || {
         if next < 0x40 || budget == 0 {
@@ -282,11 +260,7 @@ mod tests {
     use super::*;
 
     fn at(bus: u8, device: u8, function: u8) -> PciAddress {
-        PciAddress {
-            bus,
-            device,
-            function,
-        }
+        PciAddress { bus, device, function }
     }
 
     #[test]
@@ -303,10 +277,7 @@ mod tests {
         cfg.add(at(0, 0x1f, 3), FakeFunction::new(0x8086, 0x2930, 0x0c0500));
         cfg.add(at(1, 0, 0), FakeFunction::new(0x1af4, 0x1041, 0x020000));
         let found = enumerate(&cfg);
-        let ids: Vec<_> = found
-            .iter()
-            .map(|f| (f.addr.to_string(), f.device))
-            .collect();
+        let ids: Vec<_> = found.iter().map(|f| (f.addr.to_string(), f.device)).collect();
         assert_eq!(
             ids,
             [
@@ -338,31 +309,15 @@ mod tests {
         f.bar(4, 0x0000_000c | 0x8000_0000, 0x4000, 0x1); // 64-bit prefetchable 16 KiB, high half 1
         cfg.add(at(0, 4, 0), f);
         let a = at(0, 4, 0);
-        assert_eq!(
-            read_bar(&cfg, a, 0),
-            Bar::Io {
-                port: 0xc000,
-                size: 0x20
-            }
-        );
+        assert_eq!(read_bar(&cfg, a, 0), Bar::Io { port: 0xc000, size: 0x20 });
         assert_eq!(
             read_bar(&cfg, a, 1),
-            Bar::Memory {
-                addr: 0xfebd_1000,
-                size: 0x1000,
-                is64: false,
-                prefetchable: false
-            }
+            Bar::Memory { addr: 0xfebd_1000, size: 0x1000, is64: false, prefetchable: false }
         );
         assert_eq!(read_bar(&cfg, a, 2), Bar::None);
         assert_eq!(
             read_bar(&cfg, a, 4),
-            Bar::Memory {
-                addr: 0x1_8000_0000,
-                size: 0x4000,
-                is64: true,
-                prefetchable: true
-            }
+            Bar::Memory { addr: 0x1_8000_0000, size: 0x4000, is64: true, prefetchable: true }
         );
         assert_eq!(read_bar(&cfg, a, 9), Bar::None);
         // BAR values and the command register are restored after sizing.

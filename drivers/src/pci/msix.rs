@@ -61,15 +61,8 @@ pub struct MsixTable {
 
 impl MsixTable {
     /// Maps the table and enables MSI-X with every vector masked.
-    pub fn enable(
-        cfg: &dyn ConfigSpace,
-        addr: PciAddress,
-        cap: &MsixCapability,
-    ) -> Result<Self, MsixError> {
-        let Bar::Memory {
-            addr: bar, size, ..
-        } = read_bar(cfg, addr, cap.table_bar)
-        else {
+    pub fn enable(cfg: &dyn ConfigSpace, addr: PciAddress, cap: &MsixCapability) -> Result<Self, MsixError> {
+        let Bar::Memory { addr: bar, size, .. } = read_bar(cfg, addr, cap.table_bar) else {
             return Err(MsixError::BadBar);
         };
         let len = cap.table_size as u64 * ENTRY_SIZE as u64;
@@ -78,25 +71,14 @@ impl MsixTable {
         }
         let base = bar + cap.table_offset as u64;
         arch::paging::map_mmio(base, len).map_err(MsixError::Map)?;
-        let table = MsixTable {
-            base: base as usize,
-            size: cap.table_size,
-        };
+        let table = MsixTable { base: base as usize, size: cap.table_size };
         let control = cfg.read16(addr, cap.offset + 2);
         // Function-mask while the entries are set to masked, then enable.
-        cfg.write16(
-            addr,
-            cap.offset + 2,
-            control | CTRL_ENABLE | CTRL_FUNCTION_MASK,
-        );
+        cfg.write16(addr, cap.offset + 2, control | CTRL_ENABLE | CTRL_FUNCTION_MASK);
         for entry in 0..table.size {
             table.word(entry, 3).write(VECTOR_MASKED);
         }
-        cfg.write16(
-            addr,
-            cap.offset + 2,
-            (control | CTRL_ENABLE) & !CTRL_FUNCTION_MASK,
-        );
+        cfg.write16(addr, cap.offset + 2, (control | CTRL_ENABLE) & !CTRL_FUNCTION_MASK);
         Ok(table)
     }
 
@@ -152,21 +134,9 @@ mod tests {
         f.set8(0x99, 0x00);
         f.set16(0x9a, 0x0002); // 3 entries
         f.set32(0x9c, 0x0000_0001); // BAR 1, offset 0
-        let a = PciAddress {
-            bus: 0,
-            device: 3,
-            function: 0,
-        };
+        let a = PciAddress { bus: 0, device: 3, function: 0 };
         cfg.add(a, f);
         let c = MsixCapability::find(&cfg, a).unwrap();
-        assert_eq!(
-            c,
-            MsixCapability {
-                offset: 0x98,
-                table_size: 3,
-                table_bar: 1,
-                table_offset: 0
-            }
-        );
+        assert_eq!(c, MsixCapability { offset: 0x98, table_size: 3, table_bar: 1, table_offset: 0 });
     }
 }

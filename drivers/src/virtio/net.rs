@@ -17,7 +17,7 @@ use crate::nic::{Nic, NicError, NicStats};
 use crate::pci::msix::{MsixCapability, MsixTable};
 use crate::pci::{ConfigSpace, PciFunction};
 use arch::mmio::Mmio;
-use arch::platform::{InterruptController, Vector};
+use arch::platform::{InterruptController, Irq};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Once;
 
@@ -58,7 +58,7 @@ struct IrqState {
 
 static IRQ: Once<IrqState> = Once::new();
 
-fn on_rx_interrupt(_vector: Vector) {
+fn on_rx_interrupt(_irq: Irq) {
     if let Some(irq) = IRQ.get() {
         irq.count.fetch_add(1, Ordering::Relaxed);
         if !irq.masked.swap(true, Ordering::AcqRel) {
@@ -92,28 +92,18 @@ impl VirtioNet {
 
     /// Brings the device up: reset, negotiate, queues, MSI-X (if the controller and the
     /// device support it), DRIVER_OK.
-    pub fn init(
-        cfg: &dyn ConfigSpace,
-        f: &PciFunction,
-        irqs: &dyn InterruptController,
-    ) -> Result<Self, NetInitError> {
+    pub fn init(cfg: &dyn ConfigSpace, f: &PciFunction, irqs: &dyn InterruptController) -> Result<Self, NetInitError> {
         let t = VirtioPci::new(cfg, f.addr).map_err(NetInitError::Transport)?;
         t.reset();
         t.add_status(status::ACKNOWLEDGE | status::DRIVER);
-        let features = t
-            .negotiate(feature::VERSION_1 | F_MAC, feature::VERSION_1)
-            .map_err(NetInitError::Transport)?;
+        let features = t.negotiate(feature::VERSION_1 | F_MAC, feature::VERSION_1).map_err(NetInitError::Transport)?;
 
         let rx_vector = match (MsixCapability::find(cfg, f.addr), IRQ.get()) {
             (Some(cap), None) => match MsixTable::enable(cfg, f.addr, &cap) {
                 Ok(table) => match irqs.alloc_msi(on_rx_interrupt) {
                     Ok((_, msg)) => {
                         table.program(RX_MSIX_ENTRY, msg);
-                        IRQ.call_once(|| IrqState {
-                            table,
-                            masked: AtomicBool::new(true),
-                            count: AtomicU64::new(0),
-                        });
+                        IRQ.call_once(|| IrqState { table, masked: AtomicBool::new(true), count: AtomicU64::new(0) });
                         RX_MSIX_ENTRY
                     }
                     Err(e) => {
@@ -142,12 +132,10 @@ impl VirtioNet {
         let mut rx = queue(RX_QUEUE, Direction::FromDevice)?;
         let tx = queue(TX_QUEUE, Direction::ToDevice)?;
         tx.suppress_interrupts();
-        let rx_notify = t
-            .setup_queue(RX_QUEUE, rx.size(), rx.addresses(), rx_vector)
-            .map_err(NetInitError::Transport)?;
-        let tx_notify = t
-            .setup_queue(TX_QUEUE, tx.size(), tx.addresses(), NO_VECTOR)
-            .map_err(NetInitError::Transport)?;
+        let rx_notify =
+            t.setup_queue(RX_QUEUE, rx.size(), rx.addresses(), rx_vector).map_err(NetInitError::Transport)?;
+        let tx_notify =
+            t.setup_queue(TX_QUEUE, tx.size(), tx.addresses(), NO_VECTOR).map_err(NetInitError::Transport)?;
 
         while let Some(id) = rx.alloc() {
             rx.submit(id, BUF_LEN).map_err(NetInitError::Queue)?;
@@ -218,8 +206,7 @@ impl Nic for VirtioNet {
     }
 
     fn can_transmit(&mut self) -> bool {
-        !self.broken
-            && (self.tx.free_count() > 0 || self.reclaim_tx().is_ok() && self.tx.free_count() > 0)
+        !self.broken && (self.tx.free_count() > 0 || self.reclaim_tx().is_ok() && self.tx.free_count() > 0)
     }
 
     fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), NicError> {
@@ -290,9 +277,6 @@ impl Nic for VirtioNet {
     }
 
     fn stats(&self) -> NicStats {
-        NicStats {
-            interrupts: IRQ.get().map_or(0, |i| i.count.load(Ordering::Relaxed)),
-            ..self.stats
-        }
+        NicStats { interrupts: IRQ.get().map_or(0, |i| i.count.load(Ordering::Relaxed)), ..self.stats }
     }
 }

@@ -75,19 +75,13 @@ fn window(cfg: &dyn ConfigSpace, addr: PciAddress, at: u16) -> Result<Window, Tr
     let bar = cfg.read8(addr, at + 4);
     let offset = cfg.read32(addr, at + 8);
     let len = cfg.read32(addr, at + 12);
-    let Bar::Memory {
-        addr: base, size, ..
-    } = read_bar(cfg, addr, bar)
-    else {
+    let Bar::Memory { addr: base, size, .. } = read_bar(cfg, addr, bar) else {
         return Err(TransportError::BadCapability);
     };
     if offset as u64 + len as u64 > size {
         return Err(TransportError::BadCapability);
     }
-    Ok(Window {
-        addr: base + offset as u64,
-        len,
-    })
+    Ok(Window { addr: base + offset as u64, len })
 }
 
 impl VirtioPci {
@@ -119,11 +113,7 @@ impl VirtioPci {
         for w in [common, notify, device] {
             arch::paging::map_mmio(w.addr, w.len as u64).map_err(TransportError::Map)?;
         }
-        pci::enable(
-            cfg,
-            addr,
-            pci::command::MEMORY | pci::command::BUS_MASTER | pci::command::INTX_DISABLE,
-        );
+        pci::enable(cfg, addr, pci::command::MEMORY | pci::command::BUS_MASTER | pci::command::INTX_DISABLE);
         Ok(VirtioPci {
             common: common.addr as usize,
             notify: notify.addr as usize,
@@ -178,8 +168,7 @@ impl VirtioPci {
         }
         for half in 0..2u32 {
             self.reg::<u32>(common::DRIVER_FEATURE_SELECT).write(half);
-            self.reg::<u32>(common::DRIVER_FEATURE)
-                .write((accepted >> (32 * half)) as u32);
+            self.reg::<u32>(common::DRIVER_FEATURE).write((accepted >> (32 * half)) as u32);
         }
         self.add_status(status::FEATURES_OK);
         if self.status() & status::FEATURES_OK == 0 {
@@ -216,8 +205,7 @@ impl VirtioPci {
         if self.reg::<u16>(common::QUEUE_MSIX_VECTOR).read() != vector {
             return Err(TransportError::VectorRejected);
         }
-        let off =
-            self.reg::<u16>(common::QUEUE_NOTIFY_OFF).read() as u64 * self.notify_multiplier as u64;
+        let off = self.reg::<u16>(common::QUEUE_NOTIFY_OFF).read() as u64 * self.notify_multiplier as u64;
         if off + 2 > self.notify_len as u64 {
             return Err(TransportError::BadCapability);
         }

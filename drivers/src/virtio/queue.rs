@@ -116,11 +116,7 @@ impl SplitQueue {
     /// (descriptor table, driver area, device area) addresses for the transport.
     pub fn addresses(&self) -> (u64, u64, u64) {
         let base = self.rings.phys();
-        (
-            base,
-            base + self.avail_off as u64,
-            base + self.used_off as u64,
-        )
+        (base, base + self.avail_off as u64, base + self.used_off as u64)
     }
 
     /// Number of entries.
@@ -151,11 +147,7 @@ impl SplitQueue {
     }
 
     fn write_desc(&self, i: u16, addr: u64, len: u32) {
-        let flags = if self.direction == Direction::FromDevice {
-            DESC_F_WRITE
-        } else {
-            0
-        };
+        let flags = if self.direction == Direction::FromDevice { DESC_F_WRITE } else { 0 };
         let d = self.ring_ptr::<u8>(16 * i as usize);
         // SAFETY: descriptor i (< size) lies in the table at offset 16*i; volatile because
         // the device reads it concurrently.
@@ -170,9 +162,7 @@ impl SplitQueue {
     /// Asks the device not to interrupt when it uses buffers of this queue.
     pub fn suppress_interrupts(&self) {
         // SAFETY: avail.flags is the first u16 of the driver area.
-        unsafe {
-            core::ptr::write_volatile(self.ring_ptr::<u16>(self.avail_off), AVAIL_F_NO_INTERRUPT)
-        };
+        unsafe { core::ptr::write_volatile(self.ring_ptr::<u16>(self.avail_off), AVAIL_F_NO_INTERRUPT) };
     }
 
     /// Takes a free descriptor and lets `fill` write into its buffer; `None` if full.
@@ -209,9 +199,7 @@ impl SplitQueue {
         self.avail_idx = self.avail_idx.wrapping_add(1);
         fence(Ordering::Release); // ring entry before the index
                                   // SAFETY: avail.idx is the second u16 of the driver area.
-        unsafe {
-            core::ptr::write_volatile(self.ring_ptr::<u16>(self.avail_off + 2), self.avail_idx)
-        };
+        unsafe { core::ptr::write_volatile(self.ring_ptr::<u16>(self.avail_off + 2), self.avail_idx) };
         fence(Ordering::SeqCst); // index before reading the device's NO_NOTIFY flag
         Ok(())
     }
@@ -250,10 +238,7 @@ impl SplitQueue {
             return Ok(None);
         }
         if pending > self.size {
-            return Err(self.fail(Violation::UsedIndexJump {
-                from: self.last_used,
-                to: used_idx,
-            }));
+            return Err(self.fail(Violation::UsedIndexJump { from: self.last_used, to: used_idx }));
         }
         fence(Ordering::Acquire); // the index before the element it covers
         let elem = self.used_off + 4 + 8 * (self.last_used % self.size) as usize;
@@ -270,11 +255,7 @@ impl SplitQueue {
         if !self.in_flight[id as usize] {
             return Err(self.fail(Violation::IdNotInFlight(id)));
         }
-        let written = if self.direction == Direction::FromDevice {
-            len
-        } else {
-            0
-        };
+        let written = if self.direction == Direction::FromDevice { len } else { 0 };
         if written as usize > self.buf_len {
             return Err(self.fail(Violation::LengthTooLarge { id, len }));
         }
@@ -310,14 +291,7 @@ mod tests {
     impl FakeDevice {
         fn new(q: &SplitQueue) -> Self {
             let (desc, avail, used) = q.addresses();
-            FakeDevice {
-                desc,
-                avail,
-                used,
-                size: q.size(),
-                seen_avail: 0,
-                used_idx: 0,
-            }
+            FakeDevice { desc, avail, used, size: q.size(), seen_avail: 0, used_idx: 0 }
         }
         fn rd16(a: u64) -> u16 {
             // SAFETY: a is a ring field address of the live queue under test.
@@ -332,12 +306,8 @@ mod tests {
             self.seen_avail = self.seen_avail.wrapping_add(1);
             let d = self.desc + 16 * id as u64;
             // SAFETY: id came from the avail ring, so d is a descriptor of the live table.
-            let (addr, len) = unsafe {
-                (
-                    core::ptr::read_volatile(d as *const u64),
-                    core::ptr::read_volatile((d + 8) as *const u32),
-                )
-            };
+            let (addr, len) =
+                unsafe { (core::ptr::read_volatile(d as *const u64), core::ptr::read_volatile((d + 8) as *const u32)) };
             Some((id, addr, len))
         }
         /// Writes a used element and publishes it (or, with `publish_as`, a chosen index).
@@ -377,9 +347,7 @@ mod tests {
             dev.put(id as u32, 60);
             let (got, n) = q.pop_used().unwrap().unwrap();
             assert_eq!((got, n), (id, 60));
-            assert!(q.buffer_mut(got).unwrap()[..60]
-                .iter()
-                .all(|&b| b == round as u8));
+            assert!(q.buffer_mut(got).unwrap()[..60].iter().all(|&b| b == round as u8));
             q.submit(got, 2048).unwrap();
         }
         assert_eq!(q.pop_used(), Ok(None));
@@ -410,10 +378,7 @@ mod tests {
     fn id_out_of_range_breaks_queue() {
         let (mut q, mut dev) = rx_queue();
         dev.put(99, 10);
-        assert_eq!(
-            q.pop_used(),
-            Err(QueueError::Broken(Violation::IdOutOfRange(99)))
-        );
+        assert_eq!(q.pop_used(), Err(QueueError::Broken(Violation::IdOutOfRange(99))));
         assert!(q.broken().is_some());
         assert!(!q.has_used());
         assert_eq!(q.alloc(), None);
@@ -427,10 +392,7 @@ mod tests {
         dev.put(id as u32, 10);
         dev.put(id as u32, 10); // the same buffer returned twice
         assert!(q.pop_used().unwrap().is_some());
-        assert_eq!(
-            q.pop_used(),
-            Err(QueueError::Broken(Violation::IdNotInFlight(id as u32)))
-        );
+        assert_eq!(q.pop_used(), Err(QueueError::Broken(Violation::IdNotInFlight(id as u32))));
     }
 
     #[test]
@@ -438,26 +400,14 @@ mod tests {
         let (mut q, mut dev) = rx_queue();
         let (id, _, _) = dev.take().unwrap();
         dev.put(id as u32, 4096);
-        assert_eq!(
-            q.pop_used(),
-            Err(QueueError::Broken(Violation::LengthTooLarge {
-                id: id as u32,
-                len: 4096
-            }))
-        );
+        assert_eq!(q.pop_used(), Err(QueueError::Broken(Violation::LengthTooLarge { id: id as u32, len: 4096 })));
     }
 
     #[test]
     fn used_index_jump_breaks_queue() {
         let (mut q, dev) = rx_queue();
         dev.publish(200);
-        assert_eq!(
-            q.pop_used(),
-            Err(QueueError::Broken(Violation::UsedIndexJump {
-                from: 0,
-                to: 200
-            }))
-        );
+        assert_eq!(q.pop_used(), Err(QueueError::Broken(Violation::UsedIndexJump { from: 0, to: 200 })));
     }
 
     #[test]
@@ -467,10 +417,7 @@ mod tests {
         dev.put(id as u32, 1);
         q.pop_used().unwrap();
         dev.publish(0); // back from 1 to 0: looks like 65535 new entries
-        assert!(matches!(
-            q.pop_used(),
-            Err(QueueError::Broken(Violation::UsedIndexJump { .. }))
-        ));
+        assert!(matches!(q.pop_used(), Err(QueueError::Broken(Violation::UsedIndexJump { .. }))));
     }
 
     #[test]

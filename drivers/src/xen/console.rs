@@ -6,8 +6,8 @@
 //! the backend's indexes turn impossible, output is dropped rather than blocking the
 //! kernel.
 
-use super::SharedPage;
 use arch::platform::Console;
+use arch::xen::shared::SharedPage;
 use arch::xen::Xen;
 use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
@@ -40,12 +40,9 @@ pub struct XenConsole {
 impl XenConsole {
     /// Attaches to this domain's console ring.
     pub fn new(xen: Xen) -> Result<Self, XenConsoleError> {
-        let pfn = xen
-            .hvm_param(param::CONSOLE_PFN)
-            .map_err(|e| XenConsoleError::Param(param::CONSOLE_PFN, e))?;
-        let port = xen
-            .hvm_param(param::CONSOLE_EVTCHN)
-            .map_err(|e| XenConsoleError::Param(param::CONSOLE_EVTCHN, e))?;
+        let pfn = xen.hvm_param(param::CONSOLE_PFN).map_err(|e| XenConsoleError::Param(param::CONSOLE_PFN, e))?;
+        let port =
+            xen.hvm_param(param::CONSOLE_EVTCHN).map_err(|e| XenConsoleError::Param(param::CONSOLE_EVTCHN, e))?;
         let addr = pfn << 12;
         if pfn == 0 || addr >= 1 << 32 {
             return Err(XenConsoleError::Unmapped(addr));
@@ -54,13 +51,7 @@ impl XenConsole {
         // low 4 GiB (checked) and only this driver touches it.
         let page = unsafe { SharedPage::new(addr, INTERFACE_SIZE) };
         let out = ConsoleOut::attach(&page).map_err(|_| XenConsoleError::Broken)?;
-        Ok(XenConsole {
-            xen,
-            page,
-            port: port as u32,
-            out: Mutex::new(out),
-            broken: AtomicBool::new(false),
-        })
+        Ok(XenConsole { xen, page, port: port as u32, out: Mutex::new(out), broken: AtomicBool::new(false) })
     }
 }
 

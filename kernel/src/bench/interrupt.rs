@@ -14,14 +14,14 @@ const WARMUP: u64 = 100;
 
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 
-fn on_ipi(_vector: u8) {
+fn on_ipi(_irq: u32) {
     TAKEN.fetch_add(1, Ordering::Release);
 }
 
-fn round_trips(p: &Platform, vector: u8, n: u64) {
+fn round_trips(p: &Platform, irq: u32, n: u64) {
     for _ in 0..n {
         let target = TAKEN.load(Ordering::Acquire) + 1;
-        p.irq.send_self_ipi(vector);
+        p.irq.send_self_ipi(irq);
         while TAKEN.load(Ordering::Acquire) < target {
             core::hint::spin_loop();
         }
@@ -30,21 +30,15 @@ fn round_trips(p: &Platform, vector: u8, n: u64) {
 
 /// Runs the benchmark.
 pub fn run(p: &Platform) {
-    let vector = match p.irq.alloc_ipi(on_ipi) {
+    let irq = match p.irq.alloc_ipi(on_ipi) {
         Ok(v) => v,
-        Err(e) => return skip("interrupt", format_args!("reason=no-vector ({e:?})")),
+        Err(e) => return skip("interrupt", format_args!("reason=no-irq ({e:?})")),
     };
-    round_trips(p, vector, WARMUP);
+    round_trips(p, irq, WARMUP);
     let (start, end) = phase(p, "interrupt", ITERATIONS, || {
         let start = p.clock.now_ns();
-        round_trips(p, vector, ITERATIONS);
+        round_trips(p, irq, ITERATIONS);
         (start, p.clock.now_ns())
     });
-    emit(
-        p,
-        "interrupt",
-        "ns",
-        per_op(start, end, ITERATIONS),
-        ITERATIONS,
-    );
+    emit(p, "interrupt", "ns", per_op(start, end, ITERATIONS), ITERATIONS);
 }

@@ -54,12 +54,7 @@ fn write_pass(buf: &mut [u64], value: u64) {
 
 /// Repeats `pass` until MIN_SPAN_NS elapsed, as phase `name`; returns MB/s for
 /// `bytes_per_pass` and the passes made. The phase reports one operation per byte.
-fn measure(
-    p: &Platform,
-    name: &str,
-    bytes_per_pass: usize,
-    mut pass: impl FnMut(u64),
-) -> (f64, u64) {
+fn measure(p: &Platform, name: &str, bytes_per_pass: usize, mut pass: impl FnMut(u64)) -> (f64, u64) {
     pass(0); // warm-up: fills caches and TLBs
     p.marker.begin(name, 0);
     let start = p.clock.now_ns();
@@ -70,25 +65,16 @@ fn measure(
     }
     let span = p.clock.now_ns() - start;
     p.marker.end(name, passes * bytes_per_pass as u64);
-    (
-        bytes_per_pass as f64 * passes as f64 * 1000.0 / span as f64,
-        passes,
-    )
+    (bytes_per_pass as f64 * passes as f64 * 1000.0 / span as f64, passes)
 }
 
 /// Runs the three bandwidth benchmarks.
 pub fn run(p: &Platform) {
-    let mut bytes = BUFFER
-        .min(crate::heap::free_bytes() / 4)
-        .next_power_of_two()
-        / 2;
+    let mut bytes = BUFFER.min(crate::heap::free_bytes() / 4).next_power_of_two() / 2;
     bytes = bytes.clamp(MIN_BUFFER, BUFFER);
     let words = bytes / 8;
     let (Some(mut src), Some(mut dst_buf)) = (alloc(words), alloc(words + COPY_SKEW_WORDS)) else {
-        return skip(
-            "mem_bw",
-            format_args!("reason=heap ({} MiB free)", crate::heap::free_bytes() >> 20),
-        );
+        return skip("mem_bw", format_args!("reason=heap ({} MiB free)", crate::heap::free_bytes() >> 20));
     };
     let (mbs, passes) = measure(p, "mem_bw_read", bytes, |_| {
         black_box(read_pass(&src));

@@ -71,10 +71,7 @@ pub fn run(p: &Platform) {
         let words = size / core::mem::size_of::<usize>();
         let mut buf: Vec<usize> = Vec::new();
         if buf.try_reserve_exact(words).is_err() {
-            skip(
-                name,
-                format_args!("reason=heap ({} MiB free)", crate::heap::free_bytes() >> 20),
-            );
+            skip(name, format_args!("reason=heap ({} MiB free)", crate::heap::free_bytes() >> 20));
             continue;
         }
         buf.resize(words, 0);

@@ -6,6 +6,8 @@
 
 mod clock;
 mod cpuid;
+mod evtchn;
+mod hypercall;
 mod interrupt;
 mod mem_bandwidth;
 mod mem_latency;
@@ -17,16 +19,7 @@ use hykernel::report::BenchRecord;
 
 /// Prints one result line.
 pub fn emit(p: &Platform, name: &str, unit: &str, value: f64, iterations: u64) {
-    kprintln!(
-        "{}",
-        BenchRecord {
-            name,
-            mode: p.mode.name(),
-            unit,
-            value,
-            iterations
-        }
-    );
+    kprintln!("{}", BenchRecord { name, mode: p.mode.name(), unit, value, iterations });
 }
 
 /// Prints that a benchmark could not run, and why (not a result line).
@@ -53,11 +46,17 @@ pub fn run_local(opts: &Options, p: &'static Platform) {
     if opts.bench.contains("cpuid") {
         cpuid::run(p);
     }
+    if opts.bench.contains("hypercall") {
+        hypercall::run(p);
+    }
     if opts.bench.contains("clock") {
         clock::run(p);
     }
     if opts.bench.contains("interrupt") {
         interrupt::run(p);
+    }
+    if opts.bench.contains("evtchn") {
+        evtchn::run(p);
     }
     if opts.bench.contains("timer") {
         timer::run(p);

@@ -45,13 +45,7 @@ pub fn run(p: &Platform) {
         }
         total
     });
-    emit(
-        p,
-        "timer_arm_to_fire",
-        "ns",
-        per_op(0, total, ARM_TO_FIRE),
-        ARM_TO_FIRE,
-    );
+    emit(p, "timer_arm_to_fire", "ns", per_op(0, total, ARM_TO_FIRE), ARM_TO_FIRE);
 
     let (late, early) = phase(p, "timer_lateness", LATENESS, || {
         let (mut late, mut early) = (0u64, 0u64);
@@ -68,11 +62,5 @@ pub fn run(p: &Platform) {
     if early > 0 {
         kprintln!("ERROR timer: {early} of {LATENESS} expiries ran before their deadline");
     }
-    emit(
-        p,
-        "timer_lateness",
-        "ns",
-        per_op(0, late, LATENESS),
-        LATENESS,
-    );
+    emit(p, "timer_lateness", "ns", per_op(0, late, LATENESS), LATENESS);
 }

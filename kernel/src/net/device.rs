@@ -24,11 +24,7 @@ impl<'a> NicDevice<'a> {
     /// Wraps `nic`.
     pub fn new(nic: &'a mut dyn Nic) -> Self {
         let mtu = nic.mtu();
-        NicDevice {
-            nic: RefCell::new(nic),
-            rx_frame: RefCell::new(vec![0; mtu + 14]),
-            mtu,
-        }
+        NicDevice { nic: RefCell::new(nic), rx_frame: RefCell::new(vec![0; mtu + 14]), mtu }
     }
 
     /// The NIC, for calls outside smoltcp (interrupt re-arming, counters).
@@ -98,13 +94,7 @@ impl<'a> Device for NicDevice<'a> {
         if !self.nic.get_mut().can_receive() {
             return None;
         }
-        Some((
-            Rx {
-                nic: &self.nic,
-                frame: &self.rx_frame,
-            },
-            Tx { nic: &self.nic },
-        ))
+        Some((Rx { nic: &self.nic, frame: &self.rx_frame }, Tx { nic: &self.nic }))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {

@@ -50,10 +50,7 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
     let mut iface = Interface::new(config, &mut dev, instant(p.clock.now_ns()));
     let [a, b, c, d] = opts.ip.addr;
     iface.update_ip_addrs(|addrs| {
-        let _ = addrs.push(IpCidr::new(
-            Ipv4Address::new(a, b, c, d).into(),
-            opts.ip.prefix,
-        ));
+        let _ = addrs.push(IpCidr::new(Ipv4Address::new(a, b, c, d).into(), opts.ip.prefix));
     });
     let mut sockets = SocketSet::new(vec![]);
     let mut services = Services::new(&mut sockets);
@@ -79,10 +76,7 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
             Outcome::Idle => {}
         }
         if !serving_only && now - last_activity > idle_limit {
-            kprintln!(
-                "ERROR net: no word from the benchmark driver on port {CONTROL_PORT} for {} s",
-                opts.netwait_s
-            );
+            kprintln!("ERROR net: no word from the benchmark driver on port {CONTROL_PORT} for {} s", opts.netwait_s);
             return ExitStatus::Failure;
         }
         if iface.poll_delay(instant(now), &sockets) == Some(smoltcp::time::Duration::ZERO) {

@@ -39,10 +39,7 @@ pub enum Outcome {
 }
 
 fn tcp_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; rx]),
-        tcp::SocketBuffer::new(vec![0; tx]),
-    );
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; rx]), tcp::SocketBuffer::new(vec![0; tx]));
     s.set_nagle_enabled(false);
     s.set_ack_delay(None);
     s
@@ -63,20 +60,13 @@ impl Services {
     /// Creates and opens the sockets.
     pub fn new(sockets: &mut SocketSet<'static>) -> Self {
         let mut udp = udp::Socket::new(
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0; UDP_BUF],
-            ),
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0; UDP_BUF],
-            ),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
         );
         // Binding a fresh socket to a non-zero port cannot fail.
         let _ = udp.bind(ECHO_PORT);
         let udp_echo = sockets.add(udp);
-        let tcp_echo =
-            core::array::from_fn(|_| sockets.add(tcp_socket(TCP_ECHO_BUF, TCP_ECHO_BUF)));
+        let tcp_echo = core::array::from_fn(|_| sockets.add(tcp_socket(TCP_ECHO_BUF, TCP_ECHO_BUF)));
         let discard = core::array::from_fn(|_| sockets.add(tcp_socket(DISCARD_BUF, 1024)));
         let control = sockets.add(tcp_socket(4096, 4096));
         Services {
@@ -91,12 +81,7 @@ impl Services {
     }
 
     /// Serves whatever the last poll brought in.
-    pub fn run(
-        &mut self,
-        sockets: &mut SocketSet<'static>,
-        p: &Platform,
-        nic: NicStats,
-    ) -> Outcome {
+    pub fn run(&mut self, sockets: &mut SocketSet<'static>, p: &Platform, nic: NicStats) -> Outcome {
         let now = p.clock.now_ns();
         self.udp(sockets, now);
         for h in self.tcp_echo {
@@ -203,13 +188,7 @@ impl Services {
             Ok(Command::Stop(b)) => match netctl::result(b, &self.counters[b.index()]) {
                 Ok((unit, value, iterations)) => {
                     p.marker.end(b.name(), self.counters[b.index()].events);
-                    let rec = BenchRecord {
-                        name: b.name(),
-                        mode: p.mode.name(),
-                        unit,
-                        value,
-                        iterations,
-                    };
+                    let rec = BenchRecord { name: b.name(), mode: p.mode.name(), unit, value, iterations };
                     kprintln!("{rec}");
                     let _ = writeln!(reply, "{rec}");
                 }

@@ -1,13 +1,15 @@
-//! Pieces the modes share: the local APIC with its timer, the TSC clock, the phase
-//! marker, and small helpers for building `'static` trait objects.
+//! Pieces the modes share: the local APIC, the TSC and HPET clocks, the LAPIC timer, the
+//! phase marker, and small helpers for building `'static` trait objects.
 
 use super::{timer_expired, PlatformError};
 use alloc::boxed::Box;
 use alloc::format;
+use arch::acpi::AcpiInfo;
 use arch::apic::timer::LapicTimer;
-use arch::apic::{ApicMode, Lapic, LapicController};
+use arch::apic::{ApicMode, Lapic};
 use arch::cpu::Features;
-use arch::platform::{NoMarker, PhaseMarker};
+use arch::hpet::Hpet;
+use arch::platform::{Clock, NoMarker, PhaseMarker};
 use arch::tsc::TscClock;
 use arch::xen::{Xen, XenTraceMarker};
 use hykernel::cmdline::{ApicChoice, Options, TimerChoice};
@@ -22,40 +24,46 @@ pub fn setup<E: core::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> Platf
     move |e| PlatformError::Setup(what, format!("{e:?}"))
 }
 
-/// The local APIC as interrupt controller, the TSC at `tsc_hz` as clock, and the APIC
-/// timer, as the command line's `apic=` and `timer=` ask.
-pub fn lapic_platform(
-    opts: &Options,
-    features: &Features,
-    tsc_hz: u64,
-) -> Result<
-    (
-        &'static LapicController,
-        &'static TscClock,
-        &'static LapicTimer,
-    ),
-    PlatformError,
-> {
-    let apic_mode = match opts.apic {
+/// A command-line value that does not fit the mode in use.
+pub fn misfit(option: &'static str, why: &str) -> PlatformError {
+    PlatformError::Setup(option, why.into())
+}
+
+/// The local APIC, in the access mode `apic=` asks for.
+pub fn local_apic(opts: &Options, features: &Features) -> Result<&'static Lapic, PlatformError> {
+    let mode = match opts.apic {
         ApicChoice::Auto => ApicMode::Auto,
         ApicChoice::XApic => ApicMode::XApic,
         ApicChoice::X2Apic => ApicMode::X2Apic,
     };
-    let lapic: &'static Lapic =
-        leak(Lapic::init(apic_mode, features).map_err(setup("local APIC"))?);
-    let controller: &'static LapicController = leak(LapicController::new(lapic));
-    arch::trap::set_controller(controller);
-    let clock: &'static TscClock = leak(TscClock::starting_now(tsc_hz));
+    Ok(leak(Lapic::init(mode, features).map_err(setup("local APIC"))?))
+}
+
+/// The TSC as a clock, at `hz`.
+pub fn tsc_clock(hz: u64) -> &'static TscClock {
+    leak(TscClock::starting_now(hz))
+}
+
+/// The HPET as a clock, from the ACPI tables.
+pub fn hpet_clock(acpi: Option<&AcpiInfo>) -> Result<&'static dyn Clock, PlatformError> {
+    let base = acpi.and_then(|a| a.hpet).ok_or(misfit("clock", "clock=hpet: the firmware tables list no HPET"))?;
+    // SAFETY: the address comes from the firmware's HPET table.
+    Ok(leak(unsafe { Hpet::new(base) }.map_err(setup("HPET"))?))
+}
+
+/// The LAPIC timer in the mode `timer=` asks for, deadlines in `clock`'s time.
+pub fn lapic_timer(
+    opts: &Options,
+    features: &Features,
+    lapic: &'static Lapic,
+    clock: &'static dyn Clock,
+    tsc: &'static TscClock,
+) -> Result<&'static LapicTimer, PlatformError> {
     if opts.timer == TimerChoice::TscDeadline && !features.tsc_deadline {
-        return Err(PlatformError::Setup(
-            "timer",
-            "timer=tsc-deadline: this CPU has no TSC-deadline mode".into(),
-        ));
+        return Err(misfit("timer", "timer=tsc-deadline: this CPU has no TSC-deadline mode"));
     }
     let prefer_deadline = opts.timer != TimerChoice::LapicOneShot;
-    let timer = LapicTimer::init(lapic, clock, features, prefer_deadline, timer_expired)
-        .map_err(setup("LAPIC timer"))?;
-    Ok((controller, clock, timer))
+    LapicTimer::init(lapic, clock, tsc, features, prefer_deadline, timer_expired).map_err(setup("LAPIC timer"))
 }
 
 /// Xen's trace records where the hypercall page is up, else nothing.

@@ -1,15 +1,16 @@
 //! hvm mode: the emulated PC. Local APIC (x2APIC or xAPIC) for delivery and EOI, IO-APIC
-//! masked, LAPIC timer (TSC-deadline or one-shot), the TSC as clock, PCI with MSI-X, and
-//! virtio-net as the NIC. The same on QEMU/KVM and as a Xen HVM domU.
+//! masked, LAPIC timer (TSC-deadline or one-shot), the TSC (or the HPET) as clock, PCI
+//! with MSI-X, and virtio-net as the NIC. The same on QEMU/KVM and as a Xen HVM domU.
 
-use super::common::{lapic_platform, leak, marker, setup};
+use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, setup, tsc_clock};
 use super::{Platform, PlatformError};
 use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
 use arch::apic::ioapic::IoApic;
+use arch::apic::LapicController;
 use arch::cpu::Features;
 use arch::hypervisor::Hypervisor;
-use arch::platform::Console;
+use arch::platform::{Clock, Console, InterruptController};
 use arch::refclock::{Pit2, PmTimer};
 use arch::tsc;
 use arch::xen::Xen;
@@ -17,7 +18,7 @@ use drivers::console::{DebugCon, Uart16550};
 use drivers::nic::Nic;
 use drivers::pci::{self, PortIo};
 use drivers::virtio::net::VirtioNet;
-use hykernel::cmdline::{Mode, Options};
+use hykernel::cmdline::{ClockChoice, Mode, Options, TimerChoice};
 use spin::Mutex;
 
 /// The TSC rate: stated by the hypervisor if it does, else measured.
@@ -32,28 +33,15 @@ fn tsc_hz(hv: &Hypervisor, acpi: &AcpiInfo) -> u64 {
         Some((port, bits)) => tsc::calibrate(&PmTimer::new(port, bits), 50_000_000),
         None => tsc::calibrate(&Pit2::start(), 50_000_000),
     };
-    let against = if acpi.pm_timer.is_some() {
-        "the ACPI PM timer"
-    } else {
-        "the PIT"
-    };
+    let against = if acpi.pm_timer.is_some() { "the ACPI PM timer" } else { "the PIT" };
     log::info!("TSC {} kHz (calibrated against {against})", hz / 1000);
     hz
 }
 
-fn open_nic(
-    cfg: &'static PortIo,
-    irq: &'static dyn arch::platform::InterruptController,
-) -> Option<Box<dyn Nic>> {
+fn open_nic(cfg: &'static PortIo, irq: &'static dyn InterruptController) -> Option<Box<dyn Nic>> {
     let functions = pci::enumerate(cfg);
     for f in &functions {
-        log::info!(
-            "pci {} {:04x}:{:04x} class {:06x}",
-            f.addr,
-            f.vendor,
-            f.device,
-            f.class
-        );
+        log::info!("pci {} {:04x}:{:04x} class {:06x}", f.addr, f.vendor, f.device, f.class);
     }
     let f = functions.iter().find(|f| VirtioNet::matches(f))?;
     match VirtioNet::init(cfg, f, irq) {
@@ -65,6 +53,20 @@ fn open_nic(
     }
 }
 
+/// Checks that the command line asks for nothing hvm mode does not have.
+fn check_switches(opts: &Options) -> Result<(), PlatformError> {
+    if opts.timer == TimerChoice::Pv {
+        return Err(misfit("timer", "timer=pv is Xen's PV timer: it needs mode=hybrid or mode=pvh"));
+    }
+    if opts.clock == ClockChoice::Pvclock {
+        return Err(misfit("clock", "clock=pvclock is Xen's PV clock: it needs mode=hybrid or mode=pvh"));
+    }
+    if opts.callback.is_some() {
+        return Err(misfit("callback", "callback= sets how Xen delivers events: it needs mode=hybrid or mode=pvh"));
+    }
+    Ok(())
+}
+
 /// Builds the hvm platform.
 pub(super) fn build(
     opts: &Options,
@@ -72,25 +74,26 @@ pub(super) fn build(
     xen: Option<Xen>,
     acpi: Option<AcpiInfo>,
 ) -> Result<Platform, PlatformError> {
-    let acpi = acpi.ok_or(PlatformError::Setup(
-        "acpi",
-        "no ACPI tables: hvm mode needs the MADT".into(),
-    ))?;
+    check_switches(opts)?;
+    let acpi = acpi.ok_or(PlatformError::Setup("acpi", "no ACPI tables: hvm mode needs the MADT".into()))?;
     let features = Features::read();
     arch::pic::disable();
     for io in &acpi.io_apics {
         // SAFETY: the address comes from the firmware's MADT.
         let ioapic = unsafe { IoApic::new(io.address, io.gsi_base) }.map_err(setup("IO-APIC"))?;
         ioapic.mask_all();
-        log::info!(
-            "IO-APIC {} at {:#x}: GSIs {:?}, all masked",
-            io.id,
-            io.address,
-            ioapic.gsis()
-        );
+        log::info!("IO-APIC {} at {:#x}: GSIs {:?}, all masked", io.id, io.address, ioapic.gsis());
         leak(ioapic);
     }
-    let (controller, clock, timer) = lapic_platform(opts, &features, tsc_hz(&hv, &acpi))?;
+    let lapic = local_apic(opts, &features)?;
+    let controller: &'static LapicController = leak(LapicController::new(lapic));
+    arch::trap::set_controller(controller);
+    let tsc = tsc_clock(tsc_hz(&hv, &acpi));
+    let clock: &'static dyn Clock = match opts.clock {
+        ClockChoice::Hpet => hpet_clock(Some(&acpi))?,
+        _ => tsc,
+    };
+    let timer = lapic_timer(opts, &features, lapic, clock, tsc)?;
 
     // SAFETY: 0xcf8/0xcfc are the PCI configuration ports of the emulated PC.
     let cfg: &'static PortIo = leak(unsafe { PortIo::new() });
@@ -99,11 +102,8 @@ pub(super) fn build(
     // SAFETY: COM1 is the emulated PC's first UART (already programmed at boot).
     let com1: &'static Uart16550 = leak(unsafe { Uart16550::init(Uart16550::COM1) });
     // On Xen, port 0xe9 lands in the hypervisor's log too, without the device model.
-    let consoles: &'static [&'static dyn Console] = if xen.is_some() {
-        leak([com1 as &dyn Console, &DebugCon])
-    } else {
-        leak([com1 as &dyn Console])
-    };
+    let consoles: &'static [&'static dyn Console] =
+        if xen.is_some() { leak([com1 as &dyn Console, &DebugCon]) } else { leak([com1 as &dyn Console]) };
     Ok(Platform {
         hypervisor: hv,
         mode: Mode::Hvm,
@@ -112,6 +112,8 @@ pub(super) fn build(
         timer,
         consoles,
         marker: marker(xen),
+        xen,
+        events: None,
         nic: Mutex::new(nic),
         nic_name,
     })

@@ -7,12 +7,13 @@
 
 mod common;
 mod hvm;
-mod pvh;
+mod xenpv;
 
 use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
 use arch::hypervisor::Hypervisor;
 use arch::platform::{Clock, Console, InterruptController, PhaseMarker, PowerControl, Timer};
+use arch::xen::events::EventChannels;
 use arch::xen::{Xen, XenPower};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +38,10 @@ pub struct Platform {
     pub consoles: &'static [&'static dyn Console],
     /// Benchmark phase markers for the host's trace.
     pub marker: &'static dyn PhaseMarker,
+    /// Hypercalls, on any Xen guest.
+    pub xen: Option<Xen>,
+    /// Event channels, in the modes that take interrupts through them.
+    pub events: Option<&'static EventChannels>,
     /// The network device, if the platform has one.
     pub nic: Mutex<Option<Box<dyn Nic>>>,
     /// Name of the NIC for the mode report.
@@ -60,17 +65,9 @@ impl fmt::Display for PlatformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlatformError::Unsupported(m) => {
-                write!(
-                    f,
-                    "mode={} is not supported by this build yet (supported: auto, hvm, pvh)",
-                    m.name()
-                )
+                write!(f, "mode={} is not supported by this build yet (supported: auto, hvm, hybrid, pvh)", m.name())
             }
-            PlatformError::WrongHypervisor(m) => write!(
-                f,
-                "mode={} needs Xen, and this is not a Xen guest",
-                m.name()
-            ),
+            PlatformError::WrongHypervisor(m) => write!(f, "mode={} needs Xen, and this is not a Xen guest", m.name()),
             PlatformError::WrongGuest(m, what) => write!(f, "mode={} {what}", m.name()),
             PlatformError::Setup(what, why) => write!(f, "{what}: {why}"),
         }
@@ -109,24 +106,27 @@ pub fn power_control(xen: Option<Xen>, acpi: Option<&AcpiInfo>) -> &'static dyn 
     }
 }
 
-/// The mode `opts` asks for, given what this guest is.
+/// The mode `asked` for, given what this guest is: `auto` takes the hybrid mode on a
+/// Xen HVM guest, pvh on a Xen PVH guest, hvm elsewhere.
 fn choose_mode(asked: Mode, on_xen: bool, emulated_pc: bool) -> Result<Mode, PlatformError> {
-    match asked {
-        // Hybrid joins `auto` on Xen HVM guests once its pieces exist.
-        Mode::Auto if on_xen && !emulated_pc => Ok(Mode::Pvh),
-        Mode::Auto | Mode::Hvm if emulated_pc => Ok(Mode::Hvm),
-        Mode::Auto | Mode::Hvm => Err(PlatformError::WrongGuest(
+    match (asked, on_xen, emulated_pc) {
+        (Mode::Auto, true, true) | (Mode::Hybrid, true, true) => Ok(Mode::Hybrid),
+        (Mode::Auto, true, false) | (Mode::Pvh, true, false) => Ok(Mode::Pvh),
+        (Mode::Auto | Mode::Hvm, _, true) => Ok(Mode::Hvm),
+        (Mode::Auto | Mode::Hvm, _, false) => Err(PlatformError::WrongGuest(
             Mode::Hvm,
             "needs an emulated PC (IO-APIC, ACPI hardware); this guest has none (a Xen PVH guest?)",
         )),
-        Mode::Pvh if !on_xen => Err(PlatformError::WrongHypervisor(Mode::Pvh)),
-        Mode::Pvh if emulated_pc => Err(PlatformError::WrongGuest(
+        (m @ (Mode::Hybrid | Mode::Pvh | Mode::Pv), false, _) => Err(PlatformError::WrongHypervisor(m)),
+        (Mode::Hybrid, true, false) => Err(PlatformError::WrongGuest(
+            Mode::Hybrid,
+            "needs an HVM guest; this is a PVH guest (boot it with type=\"hvm\", or use mode=pvh)",
+        )),
+        (Mode::Pvh, true, true) => Err(PlatformError::WrongGuest(
             Mode::Pvh,
             "needs a PVH guest; this is an HVM guest (boot it with type=\"pvh\")",
         )),
-        Mode::Pvh => Ok(Mode::Pvh),
-        m @ (Mode::Hybrid | Mode::Pv) if !on_xen => Err(PlatformError::WrongHypervisor(m)),
-        m => Err(PlatformError::Unsupported(m)),
+        (Mode::Pv, true, _) => Err(PlatformError::Unsupported(Mode::Pv)),
     }
 }
 
@@ -140,10 +140,10 @@ pub fn init(
 ) -> Result<&'static Platform, PlatformError> {
     let emulated_pc = acpi.as_ref().is_some_and(AcpiInfo::emulated_pc);
     let mode = choose_mode(opts.mode, xen.is_some(), emulated_pc)?;
-    let platform = match mode {
-        Mode::Hvm => hvm::build(opts, hv, xen, acpi)?,
-        Mode::Pvh => pvh::build(opts, hv, xen, xen_console)?,
-        m => return Err(PlatformError::Unsupported(m)),
+    let platform = match (mode, xen) {
+        (Mode::Hvm, _) => hvm::build(opts, hv, xen, acpi)?,
+        (Mode::Hybrid | Mode::Pvh, Some(x)) => xenpv::build(mode, opts, hv, x, xen_console, acpi)?,
+        (m, _) => return Err(PlatformError::Unsupported(m)),
     };
     Ok(PLATFORM.call_once(|| platform))
 }

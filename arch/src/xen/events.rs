@@ -1,0 +1,235 @@
+//! Event channels as the interrupt controller of the Xen modes.
+//!
+//! Maps `shared_info`, moves vCPU 0's `vcpu_info` into a page of its own where Xen lets
+//! it (`VCPUOP_register_vcpu_info`), and has Xen deliver event upcalls on one vector,
+//! either the **global** callback (`HVM_PARAM_CALLBACK_IRQ`, vector type: injected without
+//! the local APIC, so it ends with no EOI) or the **per-vCPU** upcall vector
+//! (`HVMOP_set_evtchn_upcall_vector`: through the local APIC, so it ends with a LAPIC
+//! EOI). The upcall runs `xen_iface::events::scan` and calls each port's handler;
+//! acknowledging an event is clearing bits in shared memory.
+
+use super::shared::SharedPage;
+use super::Xen;
+use crate::apic::Lapic;
+use crate::platform::{InterruptController, Irq, IrqError, IrqHandler, MsiMessage, Vector};
+use crate::trap;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use spin::Once;
+use xen_iface::events::{self, NR_PORTS, VCPU_INFO_SIZE, VCPU_TIME};
+use xen_iface::hypercall::{callback_via_vector, param, XENMAPSPACE_SHARED_INFO};
+
+/// How event upcalls reach the vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Callback {
+    /// `HVM_PARAM_CALLBACK_IRQ` with the vector type: no LAPIC, no EOI.
+    Global,
+    /// `HVMOP_set_evtchn_upcall_vector`: through the LAPIC, ends with an EOI.
+    PerCpu,
+}
+
+/// Why event channels could not be set up.
+#[derive(Clone, Copy, Debug)]
+pub enum EventError {
+    /// Mapping `shared_info` failed.
+    SharedInfo(i64),
+    /// No free vector for the upcall.
+    NoVector,
+    /// Xen refused the callback (its error code).
+    Callback(i64),
+    /// The per-vCPU callback needs the local APIC for its EOI.
+    NeedsLapic,
+}
+
+/// Rounds over the pending bitmaps per upcall before leaving the rest to the next one.
+const MAX_SCAN_ROUNDS: u32 = 16;
+
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// The frame `shared_info` is mapped into (its RAM is given up to Xen).
+static mut SHARED_INFO_FRAME: Page = Page([0; 4096]);
+/// vCPU 0's own `vcpu_info`, when Xen accepts it.
+static mut VCPU_INFO_FRAME: Page = Page([0; 4096]);
+
+/// Event channels of this domain.
+pub struct EventChannels {
+    xen: Xen,
+    shared: SharedPage,
+    vcpu: SharedPage,
+    vector: Vector,
+    callback: Callback,
+    lapic: Option<&'static Lapic>,
+    handlers: Box<[AtomicUsize]>,
+    upcalls: AtomicU64,
+    delivered: AtomicU64,
+}
+
+static EVENTS: Once<&'static EventChannels> = Once::new();
+
+fn on_upcall(_vector: Irq) {
+    if let Some(ev) = EVENTS.get() {
+        ev.upcall();
+    }
+}
+
+impl EventChannels {
+    /// Maps `shared_info`, registers `vcpu_info` and the upcall. `lapic` serves the
+    /// per-vCPU callback's EOI and MSIs; it may be `None` only with the global callback.
+    pub fn init(
+        xen: Xen,
+        callback: Callback,
+        lapic: Option<&'static Lapic>,
+    ) -> Result<&'static EventChannels, EventError> {
+        if let Some(ev) = EVENTS.get() {
+            return Ok(ev);
+        }
+        if callback == Callback::PerCpu && lapic.is_none() {
+            return Err(EventError::NeedsLapic);
+        }
+        let shared_gpa = (&raw const SHARED_INFO_FRAME) as u64;
+        xen.add_to_physmap(XENMAPSPACE_SHARED_INFO, 0, shared_gpa >> 12).map_err(EventError::SharedInfo)?;
+        // SAFETY: Xen just mapped shared_info over this page-aligned static frame; only
+        // this module uses it.
+        let shared = unsafe { SharedPage::new(shared_gpa, 4096) };
+        let own_gpa = (&raw const VCPU_INFO_FRAME) as u64;
+        let vcpu = match xen.register_vcpu_info(0, own_gpa) {
+            // SAFETY: Xen now keeps vCPU 0's vcpu_info at the start of this static frame.
+            Ok(()) => unsafe { SharedPage::new(own_gpa, VCPU_INFO_SIZE) },
+            Err(e) => {
+                log::info!("VCPUOP_register_vcpu_info refused ({e}); using shared_info's vcpu_info[0]");
+                // SAFETY: vcpu_info[0] is the first 64 bytes of the shared_info page.
+                unsafe { SharedPage::new(shared_gpa, VCPU_INFO_SIZE) }
+            }
+        };
+        let vector = trap::alloc_vector(on_upcall).map_err(|_| EventError::NoVector)?;
+        let handlers: Vec<AtomicUsize> = (0..NR_PORTS).map(|_| AtomicUsize::new(0)).collect();
+        let ev: &'static EventChannels = Box::leak(Box::new(EventChannels {
+            xen,
+            shared,
+            vcpu,
+            vector,
+            callback,
+            lapic,
+            handlers: handlers.into_boxed_slice(),
+            upcalls: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+        }));
+        EVENTS.call_once(|| ev);
+        match callback {
+            Callback::Global => xen.set_hvm_param(param::CALLBACK_IRQ, callback_via_vector(vector)),
+            Callback::PerCpu => xen.set_upcall_vector(0, vector),
+        }
+        .map_err(EventError::Callback)?;
+        Ok(ev)
+    }
+
+    /// The hypercall handle.
+    pub fn xen(&self) -> Xen {
+        self.xen
+    }
+
+    /// Where vCPU 0's `vcpu_time_info` is: the page and the offset in it.
+    pub fn vcpu_time(&self) -> (&SharedPage, usize) {
+        (&self.vcpu, VCPU_TIME)
+    }
+
+    /// Upcalls taken and ports delivered so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.upcalls.load(Ordering::Relaxed), self.delivered.load(Ordering::Relaxed))
+    }
+
+    /// Connects `handler` to `port` (an already bound port) and unmasks it. An event
+    /// that arrived before the handler did (binding an interdomain port raises it, for
+    /// one) was masked by the upcall as a stray; unmasking delivers it now.
+    pub fn bind(&self, port: u32, handler: IrqHandler) -> Result<(), IrqError> {
+        let slot = self.handlers.get(port as usize).ok_or(IrqError::Unsupported)?;
+        slot.store(handler as usize, Ordering::Release);
+        self.unmask(port);
+        Ok(())
+    }
+
+    /// Binds virtual IRQ `virq` of vCPU 0 and connects `handler`.
+    pub fn bind_virq(&self, virq: u32, handler: IrqHandler) -> Result<u32, IrqError> {
+        let port = self.xen.bind_virq(virq, 0).map_err(IrqError::Hypervisor)?;
+        self.bind(port, handler)?;
+        Ok(port)
+    }
+
+    /// Notifies the other end of `port` (one hypercall).
+    #[inline]
+    pub fn notify(&self, port: u32) {
+        self.xen.evtchn_send(port);
+    }
+
+    /// Masks `port` (shared memory only, no exit).
+    pub fn mask(&self, port: u32) {
+        events::mask(&self.shared, port);
+    }
+
+    /// Unmasks `port`; only if an event arrived while it was masked does this cost a
+    /// hypercall (Xen re-delivers it).
+    pub fn unmask(&self, port: u32) {
+        if events::unmask(&self.shared, port) == Some(true) {
+            let _ = self.xen.unmask(port);
+        }
+    }
+
+    fn upcall(&self) {
+        self.upcalls.fetch_add(1, Ordering::Relaxed);
+        let stats = events::scan(&self.shared, &self.vcpu, 0, MAX_SCAN_ROUNDS, |port| {
+            let raw = self.handlers.get(port as usize).map_or(0, |h| h.load(Ordering::Acquire));
+            if raw != 0 {
+                // SAFETY: only `bind` stores non-zero values, and it stores IrqHandlers.
+                let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(raw) };
+                handler(port);
+            } else {
+                // An event nobody asked for: mask it so it cannot storm.
+                events::mask(&self.shared, port);
+            }
+        });
+        self.delivered.fetch_add(stats.ports as u64, Ordering::Relaxed);
+    }
+}
+
+impl InterruptController for EventChannels {
+    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Irq, IrqError> {
+        let port = self.xen.bind_ipi(0).map_err(IrqError::Hypervisor)?;
+        self.bind(port, handler)?;
+        Ok(port)
+    }
+
+    fn send_self_ipi(&self, irq: Irq) {
+        self.notify(irq);
+    }
+
+    /// MSIs still go through the local APIC (MSI over event channels via PIRQs is a
+    /// separate path, not built yet).
+    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
+        let lapic = self.lapic.ok_or(IrqError::Unsupported)?;
+        let vector = trap::alloc_vector(handler)?;
+        Ok((vector.into(), MsiMessage { address: crate::apic::msi_address(lapic.id()), data: vector as u32 }))
+    }
+
+    fn end_of_interrupt(&self, vector: Vector) {
+        if vector == self.vector && self.callback == Callback::Global {
+            return; // injected without the LAPIC: nothing to end
+        }
+        if let Some(l) = self.lapic {
+            l.eoi();
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "evtchn"
+    }
+
+    fn eoi_name(&self) -> &'static str {
+        match (self.callback, self.lapic) {
+            (Callback::Global, _) => "none",
+            (Callback::PerCpu, Some(l)) if l.is_x2apic() => "x2apic-msr",
+            (Callback::PerCpu, _) => "lapic-mmio",
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Xen's one-shot timer (`VCPUOP_set_singleshot_timer`, delivered as `VIRQ_TIMER` on an
+//! event channel) as the kernel's [`Timer`].
+//!
+//! Xen programs deadlines in its system time; the platform [`Clock`] may be another (the
+//! TSC, the HPET), so deadlines are translated through the pvclock. Xen's timer can fire
+//! early (it rounds to its own timer slack and fires on other timer events too), so the
+//! handler checks the clock and re-arms: the callback never runs early.
+
+use super::events::EventChannels;
+use super::pvclock::PvClock;
+use crate::platform::{Clock, Irq, IrqError, Timer};
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Once;
+use xen_iface::hypercall::VIRQ_TIMER;
+
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// The PV timer.
+pub struct XenTimer {
+    events: &'static EventChannels,
+    clock: &'static dyn Clock,
+    pvclock: &'static PvClock,
+    same_base: bool,
+    deadline: AtomicU64,
+    callback: fn(),
+}
+
+static TIMER: Once<&'static XenTimer> = Once::new();
+
+fn on_virq_timer(_port: Irq) {
+    let Some(t) = TIMER.get() else { return };
+    let deadline = t.deadline.load(Ordering::Acquire);
+    if deadline == NO_DEADLINE {
+        return;
+    }
+    if t.clock.now_ns() < deadline {
+        t.program(deadline); // early: re-arm
+        return;
+    }
+    t.deadline.store(NO_DEADLINE, Ordering::Release);
+    (t.callback)();
+}
+
+impl XenTimer {
+    /// Binds `VIRQ_TIMER`, stops Xen's periodic tick, and returns the timer. Deadlines
+    /// are in `clock`'s time; `same_base` says `clock` is `pvclock` itself.
+    pub fn init(
+        events: &'static EventChannels,
+        clock: &'static dyn Clock,
+        pvclock: &'static PvClock,
+        same_base: bool,
+        callback: fn(),
+    ) -> Result<&'static XenTimer, IrqError> {
+        let _ = events.xen().stop_periodic_timer(0);
+        let t: &'static XenTimer = Box::leak(Box::new(XenTimer {
+            events,
+            clock,
+            pvclock,
+            same_base,
+            deadline: AtomicU64::new(NO_DEADLINE),
+            callback,
+        }));
+        TIMER.call_once(|| t);
+        events.bind_virq(VIRQ_TIMER, on_virq_timer)?;
+        Ok(t)
+    }
+
+    fn program(&self, deadline: u64) {
+        let xen_ns = if self.same_base {
+            deadline
+        } else {
+            self.pvclock.now_ns().saturating_add(deadline.saturating_sub(self.clock.now_ns()))
+        };
+        let _ = self.events.xen().set_singleshot_timer(0, xen_ns);
+    }
+}
+
+impl Timer for XenTimer {
+    fn set_deadline_ns(&self, deadline_ns: u64) {
+        self.deadline.store(deadline_ns, Ordering::Release);
+        self.program(deadline_ns);
+    }
+
+    fn cancel(&self) {
+        self.deadline.store(NO_DEADLINE, Ordering::Release);
+        let _ = self.events.xen().stop_singleshot_timer(0);
+    }
+
+    fn name(&self) -> &'static str {
+        "xen-oneshot"
+    }
+}

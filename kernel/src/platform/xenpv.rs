@@ -1,0 +1,87 @@
+//! The Xen modes, hybrid and pvh: interrupts as event channels (on the global callback
+//! vector, or the per-vCPU upcall vector with `callback=percpu`), the pvclock, Xen's PV
+//! one-shot timer, and the PV console.
+//!
+//! - **hybrid**: an HVM guest (native paging under HAP, the emulated PC still there) that
+//!   takes its interrupt, timer and clock paths through Xen's PV interfaces.
+//! - **pvh**: a PVH guest: no emulated devices, the same PV interfaces.
+//!
+//! `timer=lapic|tsc-deadline|lapic-oneshot`, `clock=tsc|hpet` and `callback=percpu` put
+//! one piece back on its hardware counterpart, so each enlightenment is measured alone.
+
+use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, setup, tsc_clock};
+use super::{timer_expired, Platform, PlatformError};
+use arch::acpi::AcpiInfo;
+use arch::cpu::Features;
+use arch::hypervisor::Hypervisor;
+use arch::platform::{Clock, Console, Timer};
+use arch::xen::events::{Callback, EventChannels};
+use arch::xen::pvclock::PvClock;
+use arch::xen::timer::XenTimer;
+use arch::xen::Xen;
+use drivers::console::DebugCon;
+use hykernel::cmdline::{CallbackChoice, ClockChoice, Mode, Options, TimerChoice};
+use spin::Mutex;
+
+/// Builds the hybrid or pvh platform (`mode` says which).
+pub(super) fn build(
+    mode: Mode,
+    opts: &Options,
+    hv: Hypervisor,
+    xen: Xen,
+    xen_console: Option<&'static dyn Console>,
+    acpi: Option<AcpiInfo>,
+) -> Result<Platform, PlatformError> {
+    let Hypervisor::Xen(info) = hv else {
+        return Err(PlatformError::WrongHypervisor(mode));
+    };
+    if mode == Mode::Pvh && opts.clock == ClockChoice::Hpet {
+        return Err(misfit("clock", "clock=hpet: a PVH guest has no HPET"));
+    }
+    let features = Features::read();
+    if mode == Mode::Hybrid {
+        arch::pic::disable(); // the emulated PC's PICs stay silent; IO-APIC inputs are masked at reset
+    }
+    let lapic = local_apic(opts, &features)?;
+    let callback = match opts.callback.unwrap_or(CallbackChoice::Global) {
+        CallbackChoice::Global => Callback::Global,
+        CallbackChoice::PerCpu => Callback::PerCpu,
+    };
+    let events = EventChannels::init(xen, callback, Some(lapic)).map_err(setup("event channels"))?;
+    arch::trap::set_controller(events);
+
+    let (page, offset) = events.vcpu_time();
+    let pvclock: &'static PvClock = leak(PvClock::new(page, offset));
+    let khz = info.tsc_khz.ok_or(PlatformError::Setup("clock", "Xen's CPUID leaf gives no TSC frequency".into()))?;
+    let tsc = tsc_clock(khz as u64 * 1000);
+    let clock: &'static dyn Clock = match opts.clock {
+        ClockChoice::Auto | ClockChoice::Pvclock => pvclock,
+        ClockChoice::Tsc => tsc,
+        ClockChoice::Hpet => hpet_clock(acpi.as_ref())?,
+    };
+    let same_base = matches!(opts.clock, ClockChoice::Auto | ClockChoice::Pvclock);
+    let timer: &'static dyn Timer = match opts.timer {
+        TimerChoice::Auto | TimerChoice::Pv => {
+            XenTimer::init(events, clock, pvclock, same_base, timer_expired).map_err(setup("PV timer"))?
+        }
+        _ => lapic_timer(opts, &features, lapic, clock, tsc)?,
+    };
+    log::info!("TSC {khz} kHz (from Xen's CPUID leaf); events on vector with {callback:?} callback");
+    let consoles: &'static [&'static dyn Console] = match xen_console {
+        Some(c) => leak([c, &DebugCon]),
+        None => leak([&DebugCon as &dyn Console]),
+    };
+    Ok(Platform {
+        hypervisor: hv,
+        mode,
+        irq: events,
+        clock,
+        timer,
+        consoles,
+        marker: marker(Some(xen)),
+        xen: Some(xen),
+        events: Some(events),
+        nic: Mutex::new(None),
+        nic_name: "none",
+    })
+}
