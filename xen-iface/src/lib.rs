@@ -15,6 +15,10 @@
 //! - [`console`]: the PV console ring (`io/console.h`).
 //! - [`events`]: 2-level event channels: bitmaps, the upcall scan.
 //! - [`pvclock`]: the paravirtual clock (`vcpu_time_info`): version protocol and scaling.
+//! - [`xenstore`]: the xenstore wire protocol, its ring page and a one-request client (`io/xs_wire.h`).
+//! - [`ring`]: the generic shared request/response ring, front-end side (`io/ring.h`).
+//! - [`grant`]: grant table v1 entries and reference bookkeeping (`grant_table.h`).
+//! - [`netif`]: the network ring slots, flags and response checks (`io/netif.h`).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -22,8 +26,12 @@ pub mod console;
 pub mod cpuid;
 pub mod elfnote;
 pub mod events;
+pub mod grant;
 pub mod hypercall;
+pub mod netif;
 pub mod pvclock;
+pub mod ring;
 pub mod shared;
 pub mod start_info;
 pub mod trace;
+pub mod xenstore;
