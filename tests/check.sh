@@ -5,12 +5,15 @@
 #  2. formatting and clippy, host crates and the kernel target, warnings as errors
 #  3. host unit tests: xen-iface, arch, drivers, the kernel's pure modules, the harness
 #  4. the kernel image, then boot tests under QEMU TCG (tests/tests/qemu_boot.rs)
+#  5. the Xen test host (built once, cached in ~/.cache/hykernel), and the kernel as Xen
+#     HVM and PVH domUs on it (tests/tests/xen_host.rs). Needs root; HY_SKIP_XEN=1 skips
+#     it explicitly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "prerequisites"
-tests/setup.sh
+if [ -n "${HY_SKIP_XEN:-}" ]; then tests/setup.sh; else tests/setup.sh --xen; fi
 
 step "format and lints"
 cargo fmt --all --check
@@ -26,5 +29,13 @@ cargo build -q --release -p hykernel --target x86_64-unknown-none
 
 step "boot tests under QEMU TCG"
 cargo test -q -p hy-harness --test qemu_boot -- --test-threads=1
+
+if [ -n "${HY_SKIP_XEN:-}" ]; then
+  step "Xen host tests SKIPPED (HY_SKIP_XEN is set)"
+else
+  [ "$(id -u)" -eq 0 ] || { echo "check: the Xen host tests need root (or set HY_SKIP_XEN=1 to skip them)" >&2; exit 1; }
+  step "Xen test host, and the kernel as HVM and PVH domUs on it"
+  cargo test -q -p hy-harness --test xen_host -- --test-threads=1
+fi
 
 step "all tests passed"

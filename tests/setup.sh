@@ -3,9 +3,17 @@
 # why in one line each. Safe to re-run: it does nothing when everything is present.
 #
 #   tests/setup.sh          tools for the QEMU host (the default)
+#   tests/setup.sh --xen    also what building and booting the Xen test host needs
 #
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
+
+XEN=
+case "${1:-}" in
+  --xen) XEN=1 ;;
+  "") ;;
+  *) echo "setup: unknown flag '$1' (--xen)" >&2; exit 2 ;;
+esac
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
@@ -62,5 +70,19 @@ command -v ping >/dev/null || missing+=(iputils-ping)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]} (the host reaches the guest over a tap device and pings it)"
   apt_install "${missing[@]}"
+fi
+
+# The Xen test host: debootstrap builds dom0, e2fsprogs makes and reads its disks, objcopy
+# makes the ELF32 copy of the kernel that qemu-xen loads, flock/timeout bound every run.
+if [ -n "$XEN" ]; then
+  missing=()
+  for t in debootstrap:debootstrap mkfs.ext4:e2fsprogs debugfs:e2fsprogs objcopy:binutils xz:xz-utils \
+           cpio:cpio flock:util-linux timeout:coreutils apt-get:apt; do
+    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing $(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')(to build and boot the Xen test host)"
+    apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
+  fi
 fi
 exit 0

@@ -14,6 +14,7 @@
 //! - [`session`]: one whole run (boot, drive, end) and the memory probe.
 //! - [`paths`]: where the kernel image and tools are.
 //! - [`xentrace`]: Xen trace files: VM exits per domain, reason and benchmark phase.
+//! - [`xenhost`]: guests on the project's Xen test host (payload, run, results).
 
 pub mod console;
 pub mod elf;
@@ -23,4 +24,5 @@ pub mod paths;
 pub mod qemu;
 pub mod session;
 pub mod table;
+pub mod xenhost;
 pub mod xentrace;

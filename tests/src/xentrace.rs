@@ -36,6 +36,22 @@
 //!   marker itself causes a VMMCALL exit inside the window; it is not counted, so a loop of N
 //!   CPUIDs shows exactly N exits.
 //!
+//! * **Exit details** (the HVM handler records of the default mask `0x080af000`; not in
+//!   `0x080a9000`): right after an exit, on the same pCPU and without a TSC of their own, Xen
+//!   writes what the exit handler did. Decoded here ([`ExitDetail`]):
+//!   `TRC_HVM_MSR_READ` `0x8200c` / `TRC_HVM_MSR_WRITE` `0x8200d` (extra: MSR index, value low,
+//!   value high; from `hvm_msr_{read,write}_intercept`), `TRC_HVM_NPF` `0x82021` (extra: u64 guest
+//!   physical address, u64 mfn, u32 qualification (always 0 on SVM), u32 p2m type; written after
+//!   the fault was handled) and `TRC_HVM_IOMEM_READ` `0x82017` / `TRC_HVM_IOMEM_WRITE` `0x82217`
+//!   (extra: u32 address, u32 data; `| 0x100`: u64 address, u32 data; no data word for
+//!   string accesses): each access Xen emulates for an MMIO exit (an NPF), also those it handles
+//!   itself (the local APIC page). A detail belongs to the exit before it on its pCPU, and counts
+//!   for the phase that exit counted for. An xAPIC write is seen as an NPF exit, then
+//!   `IOMEM_WRITE` (address, value), then `NPF` (address); an x2APIC write as an MSR exit
+//!   (`0x7c`), then `MSR_WRITE`. [`Phase::eoi_exits`] counts the local APIC EOI writes among them:
+//!   x2APIC MSR [`X2APIC_EOI_MSR`] writes plus MMIO writes to [`XAPIC_EOI_GPA`] (the xAPIC at its
+//!   default base).
+//!
 //! To put exits and markers of different pCPUs in one order (a vCPU may migrate), the per-pCPU
 //! streams are merged by TSC; a record without a TSC (Xen 4.17 writes guest records without
 //! one) takes the last TSC seen on its pCPU. This assumes the pCPUs' TSCs are synchronised, as
@@ -88,6 +104,21 @@ pub const DOMID_IDLE: u16 = 0x7fff;
 pub const DOMID_UNKNOWN: u16 = 0xffff;
 /// SVM exit code of VMMCALL (hypercalls from HVM/PVH guests).
 pub const SVM_EXIT_VMMCALL: u32 = 0x81;
+/// `TRC_HVM_MSR_READ`: extra words MSR index, value low, value high (after an MSR exit).
+pub const TRC_HVM_MSR_READ: u32 = 0x0008_200c;
+/// `TRC_HVM_MSR_WRITE`: extra words MSR index, value low, value high (after an MSR exit).
+pub const TRC_HVM_MSR_WRITE: u32 = 0x0008_200d;
+/// `TRC_HVM_NPF`: extra words gpa low, gpa high, mfn low, mfn high, qualification, p2m type.
+pub const TRC_HVM_NPF: u32 = 0x0008_2021;
+/// `TRC_HVM_IOMEM_READ`: an emulated MMIO read; extra words address [, data]
+/// (`| TRC_64_FLAG`: address low, address high [, data]).
+pub const TRC_HVM_IOMEM_READ: u32 = 0x0008_2017;
+/// `TRC_HVM_IOMEM_WRITE`: an emulated MMIO write; words as [`TRC_HVM_IOMEM_READ`].
+pub const TRC_HVM_IOMEM_WRITE: u32 = 0x0008_2217;
+/// x2APIC EOI register (MSR `0x800 + 0xb0 / 16`).
+pub const X2APIC_EOI_MSR: u32 = 0x80b;
+/// xAPIC EOI register at the default APIC base `0xfee00000`.
+pub const XAPIC_EOI_GPA: u64 = 0xfee0_00b0;
 
 /// Header of the window records `xentrace` writes: `TRC_TRACE_CPU_CHANGE` with 2 extra words.
 const CPU_CHANGE_HEADER: u32 = TRC_TRACE_CPU_CHANGE | (2 << 28);
@@ -129,25 +160,15 @@ pub enum TraceError {
 impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TraceError::Truncated {
-                offset,
-                what,
-                needed,
-                available,
-            } => write!(
-                f,
-                "trace truncated at byte {offset}: {what} needs {needed} bytes, {available} left"
-            ),
+            TraceError::Truncated { offset, what, needed, available } => {
+                write!(f, "trace truncated at byte {offset}: {what} needs {needed} bytes, {available} left")
+            }
             TraceError::BadWindowHeader { offset, header } => write!(
                 f,
                 "no xentrace window header at byte {offset} (found {header:#010x}, \
                  expected {CPU_CHANGE_HEADER:#010x})"
             ),
-            TraceError::RecordOverrunsWindow {
-                offset,
-                record_size,
-                window_end,
-            } => write!(
+            TraceError::RecordOverrunsWindow { offset, record_size, window_end } => write!(
                 f,
                 "record at byte {offset} ({record_size} bytes) overruns its window, \
                  which ends at byte {window_end}"
@@ -193,6 +214,109 @@ impl Record {
     pub fn is_vmexit(&self) -> bool {
         self.event & !(TRC_64_FLAG | TRC_HVM_NESTEDFLAG) == TRC_HVM_VMEXIT
     }
+
+    /// Decodes an exit handler detail record (MSR access, NPF, emulated MMIO access); `None`
+    /// for other records and for detail records too short to say what they are about.
+    pub fn exit_detail(&self) -> Option<ExitDetail> {
+        let n = self.extra().len();
+        let u64_at = |i: usize| u64::from(self.word(i + 1)) << 32 | u64::from(self.word(i));
+        match self.event {
+            TRC_HVM_MSR_READ | TRC_HVM_MSR_WRITE if n >= 1 => {
+                let (msr, value) = (self.word(0), u64_at(1));
+                Some(if self.event == TRC_HVM_MSR_WRITE {
+                    ExitDetail::MsrWrite { msr, value }
+                } else {
+                    ExitDetail::MsrRead { msr, value }
+                })
+            }
+            TRC_HVM_NPF if n >= 2 => Some(ExitDetail::Npf { gpa: u64_at(0), mfn: u64_at(2), p2m_type: self.word(5) }),
+            ev if ev & !TRC_64_FLAG == TRC_HVM_IOMEM_READ || ev & !TRC_64_FLAG == TRC_HVM_IOMEM_WRITE => {
+                let wide = ev & TRC_64_FLAG != 0;
+                let addr_words = if wide { 2 } else { 1 };
+                if n < addr_words {
+                    return None;
+                }
+                let addr = if wide { u64_at(0) } else { u64::from(self.word(0)) };
+                let data = (n > addr_words).then(|| self.word(addr_words));
+                Some(if ev & !TRC_64_FLAG == TRC_HVM_IOMEM_WRITE {
+                    ExitDetail::MmioWrite { addr, data }
+                } else {
+                    ExitDetail::MmioRead { addr, data }
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What an exit handler detail record says (see [`Record::exit_detail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitDetail {
+    /// `TRC_HVM_MSR_READ`: the guest read `msr` and got `value`.
+    MsrRead {
+        /// MSR index.
+        msr: u32,
+        /// Value returned.
+        value: u64,
+    },
+    /// `TRC_HVM_MSR_WRITE`: the guest wrote `value` to `msr`.
+    MsrWrite {
+        /// MSR index.
+        msr: u32,
+        /// Value written.
+        value: u64,
+    },
+    /// `TRC_HVM_NPF`: a nested page fault at guest physical address `gpa`.
+    Npf {
+        /// Faulting guest physical address (exact, not page aligned).
+        gpa: u64,
+        /// Machine frame it maps to (`u64::MAX`: none, e.g. emulated MMIO).
+        mfn: u64,
+        /// Xen's p2m type of the page (4 = `p2m_mmio_dm`).
+        p2m_type: u32,
+    },
+    /// `TRC_HVM_IOMEM_READ`: Xen emulated an MMIO read at `addr`.
+    MmioRead {
+        /// Guest physical address.
+        addr: u64,
+        /// Value read (low 32 bits), unless it went straight to guest memory.
+        data: Option<u32>,
+    },
+    /// `TRC_HVM_IOMEM_WRITE`: Xen emulated an MMIO write to `addr`.
+    MmioWrite {
+        /// Guest physical address.
+        addr: u64,
+        /// Value written (low 32 bits), unless it came straight from guest memory.
+        data: Option<u32>,
+    },
+}
+
+impl ExitDetail {
+    /// Whether this is a local APIC end-of-interrupt write: x2APIC MSR [`X2APIC_EOI_MSR`] or an
+    /// MMIO write to [`XAPIC_EOI_GPA`].
+    pub fn is_eoi(&self) -> bool {
+        matches!(
+            *self,
+            ExitDetail::MsrWrite { msr: X2APIC_EOI_MSR, .. } | ExitDetail::MmioWrite { addr: XAPIC_EOI_GPA, .. }
+        )
+    }
+}
+
+/// One exit handler detail, attributed like the exit it describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetailEvent {
+    /// pCPU of the record.
+    pub cpu: u32,
+    /// TSC of the exit it belongs to (detail records carry none of their own).
+    pub tsc: Option<u64>,
+    /// Domain ([`DOMID_UNKNOWN`] if unknown).
+    pub domain: u16,
+    /// vCPU (0xffff if unknown).
+    pub vcpu: u16,
+    /// SVM exit code of the exit it belongs to (`None`: no exit seen before it on its pCPU).
+    pub exit_code: Option<u32>,
+    /// What it says.
+    pub detail: ExitDetail,
 }
 
 /// One VM exit, attributed to a domain and vCPU.
@@ -240,6 +364,12 @@ pub struct Phase {
     pub begin_tsc: Option<u64>,
     /// TSC of the END marker (same rule as `begin_tsc`).
     pub end_tsc: Option<u64>,
+    /// MSR writes by MSR index (`TRC_HVM_MSR_WRITE` details of the phase's exits).
+    pub msr_writes: BTreeMap<u32, u64>,
+    /// Emulated MMIO writes by guest physical address (`TRC_HVM_IOMEM_WRITE` details).
+    pub mmio_writes: BTreeMap<u64, u64>,
+    /// NPF exits by faulting guest physical address (`TRC_HVM_NPF` details).
+    pub npf_gpas: BTreeMap<u64, u64>,
 }
 
 impl Phase {
@@ -255,7 +385,50 @@ impl Phase {
             lost_records: 0,
             begin_tsc,
             end_tsc: None,
+            msr_writes: BTreeMap::new(),
+            mmio_writes: BTreeMap::new(),
+            npf_gpas: BTreeMap::new(),
         }
+    }
+
+    fn add_detail(&mut self, d: &ExitDetail) {
+        match *d {
+            ExitDetail::MsrWrite { msr, .. } => *self.msr_writes.entry(msr).or_insert(0) += 1,
+            ExitDetail::MmioWrite { addr, .. } => *self.mmio_writes.entry(addr).or_insert(0) += 1,
+            ExitDetail::Npf { gpa, .. } => *self.npf_gpas.entry(gpa).or_insert(0) += 1,
+            ExitDetail::MsrRead { .. } | ExitDetail::MmioRead { .. } => {}
+        }
+    }
+
+    /// Writes to one MSR in this phase.
+    pub fn msr_writes_of(&self, msr: u32) -> u64 {
+        self.msr_writes.get(&msr).copied().unwrap_or(0)
+    }
+
+    /// All MSR writes in this phase.
+    pub fn total_msr_writes(&self) -> u64 {
+        self.msr_writes.values().sum()
+    }
+
+    /// MSR writes per iteration, by MSR index; empty if the phase reported 0 iterations.
+    pub fn msr_writes_per_op(&self) -> BTreeMap<u32, f64> {
+        if self.iterations == 0 {
+            return BTreeMap::new();
+        }
+        let n = self.iterations as f64;
+        self.msr_writes.iter().map(|(&k, &v)| (k, v as f64 / n)).collect()
+    }
+
+    /// Local APIC EOI writes, each one an exit: x2APIC EOI MSR ([`X2APIC_EOI_MSR`]) writes plus
+    /// emulated MMIO writes to the xAPIC EOI register ([`XAPIC_EOI_GPA`]). Needs the HVM handler
+    /// records (the default trace mask); 0 without them.
+    pub fn eoi_exits(&self) -> u64 {
+        self.msr_writes_of(X2APIC_EOI_MSR) + self.mmio_writes.get(&XAPIC_EOI_GPA).copied().unwrap_or(0)
+    }
+
+    /// [`Phase::eoi_exits`] per iteration; `None` if the phase reported 0 iterations.
+    pub fn eoi_exits_per_op(&self) -> Option<f64> {
+        (self.iterations != 0).then(|| self.eoi_exits() as f64 / self.iterations as f64)
     }
 
     fn add(&mut self, code: u32, delta: i64) {
@@ -280,10 +453,7 @@ impl Phase {
             return BTreeMap::new();
         }
         let n = self.iterations as f64;
-        self.exits
-            .iter()
-            .map(|(k, &v)| (k.clone(), v as f64 / n))
-            .collect()
+        self.exits.iter().map(|(k, &v)| (k.clone(), v as f64 / n)).collect()
     }
 
     /// All exits per iteration; `None` if the phase reported 0 iterations.
@@ -302,6 +472,7 @@ impl Phase {
 pub struct Trace {
     records: Vec<Record>,
     exits: Vec<VmExit>,
+    details: Vec<DetailEvent>,
     phases: Vec<Phase>,
     cpus: Vec<u32>,
     lost_records: u64,
@@ -317,6 +488,43 @@ impl Trace {
     /// All VM exits, ordered by TSC across pCPUs.
     pub fn exits(&self) -> &[VmExit] {
         &self.exits
+    }
+
+    /// All decoded exit details (MSR accesses, NPFs, emulated MMIO), ordered like the exits.
+    pub fn details(&self) -> &[DetailEvent] {
+        &self.details
+    }
+
+    /// MSR write counts per domain and MSR index.
+    pub fn msr_writes_by_domain(&self) -> BTreeMap<u16, BTreeMap<u32, u64>> {
+        let mut out: BTreeMap<u16, BTreeMap<u32, u64>> = BTreeMap::new();
+        for d in &self.details {
+            if let ExitDetail::MsrWrite { msr, .. } = d.detail {
+                *out.entry(d.domain).or_default().entry(msr).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// Emulated MMIO write counts per domain and guest physical address.
+    pub fn mmio_writes_by_domain(&self) -> BTreeMap<u16, BTreeMap<u64, u64>> {
+        let mut out: BTreeMap<u16, BTreeMap<u64, u64>> = BTreeMap::new();
+        for d in &self.details {
+            if let ExitDetail::MmioWrite { addr, .. } = d.detail {
+                *out.entry(d.domain).or_default().entry(addr).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// Local APIC EOI writes per domain (see [`Phase::eoi_exits`]); domains without any are
+    /// left out.
+    pub fn eoi_exits_by_domain(&self) -> BTreeMap<u16, u64> {
+        let mut out = BTreeMap::new();
+        for d in self.details.iter().filter(|d| d.detail.is_eoi()) {
+            *out.entry(d.domain).or_insert(0) += 1;
+        }
+        out
     }
 
     /// pCPUs that have at least one window in the file, ascending.
@@ -391,6 +599,15 @@ impl Trace {
                 let _ = writeln!(s, "  {:#06x} {:<16} {:>10}", code, svm_exit_name(*code), n);
             }
         }
+        for (dom, msrs) in self.msr_writes_by_domain() {
+            let _ = writeln!(s, "domain {}: MSR writes {}", domain_label(dom), top(&msrs));
+        }
+        for (dom, addrs) in self.mmio_writes_by_domain() {
+            let _ = writeln!(s, "domain {}: MMIO writes {}", domain_label(dom), top(&addrs));
+        }
+        for (dom, n) in self.eoi_exits_by_domain() {
+            let _ = writeln!(s, "domain {}: EOI exits {n}", domain_label(dom));
+        }
         for p in &self.phases {
             let _ = writeln!(
                 s,
@@ -400,15 +617,31 @@ impl Trace {
                 p.iterations,
                 if p.complete { "" } else { " (no END marker)" },
                 p.total_exits,
-                p.total_exits_per_op()
-                    .map_or("-".to_string(), |v| format!("{v:.4}"))
+                p.total_exits_per_op().map_or("-".to_string(), |v| format!("{v:.4}"))
             );
             let per_op = p.exits_per_op();
             for (name, n) in &p.exits {
-                let rate = per_op
-                    .get(name)
-                    .map_or("-".to_string(), |v| format!("{v:.4}"));
+                let rate = per_op.get(name).map_or("-".to_string(), |v| format!("{v:.4}"));
                 let _ = writeln!(s, "  {name:<16} {n:>10} {rate:>10}/op");
+            }
+            let per_op = |n: u64| {
+                if p.iterations == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.4}", n as f64 / p.iterations as f64)
+                }
+            };
+            for (msr, &n) in &p.msr_writes {
+                let label = format!("wrmsr {msr:#x}");
+                let _ = writeln!(s, "  {label:<16} {n:>10} {:>10}/op", per_op(n));
+            }
+            for (addr, &n) in &p.mmio_writes {
+                let label = format!("mmio-w {addr:#x}");
+                let _ = writeln!(s, "  {label:<16} {n:>10} {:>10}/op", per_op(n));
+            }
+            if !p.msr_writes.is_empty() || !p.mmio_writes.is_empty() {
+                let n = p.eoi_exits();
+                let _ = writeln!(s, "  {:<16} {n:>10} {:>10}/op", "EOI exits", per_op(n));
             }
         }
         for w in &self.warnings {
@@ -416,6 +649,18 @@ impl Trace {
         }
         s
     }
+}
+
+/// The most frequent keys of a count map, as `key:count` (hex keys), for the summary.
+fn top<K: Copy + Ord + fmt::LowerHex>(counts: &BTreeMap<K, u64>) -> String {
+    const SHOWN: usize = 12;
+    let mut v: Vec<(K, u64)> = counts.iter().map(|(&k, &n)| (k, n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut out: Vec<String> = v.iter().take(SHOWN).map(|(k, n)| format!("{k:#x}:{n}")).collect();
+    if v.len() > SHOWN {
+        out.push(format!("(+{} more)", v.len() - SHOWN));
+    }
+    out.join(" ")
 }
 
 fn domain_label(dom: u16) -> String {
@@ -455,25 +700,14 @@ fn read_records(bytes: &[u8]) -> (Vec<Record>, Option<TraceError>) {
     while pos < bytes.len() {
         let left = bytes.len() - pos;
         if left < 12 {
-            let e = TraceError::Truncated {
-                offset: pos,
-                what: "window header",
-                needed: 12,
-                available: left,
-            };
+            let e = TraceError::Truncated { offset: pos, what: "window header", needed: 12, available: left };
             return (records, Some(e));
         }
         // In bounds (left >= 12); unwrap_or keeps this free of panics anyway.
         let word = |o: usize| read_u32(bytes, o).unwrap_or(0);
         let (header, cpu, size) = (word(pos), word(pos + 4), word(pos + 8));
         if header != CPU_CHANGE_HEADER {
-            return (
-                records,
-                Some(TraceError::BadWindowHeader {
-                    offset: pos,
-                    header,
-                }),
-            );
+            return (records, Some(TraceError::BadWindowHeader { offset: pos, header }));
         }
         let start = pos + 12;
         let size = size as usize;
@@ -497,12 +731,7 @@ fn read_records(bytes: &[u8]) -> (Vec<Record>, Option<TraceError>) {
             }
         }
         if size > available {
-            let e = TraceError::Truncated {
-                offset: pos,
-                what: "window",
-                needed: size + 12,
-                available: left,
-            };
+            let e = TraceError::Truncated { offset: pos, what: "window", needed: size + 12, available: left };
             return (records, Some(e));
         }
         pos = start + size;
@@ -514,18 +743,9 @@ fn record_size(rec: &Record) -> usize {
     4 + if rec.tsc.is_some() { 8 } else { 0 } + 4 * usize::from(rec.n_extra)
 }
 
-fn read_record(
-    bytes: &[u8],
-    offset: usize,
-    window_end: usize,
-    cpu: u32,
-) -> Result<Record, TraceError> {
+fn read_record(bytes: &[u8], offset: usize, window_end: usize, cpu: u32) -> Result<Record, TraceError> {
     let window = &bytes[..window_end];
-    let overrun = |record_size| TraceError::RecordOverrunsWindow {
-        offset,
-        record_size,
-        window_end,
-    };
+    let overrun = |record_size| TraceError::RecordOverrunsWindow { offset, record_size, window_end };
     let header = read_u32(window, offset).ok_or_else(|| overrun(4))?;
     let n_extra = ((header >> 28) & 7) as u8;
     let has_tsc = header & 0x8000_0000 != 0;
@@ -546,14 +766,7 @@ fn read_record(
     for (i, slot) in extra.iter_mut().take(usize::from(n_extra)).enumerate() {
         *slot = read_u32(window, p + 4 * i).ok_or_else(|| overrun(size))?;
     }
-    Ok(Record {
-        offset,
-        cpu,
-        event: header & 0x0fff_ffff,
-        tsc,
-        n_extra,
-        extra,
-    })
+    Ok(Record { offset, cpu, event: header & 0x0fff_ffff, tsc, n_extra, extra })
 }
 
 /// Merges the per-pCPU streams by effective TSC (ties: lower pCPU first), keeping each pCPU's
@@ -602,11 +815,7 @@ fn decode_marker(rec: &Record) -> (u64, String) {
             if b == 0 {
                 break 'words;
             }
-            name.push(if b.is_ascii_graphic() || b == b' ' {
-                b
-            } else {
-                b'?'
-            });
+            name.push(if b.is_ascii_graphic() || b == b' ' { b } else { b'?' });
         }
     }
     (iterations, String::from_utf8_lossy(&name).into_owned())
@@ -617,37 +826,24 @@ fn decode_marker(rec: &Record) -> (u64, String) {
 struct CpuState {
     domain: u16,
     vcpu: u16,
-    /// The last exit seen on this pCPU: (domain, code, counted in an open phase).
-    last_exit: Option<(u16, u32, bool)>,
+    /// The last exit seen on this pCPU since its last switch: (domain, code, index of the
+    /// phase it was counted in).
+    last_exit: Option<(u16, u32, Option<usize>)>,
 }
 
 fn analyse(records: Vec<Record>) -> Trace {
     let (cpus, order) = merge_by_tsc(&records);
-    let mut trace = Trace {
-        cpus,
-        ..Trace::default()
-    };
+    let mut trace = Trace { cpus, ..Trace::default() };
 
     // Before its first switch record, a pCPU runs the "prev" side of that switch.
     let mut state: BTreeMap<u32, CpuState> = BTreeMap::new();
     for &(i, _) in &order {
         let rec = &records[i];
         if rec.event == TRC_SCHED_SWITCH && !state.contains_key(&rec.cpu) {
-            state.insert(
-                rec.cpu,
-                CpuState {
-                    domain: rec.word(0) as u16,
-                    vcpu: rec.word(1) as u16,
-                    last_exit: None,
-                },
-            );
+            state.insert(rec.cpu, CpuState { domain: rec.word(0) as u16, vcpu: rec.word(1) as u16, last_exit: None });
         }
     }
-    let unknown = CpuState {
-        domain: DOMID_UNKNOWN,
-        vcpu: 0xffff,
-        last_exit: None,
-    };
+    let unknown = CpuState { domain: DOMID_UNKNOWN, vcpu: 0xffff, last_exit: None };
 
     let mut open: BTreeMap<u16, usize> = BTreeMap::new(); // domain -> index into trace.phases
     for &(i, tsc) in &order {
@@ -656,6 +852,7 @@ fn analyse(records: Vec<Record>) -> Trace {
         if rec.event == TRC_SCHED_SWITCH {
             cpu.domain = rec.word(2) as u16;
             cpu.vcpu = rec.word(3) as u16;
+            cpu.last_exit = None;
         } else if rec.event == TRC_LOST_RECORDS {
             let lost = u64::from(rec.word(0));
             trace.lost_records += lost;
@@ -664,11 +861,8 @@ fn analyse(records: Vec<Record>) -> Trace {
             }
         } else if rec.is_vmexit() {
             let long_mode = rec.event & TRC_64_FLAG != 0;
-            let rip = if long_mode {
-                u64::from(rec.word(2)) << 32 | u64::from(rec.word(1))
-            } else {
-                u64::from(rec.word(1))
-            };
+            let rip =
+                if long_mode { u64::from(rec.word(2)) << 32 | u64::from(rec.word(1)) } else { u64::from(rec.word(1)) };
             let exit = VmExit {
                 cpu: rec.cpu,
                 tsc: rec.tsc,
@@ -679,15 +873,29 @@ fn analyse(records: Vec<Record>) -> Trace {
                 long_mode,
                 nested: rec.event & TRC_HVM_NESTEDFLAG != 0,
             };
-            let counted = match open.get(&exit.domain) {
-                Some(&p) => {
-                    trace.phases[p].add(exit.code, 1);
-                    true
-                }
-                None => false,
-            };
+            let counted = open.get(&exit.domain).copied();
+            if let Some(p) = counted {
+                trace.phases[p].add(exit.code, 1);
+            }
             cpu.last_exit = Some((exit.domain, exit.code, counted));
             trace.exits.push(exit);
+        } else if let Some(detail) = rec.exit_detail() {
+            // Written while Xen handles the exit before it on this pCPU: same domain, same phase.
+            let (exit_code, phase) = match cpu.last_exit {
+                Some((_, code, phase)) => (Some(code), phase),
+                None => (None, None),
+            };
+            if let Some(p) = phase {
+                trace.phases[p].add_detail(&detail);
+            }
+            trace.details.push(DetailEvent {
+                cpu: rec.cpu,
+                tsc,
+                domain: cpu.domain,
+                vcpu: cpu.vcpu,
+                exit_code,
+                detail,
+            });
         } else if let Some(ev) = rec.guest_event() {
             let domain = cpu.domain;
             if ev != GUEST_PHASE_BEGIN && ev != GUEST_PHASE_END {
@@ -712,8 +920,8 @@ fn analyse(records: Vec<Record>) -> Trace {
             } else if let Some(p) = open.remove(&domain) {
                 let phase = &mut trace.phases[p];
                 // The VMMCALL that delivered this END marker is the last exit on this pCPU.
-                if let Some((d, SVM_EXIT_VMMCALL, true)) = cpu.last_exit {
-                    if d == domain {
+                if let Some((d, SVM_EXIT_VMMCALL, Some(q))) = cpu.last_exit {
+                    if d == domain && q == p {
                         phase.add(SVM_EXIT_VMMCALL, -1);
                     }
                 }
@@ -729,19 +937,15 @@ fn analyse(records: Vec<Record>) -> Trace {
                 phase.complete = true;
                 phase.end_tsc = tsc;
             } else {
-                trace.warnings.push(format!(
-                    "END marker {:?} of domain {} at byte {} without a BEGIN",
-                    name, domain, rec.offset
-                ));
+                trace
+                    .warnings
+                    .push(format!("END marker {:?} of domain {} at byte {} without a BEGIN", name, domain, rec.offset));
             }
         }
     }
     for &p in open.values() {
         let ph = &trace.phases[p];
-        trace.warnings.push(format!(
-            "phase {:?} of domain {} has no END marker",
-            ph.name, ph.domain
-        ));
+        trace.warnings.push(format!("phase {:?} of domain {} has no END marker", ph.name, ph.domain));
     }
     trace.records = records;
     trace
@@ -751,9 +955,8 @@ fn analyse(records: Vec<Record>) -> Trace {
 /// Unknown codes are returned as hex (`"0x1234"`).
 pub fn svm_exit_name(code: u32) -> String {
     const EXCEPTIONS: [&str; 32] = [
-        "DE", "DB", "NMI", "BP", "OF", "BR", "UD", "NM", "DF", "09", "TS", "NP", "SS", "GP", "PF",
-        "15", "MF", "AC", "MC", "XM", "VE", "CP", "22", "23", "24", "25", "26", "27", "HV", "VC",
-        "SX", "31",
+        "DE", "DB", "NMI", "BP", "OF", "BR", "UD", "NM", "DF", "09", "TS", "NP", "SS", "GP", "PF", "15", "MF", "AC",
+        "MC", "XM", "VE", "CP", "22", "23", "24", "25", "26", "27", "HV", "VC", "SX", "31",
     ];
     let fixed = match code {
         0x60 => "INTR",
@@ -859,11 +1062,7 @@ mod tests {
     }
 
     fn switch(tsc: u64, prev: (u32, u32), next: (u32, u32)) -> Vec<u8> {
-        rec(
-            TRC_SCHED_SWITCH,
-            Some(tsc),
-            &[prev.0, prev.1, next.0, next.1],
-        )
+        rec(TRC_SCHED_SWITCH, Some(tsc), &[prev.0, prev.1, next.0, next.1])
     }
 
     fn exit(tsc: u64, code: u32) -> Vec<u8> {
@@ -879,21 +1078,16 @@ mod tests {
         b[..4].copy_from_slice(&(iterations as u32).to_le_bytes());
         b[4..8].copy_from_slice(&((iterations >> 32) as u32).to_le_bytes());
         b[8..8 + name.len()].copy_from_slice(name.as_bytes());
-        let words: Vec<u32> = b
-            .chunks(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let words: Vec<u32> = b.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         rec(TRC_GUEST | ev, tsc, &words)
     }
 
     impl Builder {
         fn window(mut self, cpu: u32, recs: &[Vec<u8>]) -> Self {
             let body: Vec<u8> = recs.concat();
-            self.bytes
-                .extend_from_slice(&CPU_CHANGE_HEADER.to_le_bytes());
+            self.bytes.extend_from_slice(&CPU_CHANGE_HEADER.to_le_bytes());
             self.bytes.extend_from_slice(&cpu.to_le_bytes());
-            self.bytes
-                .extend_from_slice(&(body.len() as u32).to_le_bytes());
+            self.bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
             self.bytes.extend_from_slice(&body);
             self
         }
@@ -901,11 +1095,7 @@ mod tests {
 
     /// Marker hypercall: VMMCALL exit, the marker record, VM entry.
     fn hypercall_marker(t: u64, ev: u32, iterations: u64, name: &str) -> Vec<Vec<u8>> {
-        vec![
-            exit(t, SVM_EXIT_VMMCALL),
-            marker(Some(t + 1), ev, iterations, name),
-            entry(t + 2),
-        ]
+        vec![exit(t, SVM_EXIT_VMMCALL), marker(Some(t + 1), ev, iterations, name), entry(t + 2)]
     }
 
     /// One pCPU: dom0 -> dom 3, a 3-iteration CPUID phase, then an INTR outside it.
@@ -961,19 +1151,12 @@ mod tests {
         assert_eq!(p.tsc_ticks(), Some(81 - 31));
         assert!(t.phases(0).is_empty());
         assert!(t.warnings().is_empty(), "{:?}", t.warnings());
-        assert!(t
-            .summary()
-            .contains("phase \"cpuid\" domain 3 iterations 3"));
+        assert!(t.summary().contains("phase \"cpuid\" domain 3 iterations 3"));
     }
 
     #[test]
     fn exits_before_the_first_switch_belong_to_its_prev_domain() {
-        let bytes = Builder::default()
-            .window(
-                1,
-                &[exit(5, 0x78), switch(10, (7, 1), (0, 0)), exit(20, 0x72)],
-            )
-            .bytes;
+        let bytes = Builder::default().window(1, &[exit(5, 0x78), switch(10, (7, 1), (0, 0)), exit(20, 0x72)]).bytes;
         let t = parse(&bytes).unwrap();
         assert_eq!(t.exits()[0].domain, 7);
         assert_eq!(t.exits()[0].vcpu, 1);
@@ -1024,16 +1207,8 @@ mod tests {
     fn decodes_64bit_and_nested_exits() {
         let recs = [
             switch(1, (0, 0), (2, 0)),
-            rec(
-                TRC_HVM_VMEXIT64,
-                Some(2),
-                &[0x400, 0x8100_0000, 0xffff_ffff],
-            ),
-            rec(
-                TRC_HVM_VMEXIT | TRC_HVM_NESTEDFLAG,
-                Some(3),
-                &[0x7c, 0x1234],
-            ),
+            rec(TRC_HVM_VMEXIT64, Some(2), &[0x400, 0x8100_0000, 0xffff_ffff]),
+            rec(TRC_HVM_VMEXIT | TRC_HVM_NESTEDFLAG, Some(3), &[0x7c, 0x1234]),
             rec(TRC_HVM_VMENTRY, Some(4), &[]),
         ];
         let t = parse(&Builder::default().window(0, &recs).bytes).unwrap();
@@ -1044,6 +1219,91 @@ mod tests {
         assert_eq!(e.code, 0x400);
         assert!(t.exits()[1].nested);
         assert_eq!(t.exits()[1].rip, 0x1234);
+    }
+
+    fn msr_write(msr: u32, value: u64) -> Vec<u8> {
+        rec(TRC_HVM_MSR_WRITE, None, &[msr, value as u32, (value >> 32) as u32])
+    }
+
+    fn npf(gpa: u64) -> Vec<u8> {
+        let (lo, hi) = (gpa as u32, (gpa >> 32) as u32);
+        rec(TRC_HVM_NPF, None, &[lo, hi, !0, !0, 0, 4])
+    }
+
+    #[test]
+    fn exit_details_are_decoded_and_counted_per_phase() {
+        let mut recs = vec![switch(10, (0, 0), (3, 0))];
+        // Before the phase: an EOI that must not count for it.
+        recs.extend([exit(15, 0x7c), msr_write(X2APIC_EOI_MSR, 0)]);
+        recs.extend(hypercall_marker(20, GUEST_PHASE_BEGIN, 2, "irq"));
+        for k in 0..2u64 {
+            let t = 30 + 10 * k;
+            recs.extend([exit(t, 0x7c), msr_write(0x83f, 0x31), entry(t + 1)]);
+            recs.extend([exit(t + 2, 0x7c), msr_write(X2APIC_EOI_MSR, 0), entry(t + 3)]);
+        }
+        // An xAPIC EOI: NPF exit, the emulated write, then the NPF record.
+        recs.extend([exit(60, 0x400), rec(TRC_HVM_IOMEM_WRITE, None, &[0xfee0_00b0, 0]), npf(XAPIC_EOI_GPA)]);
+        // A 64-bit MMIO write, a string write without data, a read, an MSR read.
+        recs.extend([
+            exit(62, 0x400),
+            rec(TRC_HVM_IOMEM_WRITE | TRC_64_FLAG, None, &[0x10, 0x1, 7]),
+            rec(TRC_HVM_IOMEM_WRITE, None, &[0xfee0_0300]),
+            rec(TRC_HVM_IOMEM_READ, None, &[0xfee0_0020, 5]),
+            exit(64, 0x7c),
+            rec(TRC_HVM_MSR_READ, None, &[0x1b, 0xfee0_0900, 0]),
+        ]);
+        // Records too short to say anything are not details.
+        recs.extend([
+            exit(66, 0x7c),
+            rec(TRC_HVM_MSR_WRITE, None, &[]),
+            rec(TRC_HVM_NPF, None, &[0xfee0_00b0]),
+            rec(TRC_HVM_IOMEM_WRITE | TRC_64_FLAG, None, &[0xfee0_00b0]),
+        ]);
+        recs.extend(hypercall_marker(70, GUEST_PHASE_END, 2, "irq"));
+        recs.extend([exit(80, 0x7c), msr_write(X2APIC_EOI_MSR, 0)]);
+        // pCPU 1: a detail with no exit before it, then one after a switch.
+        let cpu1 = [
+            switch(5, (DOMID_IDLE as u32, 1), (3, 1)),
+            msr_write(0x80b, 0),
+            exit(50, 0x7c),
+            switch(51, (3, 1), (4, 0)),
+            msr_write(0x80b, 0),
+        ];
+        let bytes = Builder::default().window(0, &recs).window(1, &cpu1).bytes;
+        let t = parse(&bytes).unwrap();
+        let p = t.phases(3)[0];
+        assert!(p.complete);
+        assert_eq!(p.msr_writes, BTreeMap::from([(0x80b, 2), (0x83f, 2)]));
+        assert_eq!(p.msr_writes_of(0x83f), 2);
+        assert_eq!(p.total_msr_writes(), 4);
+        assert_eq!(p.msr_writes_per_op()[&0x80b], 1.0);
+        assert_eq!(p.mmio_writes, BTreeMap::from([(XAPIC_EOI_GPA, 1), (0xfee0_0300, 1), (0x1_0000_0010, 1)]));
+        assert_eq!(p.npf_gpas, BTreeMap::from([(XAPIC_EOI_GPA, 1)]));
+        assert_eq!(p.eoi_exits(), 3);
+        assert_eq!(p.eoi_exits_per_op(), Some(1.5));
+        assert_eq!(p.exits_of(0x7c), 7, "pCPU 1 runs vCPU 1 of the same domain");
+        assert_eq!(p.exits_of(0x400), 2);
+        // The whole trace: dom 3 has 2 more EOIs outside the phase (pCPU 0) plus 1 on pCPU 1;
+        // the detail after pCPU 1's switch belongs to dom 4, with no exit of its own.
+        assert_eq!(t.eoi_exits_by_domain(), BTreeMap::from([(3, 6), (4, 1)]));
+        assert_eq!(t.msr_writes_by_domain()[&3][&0x80b], 5);
+        assert_eq!(t.mmio_writes_by_domain()[&3][&XAPIC_EOI_GPA], 1);
+        let d = t.details();
+        assert_eq!(d.len(), 14);
+        let first_cpu1 = d.iter().find(|d| d.cpu == 1).unwrap();
+        assert_eq!((first_cpu1.domain, first_cpu1.vcpu), (3, 1));
+        assert_eq!(first_cpu1.exit_code, None);
+        let last = d.iter().rev().find(|d| d.cpu == 1).unwrap();
+        assert_eq!((last.domain, last.exit_code), (4, None));
+        // Ordered by (effective) TSC: pCPU 1's first detail (TSC 5) comes first.
+        assert_eq!((d[0].cpu, d[0].tsc), (1, Some(5)));
+        assert_eq!((d[1].cpu, d[1].tsc, d[1].exit_code), (0, Some(15), Some(0x7c)));
+        assert!(d.iter().any(|d| d.detail == ExitDetail::MmioWrite { addr: 0xfee0_0300, data: None }));
+        assert!(d.iter().any(|d| d.detail == ExitDetail::MsrRead { msr: 0x1b, value: 0xfee0_0900 }));
+        assert!(d.iter().any(|d| d.detail == ExitDetail::MmioRead { addr: 0xfee0_0020, data: Some(5) }));
+        let s = t.summary();
+        assert!(s.contains("EOI exits"), "{s}");
+        assert!(s.contains("wrmsr 0x80b"), "{s}");
     }
 
     #[test]
@@ -1062,15 +1322,9 @@ mod tests {
         assert_eq!(t.lost_records(), 17);
         let ph = t.phases(4);
         assert_eq!(ph.len(), 3);
-        assert_eq!(
-            (ph[0].name.as_str(), ph[0].complete, ph[0].lost_records),
-            ("a", false, 17)
-        );
+        assert_eq!((ph[0].name.as_str(), ph[0].complete, ph[0].lost_records), ("a", false, 17));
         assert_eq!(ph[0].exits_of(0x72), 1);
-        assert_eq!(
-            (ph[1].name.as_str(), ph[1].complete, ph[1].iterations),
-            ("b", true, 10)
-        );
+        assert_eq!((ph[1].name.as_str(), ph[1].complete, ph[1].iterations), ("b", true, 10));
         assert!(!ph[2].complete);
         // new BEGIN before END, name mismatch, stray END, missing END at the end of the trace
         assert_eq!(t.warnings().len(), 4, "{:?}", t.warnings());
@@ -1081,23 +1335,12 @@ mod tests {
         let mut m = marker(Some(1), GUEST_PHASE_BEGIN, 1, "abcdefghijklmnopqrst");
         let last = m.len() - 1;
         m[last - 3] = 0xff; // name byte 16 ('q')
-        let t = parse(
-            &Builder::default()
-                .window(0, &[switch(0, (0, 0), (1, 0)), m])
-                .bytes,
-        )
-        .unwrap();
+        let t = parse(&Builder::default().window(0, &[switch(0, (0, 0), (1, 0)), m]).bytes).unwrap();
         assert_eq!(t.phases(1)[0].name, "abcdefghijklmnop?rst");
         // A marker with fewer extra words still parses.
         let short = rec(TRC_GUEST | GUEST_PHASE_BEGIN, Some(1), &[5]);
         let t = parse(&Builder::default().window(0, &[short]).bytes).unwrap();
-        assert_eq!(
-            (
-                t.all_phases()[0].iterations,
-                t.all_phases()[0].name.as_str()
-            ),
-            (5, "")
-        );
+        assert_eq!((t.all_phases()[0].iterations, t.all_phases()[0].name.as_str()), (5, ""));
     }
 
     #[test]
@@ -1106,10 +1349,7 @@ mod tests {
         for len in 1..bytes.len() {
             let cut = &bytes[..len];
             let err = parse(cut).unwrap_err();
-            assert!(
-                matches!(err, TraceError::Truncated { .. }),
-                "len {len}: {err}"
-            );
+            assert!(matches!(err, TraceError::Truncated { .. }), "len {len}: {err}");
             let (partial, e) = parse_lenient(cut);
             assert_eq!(e, Some(err));
             assert!(partial.records().len() <= 19);
@@ -1125,39 +1365,20 @@ mod tests {
         // Window header that is not TRC_TRACE_CPU_CHANGE.
         let mut b = simple_trace();
         b[0] ^= 1;
-        assert!(matches!(
-            parse(&b),
-            Err(TraceError::BadWindowHeader { offset: 0, .. })
-        ));
+        assert!(matches!(parse(&b), Err(TraceError::BadWindowHeader { offset: 0, .. })));
         // Window size larger than the file.
         let mut b = simple_trace();
         b[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            parse(&b),
-            Err(TraceError::Truncated { what: "window", .. })
-        ));
+        assert!(matches!(parse(&b), Err(TraceError::Truncated { what: "window", .. })));
         // Window size that cuts a record in half, followed by more data.
-        let mut b = Builder::default()
-            .window(0, &[exit(1, 0x72), exit(2, 0x72)])
-            .bytes;
+        let mut b = Builder::default().window(0, &[exit(1, 0x72), exit(2, 0x72)]).bytes;
         b[8..12].copy_from_slice(&30u32.to_le_bytes());
-        assert!(matches!(
-            parse(&b),
-            Err(TraceError::RecordOverrunsWindow { offset: 32, .. })
-        ));
+        assert!(matches!(parse(&b), Err(TraceError::RecordOverrunsWindow { offset: 32, .. })));
         // A record claiming 7 extra words + TSC at the end of its window.
-        let mut b = Builder::default()
-            .window(0, &[rec(0x1234, None, &[1])])
-            .bytes;
+        let mut b = Builder::default().window(0, &[rec(0x1234, None, &[1])]).bytes;
         b[12..16].copy_from_slice(&0xf000_1234u32.to_le_bytes());
         let e = parse(&b).unwrap_err();
-        assert!(matches!(
-            e,
-            TraceError::RecordOverrunsWindow {
-                record_size: 40,
-                ..
-            }
-        ));
+        assert!(matches!(e, TraceError::RecordOverrunsWindow { record_size: 40, .. }));
         assert!(e.to_string().contains("overruns"));
         // Huge pCPU numbers are just numbers.
         let b = Builder::default().window(u32::MAX, &[exit(1, 0x72)]).bytes;
@@ -1206,12 +1427,7 @@ mod tests {
             assert_eq!(p.iterations, loops);
             assert_eq!(p.lost_records, 0);
             assert!(p.tsc_ticks().unwrap() > 0);
-            let other: u64 = p
-                .exit_codes
-                .iter()
-                .filter(|(c, _)| **c != 0x60)
-                .map(|(_, n)| n)
-                .sum();
+            let other: u64 = p.exit_codes.iter().filter(|(c, _)| **c != 0x60).map(|(_, n)| n).sum();
             let main = match p.name.as_str() {
                 "cpuid" => 0x72,
                 "xen_version" => SVM_EXIT_VMMCALL,
@@ -1220,11 +1436,7 @@ mod tests {
             if main != 0 {
                 assert_eq!(p.exits_of(main), loops, "{}", p.name);
                 assert_eq!(p.exits_per_op()[&svm_exit_name(main)], 1.0);
-                assert_eq!(
-                    other, loops,
-                    "only INTR besides the main exit: {:?}",
-                    p.exits
-                );
+                assert_eq!(other, loops, "only INTR besides the main exit: {:?}", p.exits);
                 // Timer interrupts: a few per thousand iterations at most.
                 assert!(p.total_exits_per_op().unwrap() < 1.05, "{:?}", p.exits);
             } else {
@@ -1245,14 +1457,8 @@ mod tests {
         assert_eq!(d1[&0x72], 1002);
         assert_eq!(d1[&SVM_EXIT_VMMCALL], 1007);
         assert!(d1[&0x7b] > 300, "IOIO for the 0xe9 console output");
-        assert_eq!(
-            t.exits_by_domain().keys().copied().collect::<Vec<_>>(),
-            vec![1]
-        );
-        assert!(t
-            .exits()
-            .iter()
-            .all(|e| !e.long_mode && !e.nested && e.rip >= 0x40_0000));
+        assert_eq!(t.exits_by_domain().keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert!(t.exits().iter().all(|e| !e.long_mode && !e.nested && e.rip >= 0x40_0000));
     }
 
     #[test]
@@ -1269,21 +1475,85 @@ mod tests {
         let t = parse(PVH_100_ALL).unwrap();
         check_xtguest_phases(&t, 1, 100);
         let kinds: std::collections::BTreeSet<u32> = t.records().iter().map(|r| r.event).collect();
-        assert!(
-            kinds.contains(&TRC_HVM_VMENTRY) && kinds.contains(&0x8200e),
-            "{kinds:x?}"
-        );
+        assert!(kinds.contains(&TRC_HVM_VMENTRY) && kinds.contains(&0x8200e), "{kinds:x?}");
         assert!(kinds.len() > 15, "{kinds:x?}");
         // TRC_HVM_CPUID (0x8200e) records the leaf: all phase CPUIDs ask for leaf 0.
-        let leaf0 = t
-            .records()
-            .iter()
-            .filter(|r| r.event == 0x8200e && r.extra()[0] == 0)
-            .count();
+        let leaf0 = t.records().iter().filter(|r| r.event == 0x8200e && r.extra()[0] == 0).count();
         assert_eq!(leaf0, 100);
         let (partial, err) = parse_lenient(&PVH_100_ALL[..PVH_100_ALL.len() / 2]);
         assert!(matches!(err, Some(TraceError::Truncated { .. })));
         assert!(!partial.records().is_empty());
+    }
+
+    const PVH_IRQ_X2APIC: &[u8] = include_bytes!("../data/xentrace/pvh-irq500-x2apic.trace");
+    const HVM_IRQ_X2APIC: &[u8] = include_bytes!("../data/xentrace/hvm-irq500-x2apic.trace");
+    const PVH_IRQ_XAPIC: &[u8] = include_bytes!("../data/xentrace/pvh-irq500-xapic.trace");
+
+    /// The hykernel's `interrupt` phase (cut to 500 self-IPIs): each op is one self-IPI send
+    /// and one EOI, each an exit; nothing else but a few host interrupts.
+    fn check_interrupt_phase(t: &Trace, domid: u16) -> &Phase {
+        assert_eq!(t.phase_domains(), vec![domid]);
+        let phases = t.phases(domid);
+        assert_eq!(phases.len(), 1);
+        let p = phases[0];
+        assert_eq!(p.name, "interrupt");
+        assert!(p.complete);
+        assert_eq!(p.iterations, 500);
+        assert_eq!(p.lost_records, 0);
+        assert_eq!(p.eoi_exits(), 500);
+        assert_eq!(p.eoi_exits_per_op(), Some(1.0));
+        let other: u64 =
+            p.exit_codes.iter().filter(|(c, _)| **c != 0x7c && **c != 0x400 && **c != 0x60).map(|(_, n)| n).sum();
+        assert_eq!(other, 0, "{:?}", p.exits);
+        assert!(p.exits_of(0x60) < 25, "{:?}", p.exits);
+        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+        p
+    }
+
+    fn check_x2apic_interrupt_phase(t: &Trace, domid: u16) {
+        let p = check_interrupt_phase(t, domid);
+        // SELF_IPI (0x83f) + EOI (0x80b) MSR writes, one MSR exit each.
+        assert_eq!(p.msr_writes, BTreeMap::from([(0x80b, 500), (0x83f, 500)]));
+        assert_eq!(p.total_msr_writes() as f64 / p.iterations as f64, 2.0);
+        assert_eq!(p.msr_writes_per_op()[&X2APIC_EOI_MSR], 1.0);
+        assert_eq!(p.exits_of(0x7c), 1000);
+        assert!(p.mmio_writes.is_empty() && p.npf_gpas.is_empty());
+        assert_eq!(t.eoi_exits_by_domain()[&domid], 500);
+        // Every MSR write follows an MSR exit of the same domain.
+        assert!(t.details().iter().all(|d| d.exit_code == Some(0x7c) && d.domain == domid));
+    }
+
+    #[test]
+    fn real_pvh_interrupt_phase_x2apic() {
+        // type="pvh" hykernel (domid 1), bench=interrupt, x2APIC, full trace mask.
+        check_x2apic_interrupt_phase(&parse(PVH_IRQ_X2APIC).unwrap(), 1);
+    }
+
+    #[test]
+    fn real_hvm_interrupt_phase_x2apic() {
+        // type="hvm" hykernel (domid 2), bench=interrupt, x2APIC, full trace mask.
+        check_x2apic_interrupt_phase(&parse(HVM_IRQ_X2APIC).unwrap(), 2);
+    }
+
+    #[test]
+    fn real_pvh_interrupt_phase_xapic() {
+        // type="pvh" hykernel (domid 3), bench=interrupt apic=xapic: the APIC page is emulated
+        // MMIO, so each op is 3 NPF exits: ICR high, ICR low (sends the IPI), EOI.
+        let t = parse(PVH_IRQ_XAPIC).unwrap();
+        let p = check_interrupt_phase(&t, 3);
+        let apic = |off: u64| 0xfee0_0000 + off;
+        let each = BTreeMap::from([(apic(0xb0), 500), (apic(0x300), 500), (apic(0x310), 500)]);
+        assert_eq!(p.mmio_writes, each);
+        assert_eq!(p.npf_gpas, each);
+        assert_eq!(p.exits_of(0x400), 1500);
+        assert!(p.msr_writes.is_empty());
+        assert_eq!(t.mmio_writes_by_domain()[&3][&XAPIC_EOI_GPA], 500);
+        // Self-IPI vector 0x31 (ICR low = fixed, self shorthand), EOI writes 0.
+        assert!(t
+            .details()
+            .iter()
+            .any(|d| d.detail == ExitDetail::MmioWrite { addr: apic(0x300), data: Some(0x40031) }));
+        assert!(t.details().iter().all(|d| d.exit_code == Some(0x400)));
     }
 
     #[test]

@@ -94,7 +94,7 @@ PAYLOAD_TMO=$((TMO - 60))
 [ "$PAYLOAD_TMO" -ge 30 ] || PAYLOAD_TMO=30
 # No "noreboot": if Xen panics or dom0 crashes, Xen reboots and -no-reboot ends QEMU right away
 # instead of waiting for the timeout.
-XEN_CMD="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all console_timestamps=boot"
+XEN_CMD="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all console_timestamps=boot conring_size=1M"
 XEN_CMD+=" dom0_mem=1024M,max:1024M dom0_max_vcpus=2 ${HY_XEN_EXTRA:-}"
 # Multiboot modules are separated by ',' in -initrd, and a module's cmdline follows a space:
 # so the dom0 cmdline must not contain a comma.

@@ -1,14 +1,22 @@
 //! `hyrun`: boots the kernel on a host, drives its benchmarks, prints the results table
 //! and writes `results/<host>-<mode>.json`. `./run.sh` builds and calls it.
+//!
+//! - `--host qemu`: QEMU TCG on this machine; the network benchmarks are driven from here.
+//! - `--host xen`: the project's Xen test host (`tests/xen/`); the kernel runs as an HVM
+//!   and/or PVH domU next to a Linux PVH domU, and every benchmark row carries the VM
+//!   exits per operation counted from the host's trace.
 
+use harness::console::MODE_KEYS;
 use harness::qemu::Exit;
 use harness::session::{self, SessionConfig};
 use harness::table::{self, Row};
+use harness::xenhost::{self, Guest, GuestRun};
 use harness::{elf, paths};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: hyrun [--host qemu] [--mode auto|hvm|all] [--bench LIST] [--kernel ELF] [--results DIR] [--no-memprobe]";
+const USAGE: &str = "usage: hyrun [--host qemu|xen] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--kernel ELF] [--results DIR] [--no-memprobe]";
 
 struct Args {
     host: String,
@@ -30,10 +38,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-        };
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
         match flag.as_str() {
             "--host" => a.host = value("--host")?,
             "--mode" => a.mode = value("--mode")?,
@@ -45,44 +50,47 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown flag '{other}'\n{USAGE}")),
         }
     }
-    if a.host != "qemu" {
-        return Err(format!(
-            "--host {}: hyrun drives QEMU only; the Xen host runs from tests/xen (see README)",
-            a.host
-        ));
-    }
-    if !["auto", "hvm", "all"].contains(&a.mode.as_str()) {
-        return Err(format!(
-            "--mode {}: on QEMU the modes are auto, hvm, all (= hvm)",
-            a.mode
-        ));
+    let modes: &[&str] = match a.host.as_str() {
+        "qemu" => &["auto", "hvm", "all"],
+        "xen" => &["hvm", "hybrid", "pvh", "all"],
+        h => return Err(format!("--host {h}: unknown host (qemu, xen)")),
+    };
+    if !modes.contains(&a.mode.as_str()) {
+        return Err(format!("--mode {}: on --host {} the modes are {}", a.mode, a.host, modes.join(", ")));
     }
     Ok(a)
 }
 
-fn run(a: &Args) -> Result<(), String> {
-    let image = std::fs::read(&a.kernel)
-        .map_err(|e| format!("{}: {e} (build the kernel first)", a.kernel.display()))?;
-    let mode = if a.mode == "all" {
-        "hvm".to_string()
-    } else {
-        a.mode.clone()
-    };
+fn mode_line(s: &harness::console::BootSummary) -> String {
+    s.mode
+        .as_ref()
+        .map(|m| MODE_KEYS.iter().map(|k| format!("{k}={}", m.get(k))).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn write_json(dir: &PathBuf, name: &str, value: &serde_json::Value) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let out = dir.join(format!("{name}.json"));
+    std::fs::write(&out, serde_json::to_string_pretty(value).unwrap_or_default())
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+fn run_qemu(a: &Args) -> Result<(), String> {
+    let image =
+        std::fs::read(&a.kernel).map_err(|e| format!("{}: {e} (build the kernel first)", a.kernel.display()))?;
+    let mode = if a.mode == "all" { "hvm".to_string() } else { a.mode.clone() };
     let cfg = SessionConfig {
         kernel: a.kernel.clone(),
         mode: mode.clone(),
         bench: a.bench.clone(),
-        name: format!("{}-{}", a.host, mode),
+        name: format!("qemu-{mode}"),
         rr_count: 2000,
         stream_bytes: 16 << 20,
     };
     let r = session::run(&cfg).map_err(|e| e.to_string())?;
     let s = &r.summary;
-    if !s.panics.is_empty()
-        || !s.errors.is_empty()
-        || !s.malformed.is_empty()
-        || r.exit != Exit::Success
-    {
+    if !s.panics.is_empty() || !s.errors.is_empty() || !s.malformed.is_empty() || r.exit != Exit::Success {
         return Err(format!(
             "the run failed (exit {:?}): errors {:?} panics {:?} malformed {:?}; console log {}",
             r.exit,
@@ -92,13 +100,6 @@ fn run(a: &Args) -> Result<(), String> {
             r.log.display()
         ));
     }
-    let mode_line = s.mode.as_ref().map(|m| {
-        harness::console::MODE_KEYS
-            .iter()
-            .map(|k| format!("{k}={}", m.get(k)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
     let mut rows: Vec<Row> = s.benches.iter().map(Row::kernel).collect();
     for d in &r.driven {
         if let Some(row) = rows.iter_mut().find(|row| row.name == d.kernel.name) {
@@ -106,57 +107,174 @@ fn run(a: &Args) -> Result<(), String> {
         }
     }
     if let Some(p) = r.ping {
-        rows.push(Row::host(
-            "ping_rtt",
-            "ms",
-            p.avg_ms,
-            &format!("{}/{} replies", p.received, p.sent),
-        ));
+        rows.push(Row::host("ping_rtt", "ms", p.avg_ms, &format!("{}/{} replies", p.received, p.sent)));
     }
-    rows.push(Row::host(
-        "image_file",
-        "KiB",
-        image.len() as f64 / 1024.0,
-        "ELF file, with symbols",
-    ));
+    rows.push(Row::host("image_file", "KiB", image.len() as f64 / 1024.0, "ELF file, with symbols"));
     let loaded = elf::loaded_bytes(&image).map_err(|e| e.to_string())?;
-    rows.push(Row::host(
-        "image_loaded",
-        "KiB",
-        loaded as f64 / 1024.0,
-        "PT_LOAD memory size",
-    ));
+    rows.push(Row::host("image_loaded", "KiB", loaded as f64 / 1024.0, "PT_LOAD memory size"));
     if a.memprobe {
         eprintln!("==> finding the smallest memory the kernel boots in (bisection, bench=clock)");
         let mib = session::min_memory(&a.kernel, 4, 256).map_err(|e| e.to_string())?;
-        rows.push(Row::host(
-            "min_memory",
-            "MiB",
-            mib as f64,
-            "QEMU -m, boots to DONE",
-        ));
+        rows.push(Row::host("min_memory", "MiB", mib as f64, "QEMU -m, boots to DONE"));
     }
-    let title = format!(
-        "host={} mode={}  ({})\n{}",
-        a.host,
-        mode,
-        r.network,
-        mode_line.clone().unwrap_or_default()
-    );
-    println!("\n{}", table::render(&title, &rows));
+    let ml = mode_line(s);
+    println!("\n{}", table::render(&format!("host=qemu mode={mode}  ({})\n{ml}", r.network), &rows));
     if !s.skips.is_empty() {
         println!("skipped: {}", s.skips.join("; "));
     }
-    std::fs::create_dir_all(&a.results).map_err(|e| format!("{}: {e}", a.results.display()))?;
-    let out = a.results.join(format!("{}-{}.json", a.host, mode));
-    let json = table::results_json(&a.host, &mode, &mode_line.unwrap_or_default(), &rows);
-    std::fs::write(
-        &out,
-        serde_json::to_string_pretty(&json).unwrap_or_default(),
-    )
-    .map_err(|e| format!("{}: {e}", out.display()))?;
+    let out = write_json(&a.results, &format!("qemu-{mode}"), &table::results_json("qemu", &mode, &ml, &rows))?;
     println!("results written to {}", out.display());
     Ok(())
+}
+
+/// Checks that a hykernel guest ran to the end in the mode asked for.
+fn check_guest(g: &GuestRun, mode: &str) -> Result<(), String> {
+    let s = &g.summary;
+    let got = s.mode.as_ref().map(|m| m.get("mode").to_string()).unwrap_or_default();
+    if got != mode
+        || !s.done
+        || !s.errors.is_empty()
+        || !s.panics.is_empty()
+        || !s.malformed.is_empty()
+        || !g.ended_ok()
+    {
+        return Err(format!(
+            "{}: mode '{got}' (wanted {mode}), done {}, status {:?}, errors {:?}, panics {:?}, malformed {:?}",
+            g.name,
+            s.done,
+            g.times.get("status"),
+            s.errors,
+            s.panics,
+            s.malformed
+        ));
+    }
+    Ok(())
+}
+
+fn run_xen(a: &Args) -> Result<(), String> {
+    let variants = xenhost::variants(&a.mode);
+    eprintln!("==> building the Xen test host, or reusing the cached one (~/.cache/hykernel)");
+    let host = xenhost::host_build().map_err(|e| e.to_string())?;
+    let mut guests: Vec<Guest> = variants.iter().map(|(l, m, x)| Guest::hykernel(l, m, &a.bench, x)).collect();
+    guests.push(Guest::linux_pvh());
+    let work = paths::logs().join("xen");
+    let (payload, out) = (work.join("payload"), work.join("out"));
+    xenhost::make_payload(&payload, &a.kernel, &host, &guests).map_err(|e| e.to_string())?;
+    eprintln!("==> booting Xen + dom0 under QEMU TCG; dom0 runs {} guest(s) under xentrace", guests.len());
+    xenhost::run_host(&payload, &out, 2400).map_err(|e| e.to_string())?;
+
+    let runs: Vec<GuestRun> =
+        guests.iter().map(|g| GuestRun::read(&out, &g.name)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let (ours, linux) = runs.split_at(variants.len());
+    for (g, (_, m, _)) in ours.iter().zip(&variants) {
+        check_guest(g, m)?;
+    }
+    let linux = &linux[0];
+
+    // Benchmarks in the order they were printed, a value and an exits column per variant.
+    let mut header = vec!["benchmark".to_string(), "unit".to_string()];
+    for (label, _, _) in &variants {
+        header.push(label.to_string());
+        header.push("exits/op (reasons)".to_string());
+    }
+    let mut names: Vec<String> = Vec::new();
+    for g in ours {
+        for b in &g.summary.benches {
+            if !names.contains(&b.name) {
+                names.push(b.name.clone());
+            }
+        }
+    }
+    let mut grid = Vec::new();
+    for name in &names {
+        let mut row = vec![name.clone(), String::new()];
+        for g in ours {
+            match g.summary.bench(name) {
+                Some(b) => {
+                    row[1] = b.unit.clone();
+                    row.push(format!("{:.1}", b.value));
+                    row.push(g.phase(name).map_or("-".into(), xenhost::describe_exits));
+                }
+                None => row.extend(["-".to_string(), "-".to_string()]),
+            }
+        }
+        grid.push(row);
+    }
+    let linux_first = linux.seconds("first_line_seconds");
+    let linux_ready = linux.seconds("ready_seconds");
+    for (label, key, peer) in
+        [("boot_first_line", "first_line_seconds", linux_first), ("boot_done", "ready_seconds", linux_ready)]
+    {
+        let mut row = vec![label.to_string(), "s".to_string()];
+        for g in ours {
+            let v = g.seconds(key);
+            row.push(v.map_or("-".into(), |v| format!("{v:.2}")));
+            row.push(match (v, peer) {
+                (Some(v), Some(p)) if p > 0.0 => format!("{:.2}x Linux ({p:.2} s)", v / p),
+                _ => "-".into(),
+            });
+        }
+        grid.push(row);
+    }
+    let mut title = String::from("host=xen (Xen 4.17 nested under QEMU TCG)");
+    for g in ours {
+        title.push_str(&format!("\n{}: {}", g.name, mode_line(&g.summary)));
+    }
+    title.push_str(&format!(
+        "\nlinux-pvh (Debian's kernel, busybox): first line {} s, userspace {} s after xl create",
+        linux_first.map_or("-".into(), |v| format!("{v:.2}")),
+        linux_ready.map_or("-".into(), |v| format!("{v:.2}"))
+    ));
+    println!("\n{}", table::render_grid(&title, &header, &grid));
+    print_interrupt_ratios(ours);
+
+    for (g, (label, _, _)) in ours.iter().zip(&variants) {
+        let results: Vec<_> = g
+            .summary
+            .benches
+            .iter()
+            .map(|b| {
+                let p = g.phase(&b.name);
+                json!({
+                    "name": b.name, "unit": b.unit, "value": b.value, "iterations": b.iterations,
+                    "exits_per_op": p.and_then(|p| p.total_exits_per_op()),
+                    "guest_exits_per_op": p.and_then(xenhost::guest_exits_per_op),
+                    "exit_reasons_per_op": p.map(|p| p.exits_per_op()),
+                })
+            })
+            .collect();
+        let doc = json!({
+            "host": "xen", "variant": label, "mode_report": mode_line(&g.summary), "results": results,
+            "boot": { "first_line_seconds": g.seconds("first_line_seconds"), "done_seconds": g.seconds("ready_seconds"),
+                      "linux_first_line_seconds": linux_first, "linux_ready_seconds": linux_ready },
+        });
+        let path = write_json(&a.results, &format!("xen-{label}"), &doc)?;
+        println!("results written to {}", path.display());
+    }
+    println!("raw outputs (consoles, traces, timings): {}", out.display());
+    Ok(())
+}
+
+/// The claim in numbers: exits and time per interrupt of each variant against hvm.
+fn print_interrupt_ratios(ours: &[GuestRun]) {
+    let Some(hvm) = ours.iter().find(|g| g.name == "hy-hvm") else { return };
+    let base = |g: &GuestRun| -> Option<(f64, f64, f64)> {
+        let p = g.phase("interrupt")?;
+        Some((g.summary.bench("interrupt")?.value, p.total_exits_per_op()?, xenhost::guest_exits_per_op(p)?))
+    };
+    let Some((hvm_ns, hvm_exits, hvm_guest)) = base(hvm) else { return };
+    println!("interrupt (raise + deliver + acknowledge), against hvm:");
+    for g in ours.iter().filter(|g| g.name != "hy-hvm") {
+        if let Some((ns, exits, guest)) = base(g) {
+            println!(
+                "  {:<18} exits/op {exits:.2} vs {hvm_exits:.2} (x{:.2}); guest-caused {guest:.2} vs {hvm_guest:.2} (x{:.2}); ns {ns:.0} vs {hvm_ns:.0} (x{:.2})",
+                g.name,
+                exits / hvm_exits,
+                guest / hvm_guest,
+                ns / hvm_ns
+            );
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -167,7 +285,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
+    let result = if args.host == "xen" { run_xen(&args) } else { run_qemu(&args) };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hyrun: {e}");

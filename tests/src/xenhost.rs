@@ -1,0 +1,324 @@
+//! Running the kernel, and a Linux peer, as domUs on the project's Xen test host.
+//!
+//! The host itself is built and booted by the scripts in `tests/xen/` (see its README):
+//! `build-host.sh` makes or reuses the cached Xen + dom0 image, `run-host.sh` boots it
+//! nested under QEMU and runs a payload in dom0 that starts each guest under `xentrace`.
+//! This module assembles that payload (kernel images, xl configs, the guest list), runs
+//! the scripts with bounded time, and reads back each guest's console, timings and trace.
+
+use crate::console::BootSummary;
+use crate::paths;
+use crate::qemu::HarnessError;
+use crate::xentrace::{self, Phase, Trace};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One guest of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guest {
+    /// Domain name (also the result file names).
+    pub name: String,
+    /// xl config in the payload.
+    pub cfg: String,
+    /// xl overrides (`key="value"`).
+    pub overrides: Vec<String>,
+    /// Seconds before dom0 destroys it.
+    pub timeout_s: u32,
+    /// Which output is its console: `pv`, `serial` or `e9`.
+    pub console: String,
+    /// Regex of the line that marks it done booting (or done running).
+    pub ready: String,
+}
+
+impl Guest {
+    /// hykernel as domain `hy-<label>` in `mode` (`hvm`, `hybrid` or `pvh`) running
+    /// `bench`, with more kernel options in `extra`. HVM-type guests (hvm, hybrid) get the
+    /// ELF32 image: qemu-xen is qemu-system-i386, whose ELF loader refuses ELF64. Their
+    /// console is COM1 in hvm mode and the PV console otherwise.
+    pub fn hykernel(label: &str, mode: &str, bench: &str, extra: &str) -> Guest {
+        let cmdline = format!("mode={mode} bench={bench} {extra}");
+        let mut overrides = vec![format!("cmdline=\"{}\"", cmdline.trim())];
+        let hvm_type = mode != "pvh";
+        if hvm_type {
+            overrides.push("kernel=\"/mnt/hykernel32.elf\"".into());
+        }
+        Guest {
+            name: format!("hy-{label}"),
+            cfg: if hvm_type { "hvm.cfg" } else { "pvh.cfg" }.into(),
+            overrides,
+            timeout_s: 600,
+            console: if mode == "hvm" { "serial" } else { "pv" }.into(),
+            ready: "^DONE$".into(),
+        }
+    }
+
+    /// Debian's Linux kernel as a PVH domU with a busybox userland: the peer to compare
+    /// boot time against.
+    pub fn linux_pvh() -> Guest {
+        Guest {
+            name: "linux-pvh".into(),
+            cfg: "linux-pvh.cfg".into(),
+            overrides: Vec::new(),
+            timeout_s: 300,
+            console: "pv".into(),
+            ready: "HY-DOMU: Linux up".into(),
+        }
+    }
+
+    /// The guest's line in the payload's `guests` file (shell-quoted words).
+    pub fn guests_line(&self) -> String {
+        let mut words = vec![self.name.clone(), self.cfg.clone(), format!("timeout={}", self.timeout_s)];
+        words.push(format!("console={}", self.console));
+        words.push(format!("ready={}", self.ready));
+        words.extend(self.overrides.iter().cloned());
+        words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Quotes a word for a POSIX shell (single quotes; embedded ones closed and escaped).
+pub fn shell_quote(w: &str) -> String {
+    if !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,".contains(&b)) {
+        return w.to_string();
+    }
+    format!("'{}'", w.replace('\'', "'\\''"))
+}
+
+fn script(name: &str) -> PathBuf {
+    paths::workspace().join("tests/xen").join(name)
+}
+
+/// Builds the Xen host or finds it in the cache; returns its directory. Progress lines of
+/// the build go to stderr.
+pub fn host_build() -> Result<PathBuf, HarnessError> {
+    let out = Command::new(script("build-host.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| HarnessError(format!("tests/xen/build-host.sh: {e}")))?;
+    if !out.status.success() {
+        return Err(HarnessError(format!("building the Xen host failed ({}); see the messages above", out.status)));
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_string();
+    if !Path::new(&dir).join("dom0.img").exists() {
+        return Err(HarnessError(format!("build-host.sh printed '{dir}', which has no dom0.img")));
+    }
+    Ok(PathBuf::from(dir))
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), HarnessError> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| HarnessError(format!("copying {} to {}: {e}", from.display(), to.display())))
+}
+
+/// Fills `dir` with what dom0 needs: the payload script, xl configs, the kernel (ELF64 and
+/// an ELF32 copy), the Linux peer's files if a guest needs them, and the guest list.
+pub fn make_payload(dir: &Path, kernel: &Path, host: &Path, guests: &[Guest]) -> Result<(), HarnessError> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| HarnessError(format!("{}: {e}", dir.display())))?;
+    copy(&script("payload/run.sh"), &dir.join("run.sh"))?;
+    for cfg in ["hvm.cfg", "pvh.cfg", "linux-pvh.cfg"] {
+        copy(&script(cfg), &dir.join(cfg))?;
+    }
+    copy(kernel, &dir.join("hykernel.elf"))?;
+    let objcopy = Command::new("objcopy")
+        .args(["-I", "elf64-x86-64", "-O", "elf32-i386"])
+        .arg(kernel)
+        .arg(dir.join("hykernel32.elf"))
+        .output()
+        .map_err(|e| HarnessError(format!("objcopy: {e} (install binutils)")))?;
+    if !objcopy.status.success() {
+        return Err(HarnessError(format!("objcopy to ELF32 failed: {}", String::from_utf8_lossy(&objcopy.stderr))));
+    }
+    if guests.iter().any(|g| g.cfg.starts_with("linux")) {
+        std::fs::create_dir_all(dir.join("domu")).map_err(|e| HarnessError(format!("{e}")))?;
+        for f in ["vmlinux", "initrd.cpio.gz"] {
+            copy(&host.join("domu").join(f), &dir.join("domu").join(f))?;
+        }
+    }
+    let list: String = guests.iter().map(|g| g.guests_line() + "\n").collect();
+    std::fs::write(dir.join("guests"), list).map_err(|e| HarnessError(format!("writing the guest list: {e}")))
+}
+
+/// Boots the host with `payload` and copies the results to `out` (bounded by
+/// `timeout_s`). Progress goes to stderr.
+pub fn run_host(payload: &Path, out: &Path, timeout_s: u32) -> Result<(), HarnessError> {
+    let status = Command::new(script("run-host.sh"))
+        .arg(payload)
+        .arg(out)
+        .arg(timeout_s.to_string())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| HarnessError(format!("tests/xen/run-host.sh: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(HarnessError(format!(
+            "the Xen host run failed ({status}); see the messages above and {}/host-console.log",
+            out.display()
+        )))
+    }
+}
+
+/// What one guest left behind.
+#[derive(Debug)]
+pub struct GuestRun {
+    /// Domain name.
+    pub name: String,
+    /// `<name>.times` as key/value pairs.
+    pub times: BTreeMap<String, String>,
+    /// Its primary console, line by line.
+    pub lines: Vec<String>,
+    /// The kernel's machine-readable lines.
+    pub summary: BootSummary,
+    /// Its domain id.
+    pub domid: Option<u16>,
+    /// The host's trace of the run.
+    pub trace: Option<Trace>,
+}
+
+/// Parses `key=value` lines.
+pub fn parse_times(text: &str) -> BTreeMap<String, String> {
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
+}
+
+impl GuestRun {
+    /// Reads guest `name`'s files from `out`.
+    pub fn read(out: &Path, name: &str) -> Result<GuestRun, HarnessError> {
+        let read = |ext: &str| std::fs::read_to_string(out.join(format!("{name}.{ext}")));
+        let times = parse_times(&read("times").map_err(|e| HarnessError(format!("{name}.times: {e}")))?);
+        let lines: Vec<String> = read("out").unwrap_or_default().lines().map(str::to_string).collect();
+        let summary = BootSummary::from_lines(&lines);
+        let domid = times.get("domid").and_then(|d| d.parse().ok());
+        let trace = match std::fs::read(out.join(format!("{name}.trace"))) {
+            Ok(bytes) => {
+                let (t, err) = xentrace::parse_lenient(&bytes);
+                if let Some(e) = err {
+                    eprintln!("note: {name}.trace: {e} (using the part before it)");
+                }
+                Some(t)
+            }
+            Err(_) => None,
+        };
+        Ok(GuestRun { name: name.into(), times, lines, summary, domid, trace })
+    }
+
+    /// A `*_seconds` timing, if recorded.
+    pub fn seconds(&self, key: &str) -> Option<f64> {
+        self.times.get(key).and_then(|v| v.parse().ok())
+    }
+
+    /// True if dom0 saw the domain end by itself.
+    pub fn ended_ok(&self) -> bool {
+        self.times.get("status").map(String::as_str) == Some("ok")
+    }
+
+    /// The trace phase named `name` of this guest's domain.
+    pub fn phase(&self, name: &str) -> Option<&Phase> {
+        let (trace, dom) = (self.trace.as_ref()?, self.domid?);
+        trace.phases(dom).into_iter().find(|p| p.name == name && p.complete)
+    }
+}
+
+/// The kernel configurations `./run.sh --host xen --mode M` compares: (label, mode,
+/// extra options). `all` is hvm, hybrid (global callback), hybrid with the per-vCPU
+/// upcall vector, and pvh.
+pub fn variants(mode: &str) -> Vec<(&'static str, &'static str, &'static str)> {
+    match mode {
+        "hvm" => vec![("hvm", "hvm", "")],
+        "hybrid" => vec![("hybrid", "hybrid", "")],
+        "pvh" => vec![("pvh", "pvh", "")],
+        _ => vec![
+            ("hvm", "hvm", ""),
+            ("hybrid", "hybrid", ""),
+            ("hybrid-percpu", "hybrid", "callback=percpu"),
+            ("pvh", "pvh", ""),
+        ],
+    }
+}
+
+/// True for exit reasons the guest's own instructions cause (as opposed to host
+/// interrupts, NMIs, and interrupt windows Xen opens to inject an event).
+pub fn guest_caused(reason: &str) -> bool {
+    !matches!(reason, "INTR" | "NMI" | "SMI" | "VINTR" | "INIT")
+}
+
+/// Guest-caused exits per operation of a phase.
+pub fn guest_exits_per_op(p: &Phase) -> Option<f64> {
+    let n = p.iterations;
+    (n != 0).then(|| p.exits.iter().filter(|(k, _)| guest_caused(k)).map(|(_, v)| *v).sum::<u64>() as f64 / n as f64)
+}
+
+/// Exits per operation of a phase, as `"2.00 (MSR 2.00)"`: the total, then the reasons
+/// with at least 0.01 per op.
+pub fn describe_exits(p: &Phase) -> String {
+    let Some(total) = p.total_exits_per_op() else {
+        return "-".into();
+    };
+    let mut reasons: Vec<(String, f64)> = p.exits_per_op().into_iter().filter(|(_, v)| *v >= 0.01).collect();
+    reasons.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let list: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {}", fmt_rate(*v))).collect();
+    if list.is_empty() {
+        fmt_rate(total)
+    } else {
+        format!("{} ({})", fmt_rate(total), list.join(", "))
+    }
+}
+
+fn fmt_rate(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 0.001 || v == 0.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("hy-pvh"), "hy-pvh");
+        assert_eq!(shell_quote("ready=^DONE$"), "'ready=^DONE$'");
+        assert_eq!(shell_quote("cmdline=\"mode=pvh bench=all\""), "'cmdline=\"mode=pvh bench=all\"'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn guest_lines() {
+        let g = Guest::hykernel("hvm", "hvm", "cpuid,interrupt", "");
+        assert_eq!(
+            g.guests_line(),
+            "hy-hvm hvm.cfg timeout=600 console=serial 'ready=^DONE$' 'cmdline=\"mode=hvm bench=cpuid,interrupt\"' 'kernel=\"/mnt/hykernel32.elf\"'"
+        );
+        assert!(Guest::linux_pvh().guests_line().contains("'ready=HY-DOMU: Linux up'"));
+        let h = Guest::hykernel("hybrid-percpu", "hybrid", "all", "callback=percpu");
+        assert_eq!((h.name.as_str(), h.cfg.as_str(), h.console.as_str()), ("hy-hybrid-percpu", "hvm.cfg", "pv"));
+        assert!(h.guests_line().contains("mode=hybrid bench=all callback=percpu"));
+        assert_eq!(Guest::hykernel("pvh", "pvh", "all", "").cfg, "pvh.cfg");
+        assert_eq!(variants("all").len(), 4);
+        assert!(!guest_caused("VINTR") && guest_caused("MSR"));
+    }
+
+    #[test]
+    fn times_file() {
+        let t = parse_times("name=hy-pvh\ndomid=3\nfirst_line_seconds=1.234\nready_seconds=\nstatus=ok\n");
+        let run = GuestRun {
+            name: "x".into(),
+            times: t,
+            lines: vec![],
+            summary: BootSummary::default(),
+            domid: Some(3),
+            trace: None,
+        };
+        assert_eq!(run.seconds("first_line_seconds"), Some(1.234));
+        assert_eq!(run.seconds("ready_seconds"), None);
+        assert!(run.ended_ok());
+        assert!(run.phase("cpuid").is_none());
+    }
+}
