@@ -117,6 +117,7 @@ pub fn make_payload(dir: &Path, kernel: &Path, host: &Path, guests: &[Guest]) ->
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| HarnessError(format!("{}: {e}", dir.display())))?;
     copy(&script("payload/run.sh"), &dir.join("run.sh"))?;
+    copy(&script("payload/run-guests.sh"), &dir.join("run-guests.sh"))?;
     for cfg in ["hvm.cfg", "pvh.cfg", "linux-pvh.cfg"] {
         copy(&script(cfg), &dir.join(cfg))?;
     }

@@ -17,7 +17,7 @@ TMO=${3:-600}
 P=$(mktemp -d "${TMPDIR:-/tmp}/hy-smoke.XXXXXX")
 trap 'rm -rf "$P"' EXIT
 "$HERE/guest/build.sh" "$P" >/dev/null
-cp "$HERE/payload/run.sh" "$HERE/pvh.cfg" "$HERE/hvm.cfg" "$P/"
+cp "$HERE/payload/run.sh" "$HERE/payload/run-guests.sh" "$HERE/pvh.cfg" "$HERE/hvm.cfg" "$P/"
 MASK=${XT_MASK:+xtmask=$XT_MASK}
 cat >"$P/guests" <<GUESTS
 # name     cfg      run.sh options        xl overrides
