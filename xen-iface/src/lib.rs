@@ -19,6 +19,7 @@
 //! - [`ring`]: the generic shared request/response ring, front-end side (`io/ring.h`).
 //! - [`grant`]: grant table v1 entries and reference bookkeeping (`grant_table.h`).
 //! - [`netif`]: the network ring slots, flags and response checks (`io/netif.h`).
+//! - [`netfront`]: the netfront's two rings and their ids in flight, checked against a bad back end.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod elfnote;
 pub mod events;
 pub mod grant;
 pub mod hypercall;
+pub mod netfront;
 pub mod netif;
 pub mod pvclock;
 pub mod ring;

@@ -1,0 +1,249 @@
+//! The netfront's ring logic: transmit and receive rings, the ids in flight on each, and
+//! the checks that keep a misbehaving back end from doing harm.
+//!
+//! Buffers are the driver's: one page per id, granted to the back end once. This module
+//! only moves ids and lengths through the rings. Everything the back end writes is
+//! checked (`netif::check_*`, `ring::FrontRing::poll_responses`) before it is used; the
+//! first violation marks the rings broken for good, after which every call fails and the
+//! driver frees its grants. A frame's offset and length are checked against the page, so
+//! the driver never reads outside its own buffer.
+//!
+//! The driver negotiates neither scatter-gather nor GSO nor receive checksum offload, so
+//! a response with `NETRXF_more_data` or `NETRXF_extra_info` is a violation too.
+
+use crate::grant::GrantRef;
+use crate::netif::{
+    check_rx_response, check_tx_response, IdSet, NetifError, RxOutcome, RxRequest, RxResponse, RxRing, TxOutcome,
+    TxRequest, TxResponse, TxRing, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, RX_RING_SIZE, TX_RING_SIZE,
+};
+use crate::ring::RingError;
+use crate::shared::SharedMem;
+
+/// Ids on the transmit ring.
+pub const TX_IDS: usize = TX_RING_SIZE as usize;
+/// Ids on the receive ring.
+pub const RX_IDS: usize = RX_RING_SIZE as usize;
+
+/// What the back end did wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// A ring index was impossible.
+    Ring(RingError),
+    /// A response failed its checks.
+    Netif(NetifError),
+    /// A receive response used a feature that was not negotiated.
+    Unnegotiated {
+        /// Its flags.
+        flags: u16,
+    },
+}
+
+/// Why a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetfrontError {
+    /// The back end broke the protocol (now or earlier): the device is dead.
+    Broken(Violation),
+    /// The driver's mistake: an id out of range or already in flight, a length that
+    /// does not fit a page.
+    Misuse,
+    /// No free transmit slot.
+    Full,
+}
+
+/// One received frame or a dropped receive, by buffer id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxEvent {
+    /// Buffer `id` holds a frame of `len` bytes at `offset`; re-post it when done.
+    Frame {
+        /// Buffer id.
+        id: u16,
+        /// Offset in the page.
+        offset: u16,
+        /// Length.
+        len: u16,
+    },
+    /// The back end failed to fill buffer `id`; re-post it.
+    Dropped {
+        /// Buffer id.
+        id: u16,
+    },
+}
+
+/// Both rings of one netfront.
+pub struct NetfrontRings {
+    tx: TxRing,
+    rx: RxRing,
+    tx_in_flight: IdSet,
+    rx_in_flight: IdSet,
+    tx_free: [u16; TX_IDS],
+    tx_nfree: usize,
+    broken: Option<Violation>,
+}
+
+impl NetfrontRings {
+    /// Initialises the shared rings in `tx_mem` and `rx_mem` (one page each).
+    pub fn new(tx_mem: &impl SharedMem, rx_mem: &impl SharedMem) -> Result<Self, RingError> {
+        let mut tx_free = [0u16; TX_IDS];
+        for (i, slot) in tx_free.iter_mut().enumerate() {
+            *slot = (TX_IDS - 1 - i) as u16; // id 0 comes out first
+        }
+        Ok(NetfrontRings {
+            tx: TxRing::init(tx_mem)?,
+            rx: RxRing::init(rx_mem)?,
+            tx_in_flight: IdSet::new(),
+            rx_in_flight: IdSet::new(),
+            tx_free,
+            tx_nfree: TX_IDS,
+            broken: None,
+        })
+    }
+
+    /// The violation that broke the rings, if any.
+    pub fn broken(&self) -> Option<Violation> {
+        self.broken
+    }
+
+    fn check(&self) -> Result<(), NetfrontError> {
+        self.broken.map_or(Ok(()), |v| Err(NetfrontError::Broken(v)))
+    }
+
+    fn fail(&mut self, v: Violation) -> NetfrontError {
+        self.broken.get_or_insert(v);
+        NetfrontError::Broken(self.broken.unwrap_or(v))
+    }
+
+    /// Queues receive buffer `id` (granted as `gref`); publish with [`Self::flush_rx`].
+    pub fn post_rx(&mut self, rx_mem: &impl SharedMem, id: u16, gref: GrantRef) -> Result<(), NetfrontError> {
+        self.check()?;
+        if id as usize >= RX_IDS || self.rx_in_flight.contains(id) {
+            return Err(NetfrontError::Misuse);
+        }
+        self.rx.push_request(rx_mem, &RxRequest { id, pad: 0, gref }).map_err(|_| NetfrontError::Full)?;
+        self.rx_in_flight.insert(id);
+        Ok(())
+    }
+
+    /// Publishes queued receive buffers; true if the back end wants a notification.
+    pub fn flush_rx(&mut self, rx_mem: &impl SharedMem) -> bool {
+        self.broken.is_none() && self.rx.push_requests_and_check_notify(rx_mem)
+    }
+
+    /// Receive buffers posted and not yet returned.
+    pub fn rx_posted(&self) -> usize {
+        self.rx_in_flight.len()
+    }
+
+    /// True if a receive response is waiting (false once broken).
+    pub fn has_rx(&mut self, rx_mem: &impl SharedMem) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        match self.rx.poll_responses(rx_mem) {
+            Ok(n) => n > 0,
+            Err(e) => {
+                self.fail(Violation::Ring(e));
+                false
+            }
+        }
+    }
+
+    /// Takes the next receive response, checked.
+    pub fn next_rx(&mut self, rx_mem: &impl SharedMem) -> Result<Option<RxEvent>, NetfrontError> {
+        self.check()?;
+        if !self.has_rx(rx_mem) {
+            self.check()?;
+            return Ok(None);
+        }
+        let Some(rsp) = self.rx.next_response_as::<RxResponse>(rx_mem) else { return Ok(None) };
+        let outcome = check_rx_response(&rsp, &self.rx_in_flight).map_err(|e| self.fail(Violation::Netif(e)))?;
+        if rsp.flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO) != 0 {
+            return Err(self.fail(Violation::Unnegotiated { flags: rsp.flags }));
+        }
+        Ok(Some(match outcome {
+            RxOutcome::Data { id, offset, len, .. } => {
+                self.rx_in_flight.remove(id);
+                RxEvent::Frame { id, offset, len }
+            }
+            RxOutcome::Error { id, .. } => {
+                self.rx_in_flight.remove(id);
+                RxEvent::Dropped { id }
+            }
+        }))
+    }
+
+    /// Asks for a notification on the next receive response (`RING_FINAL_CHECK`); true
+    /// if one is already there, so the caller should not wait.
+    pub fn arm_rx(&mut self, rx_mem: &impl SharedMem) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        match self.rx.final_check_for_responses(rx_mem) {
+            Ok(ready) => ready,
+            Err(e) => {
+                self.fail(Violation::Ring(e));
+                false
+            }
+        }
+    }
+
+    /// A free transmit id.
+    pub fn tx_alloc(&mut self) -> Option<u16> {
+        if self.broken.is_some() {
+            return None;
+        }
+        self.tx_nfree = self.tx_nfree.checked_sub(1)?;
+        self.tx_free.get(self.tx_nfree).copied()
+    }
+
+    /// Transmit ids free.
+    pub fn tx_free(&self) -> usize {
+        self.tx_nfree
+    }
+
+    fn tx_release(&mut self, id: u16) {
+        if let Some(slot) = self.tx_free.get_mut(self.tx_nfree) {
+            *slot = id;
+            self.tx_nfree += 1;
+        }
+    }
+
+    /// Sends `len` bytes from the start of buffer `id` (granted as `gref`, from
+    /// [`Self::tx_alloc`]); true if the back end wants a notification.
+    pub fn tx_submit(
+        &mut self,
+        tx_mem: &impl SharedMem,
+        id: u16,
+        gref: GrantRef,
+        len: u16,
+    ) -> Result<bool, NetfrontError> {
+        self.check()?;
+        if id as usize >= TX_IDS || self.tx_in_flight.contains(id) || len as usize > 4096 || len == 0 {
+            return Err(NetfrontError::Misuse);
+        }
+        let req = TxRequest { gref, offset: 0, flags: 0, id, size: len };
+        self.tx.push_request(tx_mem, &req).map_err(|_| NetfrontError::Full)?;
+        self.tx_in_flight.insert(id);
+        Ok(self.tx.push_requests_and_check_notify(tx_mem))
+    }
+
+    /// Takes every transmit response: their ids become free. Returns how many.
+    pub fn tx_reclaim(&mut self, tx_mem: &impl SharedMem) -> Result<u32, NetfrontError> {
+        self.check()?;
+        self.tx.poll_responses(tx_mem).map_err(|e| self.fail(Violation::Ring(e)))?;
+        let mut n = 0;
+        while let Some(rsp) = self.tx.next_response_as::<TxResponse>(tx_mem) {
+            match check_tx_response(&rsp, &self.tx_in_flight).map_err(|e| self.fail(Violation::Netif(e)))? {
+                TxOutcome::Null => {}
+                TxOutcome::Done { id, .. } => {
+                    self.tx_in_flight.remove(id);
+                    self.tx_release(id);
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+//! Host tests: a fake netback drives the rings, first well, then badly.
+
+use super::*;
+use crate::ring::{REQ_PROD, RING, RSP_PROD};
+use crate::shared::testing::FakePage;
+
+const TX_SLOT: usize = 12;
+const RX_SLOT: usize = 8;
+
+/// The back end's side of both rings.
+struct FakeBack {
+    tx: FakePage,
+    rx: FakePage,
+    tx_req_cons: u32,
+    tx_rsp_prod: u32,
+    rx_req_cons: u32,
+    rx_rsp_prod: u32,
+}
+
+impl FakeBack {
+    fn new() -> (FakeBack, NetfrontRings) {
+        let (tx, rx) = (FakePage::new(4096), FakePage::new(4096));
+        let rings = NetfrontRings::new(&tx, &rx).unwrap();
+        (FakeBack { tx, rx, tx_req_cons: 0, tx_rsp_prod: 0, rx_req_cons: 0, rx_rsp_prod: 0 }, rings)
+    }
+
+    /// Takes the next posted receive buffer: (id, gref).
+    fn take_rx(&mut self) -> Option<(u16, u32)> {
+        if self.rx.read_u32(REQ_PROD) == self.rx_req_cons {
+            return None;
+        }
+        let at = RING + (self.rx_req_cons % 256) as usize * RX_SLOT;
+        self.rx_req_cons += 1;
+        Some((self.rx.read_u32(at) as u16, self.rx.read_u32(at + 4)))
+    }
+
+    /// Publishes a receive response.
+    fn rx_respond(&mut self, id: u16, offset: u16, flags: u16, status: i16) {
+        let at = RING + (self.rx_rsp_prod % 256) as usize * RX_SLOT;
+        self.rx.write_u32(at, id as u32 | (offset as u32) << 16);
+        self.rx.write_u32(at + 4, flags as u32 | (status as u16 as u32) << 16);
+        self.rx_rsp_prod += 1;
+        self.rx.write_u32(RSP_PROD, self.rx_rsp_prod);
+    }
+
+    /// Takes the next transmit request: (gref, size, id).
+    fn take_tx(&mut self) -> Option<(u32, u16, u16)> {
+        if self.tx.read_u32(REQ_PROD) == self.tx_req_cons {
+            return None;
+        }
+        let at = RING + (self.tx_req_cons % 256) as usize * TX_SLOT;
+        self.tx_req_cons += 1;
+        let gref = self.tx.read_u32(at);
+        let id_size = self.tx.read_u32(at + 8);
+        Some((gref, (id_size >> 16) as u16, id_size as u16))
+    }
+
+    /// Publishes a transmit response.
+    fn tx_respond(&mut self, id: u16, status: i16) {
+        let at = RING + (self.tx_rsp_prod % 256) as usize * TX_SLOT;
+        self.tx.write_u32(at, id as u32 | (status as u16 as u32) << 16);
+        self.tx_rsp_prod += 1;
+        self.tx.write_u32(RSP_PROD, self.tx_rsp_prod);
+    }
+}
+
+fn post_all(b: &FakeBack, r: &mut NetfrontRings) {
+    for id in 0..RX_IDS as u16 {
+        r.post_rx(&b.rx, id, 1000 + id as u32).unwrap();
+    }
+    r.flush_rx(&b.rx);
+}
+
+#[test]
+fn receives_and_reposts_across_wraps() {
+    let (mut b, mut r) = FakeBack::new();
+    post_all(&b, &mut r);
+    assert_eq!(r.rx_posted(), 256);
+    for n in 0..1000u32 {
+        let (id, gref) = b.take_rx().expect("a posted buffer");
+        assert_eq!(gref, 1000 + id as u32);
+        b.rx_respond(id, 10, 0, 60 + (n % 1400) as i16);
+        assert!(r.has_rx(&b.rx));
+        let ev = r.next_rx(&b.rx).unwrap().unwrap();
+        assert_eq!(ev, RxEvent::Frame { id, offset: 10, len: 60 + (n % 1400) as u16 });
+        r.post_rx(&b.rx, id, gref).unwrap();
+        r.flush_rx(&b.rx);
+    }
+    assert_eq!(r.next_rx(&b.rx), Ok(None));
+    assert!(!r.arm_rx(&b.rx));
+}
+
+#[test]
+fn back_end_errors_return_the_buffer() {
+    let (mut b, mut r) = FakeBack::new();
+    post_all(&b, &mut r);
+    let (id, _) = b.take_rx().unwrap();
+    b.rx_respond(id, 0, 0, crate::netif::NETIF_RSP_DROPPED);
+    assert_eq!(r.next_rx(&b.rx), Ok(Some(RxEvent::Dropped { id })));
+    assert_eq!(r.broken(), None);
+}
+
+#[test]
+fn transmits_and_reclaims() {
+    let (mut b, mut r) = FakeBack::new();
+    for round in 0..3 {
+        let mut ids = Vec::new();
+        while let Some(id) = r.tx_alloc() {
+            ids.push(id);
+            r.tx_submit(&b.tx, id, 500 + id as u32, 100).unwrap();
+        }
+        assert_eq!(ids.len(), TX_IDS, "round {round}");
+        assert_eq!(r.tx_submit(&b.tx, 0, 0, 100), Err(NetfrontError::Misuse)); // in flight
+        while let Some((gref, size, id)) = b.take_tx() {
+            assert_eq!((gref, size), (500 + id as u32, 100));
+            b.tx_respond(id, 0);
+        }
+        assert_eq!(r.tx_reclaim(&b.tx), Ok(TX_IDS as u32));
+        assert_eq!(r.tx_free(), TX_IDS);
+    }
+}
+
+/// A named way for the back end to misbehave.
+type Misbehaviour = (&'static str, fn(&mut FakeBack));
+
+/// Each way a back end can break the receive ring, and what the front end must do:
+/// report it, stay broken, hand out nothing more.
+#[test]
+fn misbehaving_receive_responses_break_the_device() {
+    let cases: [Misbehaviour; 6] = [
+        ("unknown id", |b| b.rx_respond(300, 0, 0, 60)),
+        ("id not posted", |b| {
+            let _ = b.take_rx();
+            b.rx_respond(200, 0, 0, 60); // 200 was posted but the taken one was 0
+            b.rx_respond(200, 0, 0, 60);
+        }),
+        ("oversize length", |b| {
+            let (id, _) = b.take_rx().unwrap();
+            b.rx_respond(id, 100, 0, 4000)
+        }),
+        ("bad status", |b| {
+            let (id, _) = b.take_rx().unwrap();
+            b.rx_respond(id, 0, 0, -7)
+        }),
+        ("more-data without scatter-gather", |b| {
+            let (id, _) = b.take_rx().unwrap();
+            b.rx_respond(id, 0, crate::netif::NETRXF_MORE_DATA, 60)
+        }),
+        ("producer past the requests", |b| b.rx.write_u32(RSP_PROD, 5000)),
+    ];
+    for (what, misbehave) in cases {
+        let (mut b, mut r) = FakeBack::new();
+        post_all(&b, &mut r);
+        misbehave(&mut b);
+        let mut got = Ok(None);
+        for _ in 0..3 {
+            got = r.next_rx(&b.rx);
+            if got.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(got, Err(NetfrontError::Broken(_))), "{what}: {got:?}");
+        assert!(r.broken().is_some(), "{what}");
+        assert!(matches!(r.next_rx(&b.rx), Err(NetfrontError::Broken(_))), "{what}: stays broken");
+        assert!(!r.has_rx(&b.rx) && r.tx_alloc().is_none(), "{what}");
+        assert!(matches!(r.post_rx(&b.rx, 0, 1), Err(NetfrontError::Broken(_))), "{what}");
+    }
+}
+
+#[test]
+fn duplicate_receive_response_breaks_the_device() {
+    let (mut b, mut r) = FakeBack::new();
+    post_all(&b, &mut r);
+    let (id, _) = b.take_rx().unwrap();
+    b.rx_respond(id, 0, 0, 60);
+    b.rx_respond(id, 0, 0, 60);
+    assert!(r.next_rx(&b.rx).unwrap().is_some());
+    assert!(matches!(r.next_rx(&b.rx), Err(NetfrontError::Broken(Violation::Netif(_)))));
+}
+
+#[test]
+fn receive_producer_going_backwards_breaks_the_device() {
+    let (mut b, mut r) = FakeBack::new();
+    post_all(&b, &mut r);
+    let (id, _) = b.take_rx().unwrap();
+    b.rx_respond(id, 0, 0, 60);
+    assert!(r.next_rx(&b.rx).unwrap().is_some());
+    b.rx.write_u32(RSP_PROD, 0);
+    assert!(matches!(r.next_rx(&b.rx), Err(NetfrontError::Broken(Violation::Ring(_)))));
+}
+
+#[test]
+fn misbehaving_transmit_responses_break_the_device() {
+    for (what, id, status) in [("unknown id", 999u16, 0i16), ("id not in flight", 7, 0), ("bad status", 0, -9)] {
+        let (mut b, mut r) = FakeBack::new();
+        let sent = r.tx_alloc().unwrap();
+        r.tx_submit(&b.tx, sent, 1, 64).unwrap();
+        let _ = b.take_tx();
+        b.tx_respond(id, status);
+        assert!(matches!(r.tx_reclaim(&b.tx), Err(NetfrontError::Broken(_))), "{what}");
+        assert!(r.tx_alloc().is_none() && matches!(r.tx_submit(&b.tx, 1, 1, 64), Err(NetfrontError::Broken(_))));
+    }
+    let (mut b, mut r) = FakeBack::new();
+    let id = r.tx_alloc().unwrap();
+    r.tx_submit(&b.tx, id, 1, 64).unwrap();
+    b.tx.write_u32(RSP_PROD, 3); // three responses to one request
+    let _ = &mut b;
+    assert!(matches!(r.tx_reclaim(&b.tx), Err(NetfrontError::Broken(Violation::Ring(_)))));
+}
+
+#[test]
+fn caller_mistakes_are_not_the_back_ends() {
+    let (b, mut r) = FakeBack::new();
+    assert_eq!(r.post_rx(&b.rx, 256, 1), Err(NetfrontError::Misuse));
+    r.post_rx(&b.rx, 3, 1).unwrap();
+    assert_eq!(r.post_rx(&b.rx, 3, 1), Err(NetfrontError::Misuse));
+    let id = r.tx_alloc().unwrap();
+    assert_eq!(r.tx_submit(&b.tx, id, 1, 0), Err(NetfrontError::Misuse));
+    assert_eq!(r.tx_submit(&b.tx, id, 1, 5000), Err(NetfrontError::Misuse));
+    assert_eq!(r.broken(), None);
+}
