@@ -25,6 +25,8 @@ pub struct NicStats {
     pub interrupts: u64,
     /// Responses from the device dropped as invalid.
     pub bad_responses: u64,
+    /// Grant references the driver holds (PV drivers; 0 for emulated devices).
+    pub grants: u64,
 }
 
 /// A network interface.

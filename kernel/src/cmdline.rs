@@ -4,7 +4,7 @@
 //! |-----------|------------------------------------------------|---------|
 //! | `mode`    | `auto`, `hvm`, `hybrid`, `pvh`, `pv`            | `auto`  |
 //! | `bench`   | `all`, `none`, or a comma list of [`BENCHMARKS`] | `all`   |
-//! | `ip`      | `A.B.C.D/PREFIX`                                | `10.0.2.15/24` |
+//! | `ip`      | `A.B.C.D/PREFIX`                                | the toolstack's, else `10.0.2.15/24` |
 //! | `apic`    | `auto`, `xapic`, `x2apic`                       | `auto`  |
 //! | `timer`   | `auto`, `pv`, `lapic`, `tsc-deadline`, `lapic-oneshot` | `auto` |
 //! | `clock`   | `auto`, `pvclock`, `tsc`, `hpet`                | `auto`  |
@@ -143,8 +143,8 @@ pub struct Options {
     pub mode: Mode,
     /// `bench=`.
     pub bench: BenchSet,
-    /// `ip=`.
-    pub ip: Ipv4Cidr,
+    /// `ip=`, if given (else the platform's configured address, else [`DEFAULT_IP`]).
+    pub ip: Option<Ipv4Cidr>,
     /// `apic=`.
     pub apic: ApicChoice,
     /// `timer=`.
@@ -162,7 +162,7 @@ impl Default for Options {
         Options {
             mode: Mode::Auto,
             bench: BenchSet::ALL,
-            ip: Ipv4Cidr { addr: [10, 0, 2, 15], prefix: 24 },
+            ip: None,
             apic: ApicChoice::Auto,
             timer: TimerChoice::Auto,
             clock: ClockChoice::Auto,
@@ -234,18 +234,33 @@ fn parse_bench(value: &str) -> Result<BenchSet, CmdlineError<'_>> {
     Ok(BenchSet(set))
 }
 
-fn parse_ip(value: &str) -> Option<Ipv4Cidr> {
-    let (addr, prefix) = value.split_once('/')?;
-    let prefix: u8 = prefix.parse().ok().filter(|&p| p <= 32)?;
+/// The address QEMU's user network expects, used when neither the command line nor the
+/// platform gives one.
+pub const DEFAULT_IP: Ipv4Cidr = Ipv4Cidr { addr: [10, 0, 2, 15], prefix: 24 };
+
+/// Parses `A.B.C.D/PREFIX`, or a bare `A.B.C.D` (as Xen's toolstack writes a vif's
+/// `ip`) when a `default_prefix` is given.
+pub fn parse_address(value: &str, default_prefix: Option<u8>) -> Option<Ipv4Cidr> {
+    let value = value.trim();
+    if value.contains('/') {
+        return parse_ip(value);
+    }
+    Some(Ipv4Cidr { addr: parse_octets(value)?, prefix: default_prefix? })
+}
+
+fn parse_octets(addr: &str) -> Option<[u8; 4]> {
     let mut octets = [0u8; 4];
     let mut parts = addr.split('.');
     for o in octets.iter_mut() {
         *o = parts.next()?.parse().ok()?;
     }
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(Ipv4Cidr { addr: octets, prefix })
+    parts.next().is_none().then_some(octets)
+}
+
+fn parse_ip(value: &str) -> Option<Ipv4Cidr> {
+    let (addr, prefix) = value.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok().filter(|&p| p <= 32)?;
+    Some(Ipv4Cidr { addr: parse_octets(addr)?, prefix })
 }
 
 /// Parses a command line.
@@ -259,8 +274,11 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
             "mode" => o.mode = choose(key, value, &Mode::ALL, "auto, hvm, hybrid, pvh, pv")?,
             "bench" => o.bench = parse_bench(value)?,
             "ip" => {
-                o.ip =
-                    parse_ip(value).ok_or(CmdlineError::BadValue { option: key, value, accepted: "A.B.C.D/PREFIX" })?
+                o.ip = Some(parse_ip(value).ok_or(CmdlineError::BadValue {
+                    option: key,
+                    value,
+                    accepted: "A.B.C.D/PREFIX",
+                })?)
             }
             "apic" => {
                 let table = [("auto", ApicChoice::Auto), ("xapic", ApicChoice::XApic), ("x2apic", ApicChoice::X2Apic)];
@@ -318,7 +336,7 @@ mod tests {
         let o = parse("mode=hvm  bench=clock,net ip=192.168.7.2/16 apic=xapic timer=lapic-oneshot netwait=5").unwrap();
         assert_eq!(o.mode, Mode::Hvm);
         assert!(o.bench.contains("clock") && o.bench.contains("net") && !o.bench.contains("timer"));
-        assert_eq!(o.ip, Ipv4Cidr { addr: [192, 168, 7, 2], prefix: 16 });
+        assert_eq!(o.ip, Some(Ipv4Cidr { addr: [192, 168, 7, 2], prefix: 16 }));
         assert_eq!(o.apic, ApicChoice::XApic);
         assert_eq!(o.timer, TimerChoice::LapicOneShot);
         assert_eq!(o.netwait_s, 5);
@@ -327,6 +345,10 @@ mod tests {
         assert_eq!((x.timer, x.clock, x.callback), (TimerChoice::Pv, ClockChoice::Hpet, Some(CallbackChoice::PerCpu)));
         assert!(TimerChoice::Lapic.is_lapic() && !TimerChoice::Pv.is_lapic());
         assert_eq!(Options::default().callback, None);
+        assert_eq!(parse_address("10.0.0.2\n", Some(24)), Some(Ipv4Cidr { addr: [10, 0, 0, 2], prefix: 24 }));
+        assert_eq!(parse_address("10.0.0.2/16", Some(24)), Some(Ipv4Cidr { addr: [10, 0, 0, 2], prefix: 16 }));
+        assert_eq!(parse_address("10.0.0.2", None), None);
+        assert_eq!(parse_address("10.0.0", Some(24)), None);
         assert_eq!(Mode::Hybrid.name(), "hybrid");
     }
 

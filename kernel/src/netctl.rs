@@ -8,7 +8,7 @@
 //! |----------------|-------------------------------|------------------------------------------|
 //! | `START <b>`    | `OK`                          | zero the counters of benchmark `b`       |
 //! | `STOP <b>`     | `BENCH {json}` or `ERR why`   | compute `b` from its counters, print it  |
-//! | `STATS`        | `STATS rx=… tx=… irqs=… bad=…` | NIC counters                             |
+//! | `STATS`        | `STATS rx=… tx=… irqs=… bad=… grants=…` | NIC counters, grants held |
 //! | `QUIT`         | `BYE`                         | end the run (power off, success)         |
 //!
 //! Benchmarks: `udp_rr` (UDP echo on 7), `tcp_rr` (TCP echo on 7), `tcp_stream` (TCP

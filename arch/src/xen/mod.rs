@@ -6,6 +6,7 @@
 //! structures come from `xen_iface::hypercall`.
 
 pub mod events;
+pub mod grants;
 pub mod hypercall;
 pub mod pvclock;
 pub mod shared;

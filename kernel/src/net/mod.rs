@@ -13,7 +13,7 @@ use crate::platform::Platform;
 use alloc::vec;
 use arch::platform::ExitStatus;
 use device::NicDevice;
-use hykernel::cmdline::Options;
+use hykernel::cmdline::{Options, DEFAULT_IP};
 use hykernel::netctl::CONTROL_PORT;
 use services::{Outcome, Services};
 use smoltcp::iface::{Config, Interface, SocketSet};
@@ -48,15 +48,16 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
     let mut config = Config::new(EthernetAddress(mac).into());
     config.random_seed = arch::cpu::rdtsc();
     let mut iface = Interface::new(config, &mut dev, instant(p.clock.now_ns()));
-    let [a, b, c, d] = opts.ip.addr;
+    let ip = opts.ip.or(p.nic_ip).unwrap_or(DEFAULT_IP);
+    let [a, b, c, d] = ip.addr;
     iface.update_ip_addrs(|addrs| {
-        let _ = addrs.push(IpCidr::new(Ipv4Address::new(a, b, c, d).into(), opts.ip.prefix));
+        let _ = addrs.push(IpCidr::new(Ipv4Address::new(a, b, c, d).into(), ip.prefix));
     });
     let mut sockets = SocketSet::new(vec![]);
     let mut services = Services::new(&mut sockets);
     kprintln!(
         "NET ready ip={a}.{b}.{c}.{d}/{} mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} echo=7/udp,7/tcp discard=9/tcp control={CONTROL_PORT}/tcp",
-        opts.ip.prefix, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+        ip.prefix, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
     );
 
     let idle_limit = opts.netwait_s as u64 * 1_000_000_000;

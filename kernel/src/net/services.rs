@@ -54,6 +54,8 @@ pub struct Services {
     line: Vec<u8>,
     scratch: Vec<u8>,
     counters: [Counters; 3],
+    /// NIC frames (rx + tx) when each benchmark started: its trace phase counts packets.
+    frames_at_start: [u64; 3],
 }
 
 impl Services {
@@ -77,6 +79,7 @@ impl Services {
             line: Vec::with_capacity(MAX_LINE),
             scratch: vec![0; UDP_BUF],
             counters: [Counters::default(); 3],
+            frames_at_start: [0; 3],
         }
     }
 
@@ -182,12 +185,15 @@ impl Services {
         match netctl::parse(line) {
             Ok(Command::Start(b)) => {
                 self.counters[b.index()] = Counters::default();
+                self.frames_at_start[b.index()] = nic.rx_frames + nic.tx_frames;
                 p.marker.begin(b.name(), 0);
                 reply.push_str("OK\n");
             }
             Ok(Command::Stop(b)) => match netctl::result(b, &self.counters[b.index()]) {
                 Ok((unit, value, iterations)) => {
-                    p.marker.end(b.name(), self.counters[b.index()].events);
+                    // The trace phase counts packets, so its exits come out per packet.
+                    let packets = (nic.rx_frames + nic.tx_frames).saturating_sub(self.frames_at_start[b.index()]);
+                    p.marker.end(b.name(), packets);
                     let rec = BenchRecord { name: b.name(), mode: p.mode.name(), unit, value, iterations };
                     kprintln!("{rec}");
                     let _ = writeln!(reply, "{rec}");
@@ -199,8 +205,8 @@ impl Services {
             Ok(Command::Stats) => {
                 let _ = writeln!(
                     reply,
-                    "STATS rx={} tx={} irqs={} bad={}",
-                    nic.rx_frames, nic.tx_frames, nic.interrupts, nic.bad_responses
+                    "STATS rx={} tx={} irqs={} bad={} grants={}",
+                    nic.rx_frames, nic.tx_frames, nic.interrupts, nic.bad_responses, nic.grants
                 );
             }
             Ok(Command::Quit) => {

@@ -116,5 +116,6 @@ pub(super) fn build(
         events: None,
         nic: Mutex::new(nic),
         nic_name,
+        nic_ip: None,
     })
 }

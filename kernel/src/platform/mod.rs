@@ -19,7 +19,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use drivers::nic::Nic;
 use drivers::xen::console::{XenConsole, XenConsoleError};
-use hykernel::cmdline::{Mode, Options};
+use hykernel::cmdline::{Ipv4Cidr, Mode, Options};
 use spin::{Mutex, Once};
 
 /// The implementations chosen at boot.
@@ -46,6 +46,8 @@ pub struct Platform {
     pub nic: Mutex<Option<Box<dyn Nic>>>,
     /// Name of the NIC for the mode report.
     pub nic_name: &'static str,
+    /// The address the toolstack configured for the NIC, if it did.
+    pub nic_ip: Option<Ipv4Cidr>,
 }
 
 /// Why the platform could not be built.

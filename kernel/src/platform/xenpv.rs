@@ -6,21 +6,30 @@
 //!   takes its interrupt, timer and clock paths through Xen's PV interfaces.
 //! - **pvh**: a PVH guest: no emulated devices, the same PV interfaces.
 //!
+//! The network is netfront over xenstore and the grant table, when the toolstack gave the
+//! domain a vif; in hybrid mode the emulated NICs are unplugged first.
+//!
 //! `timer=lapic|tsc-deadline|lapic-oneshot`, `clock=tsc|hpet` and `callback=percpu` put
 //! one piece back on its hardware counterpart, so each enlightenment is measured alone.
 
 use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, setup, tsc_clock};
 use super::{timer_expired, Platform, PlatformError};
+use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
 use arch::cpu::Features;
 use arch::hypervisor::Hypervisor;
 use arch::platform::{Clock, Console, Timer};
 use arch::xen::events::{Callback, EventChannels};
+use arch::xen::grants::Grants;
 use arch::xen::pvclock::PvClock;
 use arch::xen::timer::XenTimer;
 use arch::xen::Xen;
 use drivers::console::DebugCon;
-use hykernel::cmdline::{CallbackChoice, ClockChoice, Mode, Options, TimerChoice};
+use drivers::nic::Nic;
+use drivers::xen::netfront::Netfront;
+use drivers::xen::unplug::{self, class};
+use drivers::xen::xenstore::XenStore;
+use hykernel::cmdline::{parse_address, CallbackChoice, ClockChoice, Ipv4Cidr, Mode, Options, TimerChoice};
 use spin::Mutex;
 
 /// Builds the hybrid or pvh platform (`mode` says which).
@@ -67,6 +76,8 @@ pub(super) fn build(
         _ => lapic_timer(opts, &features, lapic, clock, tsc)?,
     };
     log::info!("TSC {khz} kHz (from Xen's CPUID leaf); events on vector with {callback:?} callback");
+    let (nic, nic_ip) = open_netfront(mode, xen, events, clock);
+    let nic_name = nic.as_ref().map_or("none", |n| n.name());
     let consoles: &'static [&'static dyn Console] = match xen_console {
         Some(c) => leak([c, &DebugCon]),
         None => leak([&DebugCon as &dyn Console]),
@@ -81,7 +92,51 @@ pub(super) fn build(
         marker: marker(Some(xen)),
         xen: Some(xen),
         events: Some(events),
-        nic: Mutex::new(None),
-        nic_name: "none",
+        nic: Mutex::new(nic),
+        nic_name,
+        nic_ip,
     })
+}
+
+/// Connects netfront if the domain has a vif: grant table, xenstore, and (hybrid) the
+/// emulated NICs unplugged. Failures leave the guest without network, said in the log.
+fn open_netfront(
+    mode: Mode,
+    xen: Xen,
+    events: &'static EventChannels,
+    clock: &'static dyn Clock,
+) -> (Option<Box<dyn Nic>>, Option<Ipv4Cidr>) {
+    let store: &'static XenStore = match XenStore::init(xen, clock) {
+        Ok(s) => leak(s),
+        Err(e) => {
+            log::warn!("no xenstore ({e:?}): no network");
+            return (None, None);
+        }
+    };
+    if !Netfront::present(store) {
+        return (None, None);
+    }
+    if mode == Mode::Hybrid {
+        match unplug::unplug(class::NICS) {
+            Ok(()) => log::info!("emulated NICs unplugged"),
+            Err(e) => log::warn!("emulated NICs not unplugged: {e:?}"),
+        }
+    }
+    let grants: &'static Grants = match Grants::init(xen) {
+        Ok(g) => leak(g),
+        Err(e) => {
+            log::error!("grant table not mapped ({e:?}): no network");
+            return (None, None);
+        }
+    };
+    match Netfront::init(store, events, grants) {
+        Ok(nf) => {
+            let ip = nf.configured_ip().and_then(|s| parse_address(s, Some(24)));
+            (Some(Box::new(nf)), ip)
+        }
+        Err(e) => {
+            log::error!("netfront: {e:?}; continuing without network");
+            (None, None)
+        }
+    }
 }
