@@ -36,6 +36,8 @@ else
   [ "$(id -u)" -eq 0 ] || { echo "check: the Xen host tests need root (or set HY_SKIP_XEN=1 to skip them)" >&2; exit 1; }
   step "Xen test host, and the kernel as HVM and PVH domUs on it"
   cargo test -q -p hy-harness --test xen_host -- --test-threads=1
+  step "PV I/O on the Xen host: netfront, the emulated NIC and a Linux peer, driven from dom0"
+  cargo test -q -p hy-harness --test xen_net -- --test-threads=1
 fi
 
 step "all tests passed"

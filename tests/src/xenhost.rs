@@ -29,6 +29,10 @@ pub struct Guest {
     pub console: String,
     /// Regex of the line that marks it done booting (or done running).
     pub ready: String,
+    /// A command dom0 runs once the guest is ready (its network client), if any.
+    pub client: Option<String>,
+    /// Regex of the line that says it finished, when that is not the ready line.
+    pub done: Option<String>,
 }
 
 impl Guest {
@@ -50,7 +54,55 @@ impl Guest {
             timeout_s: 600,
             console: if mode == "hvm" { "serial" } else { "pv" }.into(),
             ready: "^DONE$".into(),
+            client: None,
+            done: None,
         }
+    }
+
+    /// hykernel in `mode` serving the network on the dom0 bridge at `10.0.0.<host>`, driven
+    /// by dom0's client (`payload/netclient.py`) once it says `NET ready`; the client's QUIT
+    /// ends it. hvm mode gets an emulated virtio-net from qemu-xen; hybrid and pvh the PV
+    /// vif (hybrid unplugs the emulated NIC first).
+    pub fn hykernel_net(label: &str, mode: &str, host: u8, client_args: &str) -> Guest {
+        // hvm's emulated NIC has no xenstore address: the command line gives it; the PV
+        // vif's address comes from the toolstack through xenstore.
+        let ip = if mode == "hvm" { format!("ip=10.0.0.{host}/24") } else { String::new() };
+        let mut g = Guest::hykernel(label, mode, "none", &ip);
+        g.timeout_s = 300;
+        let model = if mode == "hvm" { ",model=virtio-net-pci" } else { "" };
+        g.overrides.push(format!("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:{host:02x},ip=10.0.0.{host}{model}\"]"));
+        g.ready = "^NET ready".into();
+        g.done = Some("^DONE$".into());
+        g.client = Some(format!(
+            "python3 /mnt/netclient.py 10.0.0.{host} hykernel /mnt/results/{}.client.json {client_args}",
+            g.name
+        ));
+        g
+    }
+
+    /// Debian's Linux as a PVH domU with netfront, serving the same services (hyecho) at
+    /// `10.0.0.<host>`, driven by the same client.
+    pub fn linux_net(host: u8, client_args: &str) -> Guest {
+        let name = "linux-net".to_string();
+        Guest {
+            client: Some(format!(
+                "python3 /mnt/netclient.py 10.0.0.{host} linux /mnt/results/{name}.client.json {client_args}"
+            )),
+            overrides: vec![
+                format!("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:{host:02x},ip=10.0.0.{host}\"]"),
+                "ramdisk=\"/mnt/domu/initrd-peer.cpio.gz\"".into(),
+                format!("cmdline=\"console=hvc0 quiet hy.ip=10.0.0.{host}/24\""),
+            ],
+            ready: "HY-DOMU: peer up".into(),
+            done: Some("HY-DOMU: hyecho exited".into()),
+            ..Guest::linux_pvh()
+        }
+        .named(&name)
+    }
+
+    fn named(mut self, name: &str) -> Guest {
+        self.name = name.into();
+        self
     }
 
     /// Debian's Linux kernel as a PVH domU with a busybox userland: the peer to compare
@@ -63,6 +115,8 @@ impl Guest {
             timeout_s: 300,
             console: "pv".into(),
             ready: "HY-DOMU: Linux up".into(),
+            client: None,
+            done: None,
         }
     }
 
@@ -71,6 +125,12 @@ impl Guest {
         let mut words = vec![self.name.clone(), self.cfg.clone(), format!("timeout={}", self.timeout_s)];
         words.push(format!("console={}", self.console));
         words.push(format!("ready={}", self.ready));
+        if let Some(c) = &self.client {
+            words.push(format!("client={c}"));
+        }
+        if let Some(d) = &self.done {
+            words.push(format!("done={d}"));
+        }
         words.extend(self.overrides.iter().cloned());
         words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
     }
@@ -118,6 +178,7 @@ pub fn make_payload(dir: &Path, kernel: &Path, host: &Path, guests: &[Guest]) ->
     std::fs::create_dir_all(dir).map_err(|e| HarnessError(format!("{}: {e}", dir.display())))?;
     copy(&script("payload/run.sh"), &dir.join("run.sh"))?;
     copy(&script("payload/run-guests.sh"), &dir.join("run-guests.sh"))?;
+    copy(&script("payload/netclient.py"), &dir.join("netclient.py"))?;
     for cfg in ["hvm.cfg", "pvh.cfg", "linux-pvh.cfg"] {
         copy(&script(cfg), &dir.join(cfg))?;
     }
@@ -136,9 +197,51 @@ pub fn make_payload(dir: &Path, kernel: &Path, host: &Path, guests: &[Guest]) ->
         for f in ["vmlinux", "initrd.cpio.gz"] {
             copy(&host.join("domu").join(f), &dir.join("domu").join(f))?;
         }
+        if guests.iter().any(|g| g.overrides.iter().any(|o| o.contains("initrd-peer"))) {
+            peer_initrd(&host.join("domu/initrd.cpio.gz"), &dir.join("domu/initrd-peer.cpio.gz"))?;
+        }
     }
     let list: String = guests.iter().map(|g| g.guests_line() + "\n").collect();
     std::fs::write(dir.join("guests"), list).map_err(|e| HarnessError(format!("writing the guest list: {e}")))
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), HarnessError> {
+    let out = cmd.output().map_err(|e| HarnessError(format!("{what}: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(HarnessError(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// The Linux peer's initramfs: the cached one with `tests/xen/peer/init` as `/init` and
+/// `hyecho` (built here, statically) appended as a second cpio archive, which the kernel
+/// unpacks over the first.
+fn peer_initrd(base: &Path, out: &Path) -> Result<(), HarnessError> {
+    let stage = out.with_extension("d");
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(stage.join("bin")).map_err(|e| HarnessError(format!("{}: {e}", stage.display())))?;
+    let peer = paths::workspace().join("tests/xen/peer");
+    run(
+        Command::new("gcc").args(["-static", "-O2", "-o"]).arg(stage.join("bin/hyecho")).arg(peer.join("hyecho.c")),
+        "building hyecho (gcc -static; install gcc and libc6-dev)",
+    )?;
+    copy(&peer.join("init"), &stage.join("init"))?;
+    let extra = out.with_extension("extra");
+    run(
+        Command::new("sh").arg("-c").arg(format!(
+            "cd '{}' && find . | cpio -o -H newc --quiet | gzip -6 > '{}'",
+            stage.display(),
+            extra.display()
+        )),
+        "packing the peer's cpio",
+    )?;
+    let mut bytes = std::fs::read(base).map_err(|e| HarnessError(format!("{}: {e}", base.display())))?;
+    bytes.extend(std::fs::read(&extra).map_err(|e| HarnessError(format!("{}: {e}", extra.display())))?);
+    std::fs::write(out, bytes).map_err(|e| HarnessError(format!("{}: {e}", out.display())))?;
+    let _ = std::fs::remove_dir_all(&stage);
+    let _ = std::fs::remove_file(&extra);
+    Ok(())
 }
 
 /// Boots the host with `payload` and copies the results to `out` (bounded by
@@ -177,6 +280,8 @@ pub struct GuestRun {
     pub domid: Option<u16>,
     /// The host's trace of the run.
     pub trace: Option<Trace>,
+    /// What its dom0 client wrote (`<name>.client.json`), if it had one.
+    pub client: Option<serde_json::Value>,
 }
 
 /// Parses `key=value` lines.
@@ -202,7 +307,8 @@ impl GuestRun {
             }
             Err(_) => None,
         };
-        Ok(GuestRun { name: name.into(), times, lines, summary, domid, trace })
+        let client = read("client.json").ok().and_then(|t| serde_json::from_str(&t).ok());
+        Ok(GuestRun { name: name.into(), times, lines, summary, domid, trace, client })
     }
 
     /// A `*_seconds` timing, if recorded.
@@ -316,6 +422,7 @@ mod tests {
             summary: BootSummary::default(),
             domid: Some(3),
             trace: None,
+            client: None,
         };
         assert_eq!(run.seconds("first_line_seconds"), Some(1.234));
         assert_eq!(run.seconds("ready_seconds"), None);

@@ -153,10 +153,41 @@ fn check_guest(g: &GuestRun, mode: &str) -> Result<(), String> {
 
 fn run_xen(a: &Args) -> Result<(), String> {
     let variants = xenhost::variants(&a.mode);
+    // The network benchmarks run in guests of their own, driven from dom0; the others
+    // run everything else.
+    let with_net = session::wants_net(&a.bench);
+    let local: Vec<&str> = if a.bench == "all" {
+        hykernel::cmdline::BENCHMARKS.iter().copied().filter(|b| *b != "net").collect()
+    } else {
+        a.bench.split(',').filter(|b| *b != "net").collect()
+    };
+    let local = if local.is_empty() { "none".to_string() } else { local.join(",") };
     eprintln!("==> building the Xen test host, or reusing the cached one (~/.cache/hykernel)");
     let host = xenhost::host_build().map_err(|e| e.to_string())?;
-    let mut guests: Vec<Guest> = variants.iter().map(|(l, m, x)| Guest::hykernel(l, m, &a.bench, x)).collect();
+    let mut guests: Vec<Guest> = if local == "none" {
+        Vec::new()
+    } else {
+        variants.iter().map(|(l, m, x)| Guest::hykernel(l, m, &local, x)).collect()
+    };
+    let ours_count = guests.len();
     guests.push(Guest::linux_pvh());
+    let net_modes: Vec<&str> =
+        variants.iter().map(|(_, m, _)| *m).filter(|m| *m != "pvh" || variants.len() == 1).collect();
+    let mut net_modes_dedup: Vec<&str> = Vec::new();
+    for m in net_modes {
+        if !net_modes_dedup.contains(&m) {
+            net_modes_dedup.push(m);
+        }
+    }
+    const NET_ARGS: &str = "--rr 500 --stream 8388608";
+    if with_net {
+        for (i, m) in net_modes_dedup.iter().enumerate() {
+            // The netfront also takes a flood, to show its live grants stay put.
+            let args = if *m == "hvm" { NET_ARGS.to_string() } else { format!("{NET_ARGS} --flood 110000") };
+            guests.push(Guest::hykernel_net(&format!("{m}-net"), m, 2 + i as u8, &args));
+        }
+        guests.push(Guest::linux_net(20, NET_ARGS));
+    }
     let work = paths::logs().join("xen");
     let (payload, out) = (work.join("payload"), work.join("out"));
     xenhost::make_payload(&payload, &a.kernel, &host, &guests).map_err(|e| e.to_string())?;
@@ -165,10 +196,11 @@ fn run_xen(a: &Args) -> Result<(), String> {
 
     let runs: Vec<GuestRun> =
         guests.iter().map(|g| GuestRun::read(&out, &g.name)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    let (ours, linux) = runs.split_at(variants.len());
+    let (ours, rest) = runs.split_at(ours_count);
     for (g, (_, m, _)) in ours.iter().zip(&variants) {
         check_guest(g, m)?;
     }
+    let (linux, net) = rest.split_at(1);
     let linux = &linux[0];
 
     // Benchmarks in the order they were printed, a value and an exits column per variant.
@@ -252,7 +284,81 @@ fn run_xen(a: &Args) -> Result<(), String> {
         let path = write_json(&a.results, &format!("xen-{label}"), &doc)?;
         println!("results written to {}", path.display());
     }
+    if with_net {
+        print_network(net)?;
+        for g in net {
+            if let Some(c) = &g.client {
+                let path = write_json(&a.results, &format!("xen-{}", g.name.trim_start_matches("hy-")), c)?;
+                println!("results written to {}", path.display());
+            }
+        }
+    }
     println!("raw outputs (consoles, traces, timings): {}", out.display());
+    Ok(())
+}
+
+/// The network benchmarks side by side: each guest's figure (the kernel's own where it
+/// measures, else dom0's), exits per packet from the trace, and ratios against Linux.
+fn print_network(net: &[GuestRun]) -> Result<(), String> {
+    for g in net {
+        let c =
+            g.client.as_ref().ok_or_else(|| format!("{}: its dom0 client left no results ({:?})", g.name, g.times))?;
+        let errors = c["errors"].as_array().map_or(0, Vec::len);
+        if errors > 0 || c["quit"] != "BYE" {
+            return Err(format!("{}: the network run failed: {}", g.name, c["errors"]));
+        }
+    }
+    let linux = net.iter().find(|g| g.name == "linux-net");
+    let value = |g: &GuestRun, name: &str| -> Option<f64> {
+        let b = &g.client.as_ref()?["bench"][name];
+        b["kernel"]["value"].as_f64().or_else(|| b["host"].as_f64())
+    };
+    let mut header = vec!["network (dom0 client)".to_string(), "unit".to_string()];
+    for g in net {
+        header.push(g.name.clone());
+        header.push("exits/packet".to_string());
+    }
+    header.push("vs linux".to_string());
+    let mut grid = Vec::new();
+    let ping = |g: &GuestRun| g.client.as_ref().and_then(|c| c["ping"]["avg_ms"].as_f64());
+    let mut row = vec!["ping_rtt".to_string(), "ms".to_string()];
+    for g in net {
+        row.push(ping(g).map_or("-".into(), |v| format!("{v:.2}")));
+        row.push(String::new());
+    }
+    grid.push(row);
+    for (name, unit) in [("udp_rr", "ns"), ("tcp_rr", "ns"), ("tcp_stream", "Mbit/s")] {
+        let mut row = vec![name.to_string(), unit.to_string()];
+        let mut ratios = Vec::new();
+        for g in net {
+            let v = value(g, name);
+            row.push(v.map_or("-".into(), |v| format!("{v:.0}")));
+            row.push(g.phase(name).map_or("-".into(), xenhost::describe_exits));
+            if let (Some(v), Some(l)) = (v, linux.and_then(|l| value(l, name))) {
+                if g.name != "linux-net" && l > 0.0 {
+                    ratios.push(format!("{} x{:.2}", g.name.trim_start_matches("hy-").trim_end_matches("-net"), v / l));
+                }
+            }
+        }
+        row.push(ratios.join(", "));
+        grid.push(row);
+    }
+    println!(
+        "\n{}",
+        table::render_grid(
+            "network: driven from dom0 over xenbr0 (rr: ns per transaction; stream: Mbit/s into the guest)",
+            &header,
+            &grid
+        )
+    );
+    if let Some(g) =
+        net.iter().find(|g| g.client.as_ref().is_some_and(|c| c.get("grants_before").is_some_and(|v| !v.is_null())))
+    {
+        let c = g.client.as_ref().map(|c| (&c["flood_rx"], &c["grants_before"], &c["grants_after"]));
+        if let Some((rx, before, after)) = c {
+            println!("{}: live grants {before} before and {after} after a flood of {rx} packets", g.name);
+        }
+    }
     Ok(())
 }
 

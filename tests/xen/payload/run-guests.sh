@@ -53,8 +53,12 @@
 #                          status: ok (went away by itself), timeout (destroyed), create-failed,
 #                          not-gone (looked gone but was not; destroyed), no-config, bad-options.
 #   <name>.xl-create.log   `xl -v create` output;  <name>.qemu-dm.log  device model log (HVM)
+#   client=CMD: a command dom0 runs (in /mnt, env GUEST and RESULTS) once the guest is ready;
+#   its output goes to <name>.client.log, its status to client_status= in <name>.times.
+#   done=REGEX: the console line that says the guest finished (default: the ready= regex);
+#   <name>.times records finished=yes|no.
 #   retries=N: run a guest again (up to N times, default $RETRIES) when it ended by itself without
-#   its ready line: see died_early below.
+#   its done line: see died_early below.
 # Exit status: 0 if every guest was created and went away by itself within its timeout.
 set -euo pipefail
 
@@ -64,7 +68,8 @@ RES=$MNT/results
 GUESTS=$MNT/guests
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-120}
 XT_MASK=${XT_MASK:-0x080af000}
-RETRIES=${RETRIES:-2}           # re-runs of a guest that dies before its ready line (see died_early)
+RETRIES=${RETRIES:-2}
+BRIDGE_IP=${BRIDGE_IP:-10.0.0.1/24}           # re-runs of a guest that dies before its ready line (see died_early)
 XT_PAGES=${XT_PAGES:-256}           # trace buffer pages per pCPU
 CONSOLE_DIR=${HY_RUN_CONSOLE_DIR:-/var/log/xen/console}   # hy-dom0-init starts xenconsoled --log=guest --log-dir=this
 XEN_LOG_DIR=${HY_RUN_XEN_LOG_DIR:-/var/log/xen}
@@ -109,6 +114,21 @@ watch_domain() {
 secs_to_us() { awk -v s="$1" 'BEGIN { printf "%d", s * 1000000 }'; }
 
 mkdir -p "$RES"
+
+# A pass that restarts after a crash finds the last pass's xentrace still holding the trace
+# buffers: stop it, or this pass's traces stay empty.
+if pkill -INT -x xentrace 2>/dev/null; then
+    say "WARNING: stopped a xentrace left over from an earlier pass"
+    sleep 1
+    pkill -KILL -x xentrace 2>/dev/null || true
+fi
+
+# The guests' network: bridge xenbr0, dom0 at $BRIDGE_IP (a vif=['bridge=xenbr0,...'] override
+# puts a guest on it). Made once; a later pass finds it.
+if ! ip link show xenbr0 >/dev/null 2>&1; then
+    ip link add xenbr0 type bridge && ip addr add "$BRIDGE_IP" dev xenbr0 && ip link set xenbr0 up \
+        || say "WARNING: could not set up bridge xenbr0"
+fi
 [ -r "$GUESTS" ] || { say "ERROR: no $GUESTS (lines: <name> <cfg> [timeout=S] [xtmask=M] [console=C] [ready=RE] [xl overrides])"; exit 2; }
 
 # nap SECONDS: sleep without starting a process (read with a timeout on a FIFO nobody writes).
@@ -212,13 +232,15 @@ stop_xentrace() {  # pid
 run_guest() {  # name cfg [args...]
     local name=$1 cfg=$2
     shift 2
-    local tmo=$GUEST_TIMEOUT mask=$XT_MASK console="" ready="" a
+    local tmo=$GUEST_TIMEOUT mask=$XT_MASK console="" ready="" client="" done_re="" a
     local -a overrides=("name=\"$name\"")
     for a in "$@"; do
         case $a in
             timeout=*) tmo=${a#timeout=} ;;
             xtmask=*) mask=${a#xtmask=} ;;
             console=*) console=${a#console=} ;;
+            client=*) client=${a#client=} ;;
+            done=*) done_re=${a#done=} ;;
             ready=*) ready=${a#ready=} ;;
             *) overrides+=("$a") ;;
         esac
@@ -277,7 +299,8 @@ run_guest() {  # name cfg [args...]
         xl unpause "$name" || say "WARNING: xl unpause $name failed"
         t_unpaused=$(now)
         # Wait (bounded) for the domain to go away by itself, watching its console meanwhile.
-        local deadline_us next_e9=0 now_us watcher gone_flag=/tmp/hy-run-$name.gone
+        local deadline_us next_e9=0 now_us watcher gone_flag=/tmp/hy-run-$name.gone client_pid=""
+        rm -f "$out.client.status"
         rm -f "$gone_flag"
         watch_domain "$name" "$gone_flag" &
         watcher=$!
@@ -291,6 +314,13 @@ run_guest() {  # name cfg [args...]
             elif [ "$now_us" -ge "$next_e9" ]; then
                 poll_e9 "$domid"
                 next_e9=$(( ${EPOCHREALTIME/./} + E9_POLL_US ))
+            fi
+            # The client starts once the guest is ready, and runs beside it.
+            if [ -n "$client" ] && [ -z "$client_pid" ] && [ -n "$CON_READY" ]; then
+                say "guest $name: ready; starting its client: $client"
+                ( cd "$MNT" && GUEST=$name RESULTS=$RES timeout -k 5 "$tmo" bash -c "$client" \
+                    >"$out.client.log" 2>&1; echo "$?" >"$out.client.status" ) &
+                client_pid=$!
             fi
             if [ -e "$gone_flag" ]; then
                 read -r t_gone <"$gone_flag" || true
@@ -306,6 +336,13 @@ run_guest() {  # name cfg [args...]
             nap "$CONSOLE_POLL"
         done
         wait "$watcher" 2>/dev/null || true
+        # The client ends with its guest (it is bounded by the guest's timeout too).
+        if [ -n "$client_pid" ]; then
+            local k=0
+            while kill -0 "$client_pid" 2>/dev/null && [ "$k" -lt 100 ]; do nap 0.1; k=$((k + 1)); done
+            kill "$client_pid" 2>/dev/null || true
+            wait "$client_pid" 2>/dev/null || true
+        fi
         rm -f "$gone_flag" "$gone_flag.tmp"
         [ -n "$t_gone" ] || t_gone=$(now)
         # Never let two guests overlap.
@@ -369,6 +406,12 @@ run_guest() {  # name cfg [args...]
         echo "run_seconds=$(dt "$t_gone" "$t_unpaused")"
         echo "first_line_seconds=$first_s"
         echo "ready_seconds=$ready_s"
+        [ -z "$client" ] || echo "client_status=$(cat "$out.client.status" 2>/dev/null || echo none)"
+        # Finished: the done= line (default: the ready line) is on the console.
+        local fin=${done_re:-$ready}
+        if [ -n "$fin" ]; then
+            if grep -Eq -- "$fin" "$out.out" 2>/dev/null; then echo "finished=yes"; else echo "finished=no"; fi
+        fi
     } >"$out.times"
     say "guest $name: status=$status domid=${domid:-?} xl-create=$(dt "$t_created" "$t_start")s" \
         "first-line=${first_s:--}s ready=${ready_s:--}s" \
@@ -380,15 +423,14 @@ run_guest() {  # name cfg [args...]
     [ "$status" = ok ]
 }
 
-# A guest that ended by itself without ever printing its ready line may have died of the test
-# host rather than of itself: on this nested L0 about one boot in eight ends in a triple fault
-# within seconds (QEMU 7.2's SVM emulation; see README). Such a guest is run again, up to
+# A guest that ended by itself without printing its done= line (default: its ready= line) may
+# have died of the test host rather than of itself: on this nested L0 about one boot in eight
+# ends in a triple fault (QEMU 7.2's SVM emulation; see README). Such a guest is run again, up to
 # retries=N times (default $RETRIES); each earlier attempt's files are kept as
 # <name>.attempt<K>.<ext>, and <name>.times records attempts=.
 died_early() {  # name
     local f=$RES/$1.times
-    grep -qx 'status=ok' "$f" 2>/dev/null && grep -qx 'ready_seconds=' "$f" 2>/dev/null \
-        && ! grep -qx 'ready_regex=' "$f" 2>/dev/null
+    grep -qx 'status=ok' "$f" 2>/dev/null && grep -qx 'finished=no' "$f" 2>/dev/null
 }
 
 failed=0

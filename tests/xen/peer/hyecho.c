@@ -1,0 +1,136 @@
+/*
+ * hyecho: the network services of hykernel, for a Linux guest, so that the same client in
+ * dom0 can measure both: echo on UDP and TCP port 7 (RFC 862), discard on TCP port 9
+ * (RFC 863), and the control port 7070 answering QUIT (exit), STATS (a line) and
+ * anything else with ERR. One process, poll(2), non-blocking sockets; no threads.
+ * Built statically by the harness (gcc -static) and put into the Linux peer's initramfs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAXCONN 32
+#define BUF 65536
+
+enum kind { UDP_ECHO, TCP_ECHO_LISTEN, DISCARD_LISTEN, CTL_LISTEN, TCP_ECHO, DISCARD, CTL };
+
+static struct pollfd fds[4 + MAXCONN];
+static enum kind kinds[4 + MAXCONN];
+static int nfds;
+static char buf[BUF];
+static unsigned long long rx_packets, rx_bytes;
+
+static int listener(int type, int port)
+{
+    int one = 1, fd = socket(AF_INET, type, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY };
+    if (fd < 0) return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); return -1; }
+    if (type == SOCK_STREAM && listen(fd, 16) < 0) { perror("listen"); return -1; }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static void add(int fd, enum kind k)
+{
+    if (nfds >= 4 + MAXCONN) { close(fd); return; }
+    fds[nfds] = (struct pollfd){ .fd = fd, .events = POLLIN };
+    kinds[nfds++] = k;
+}
+
+static void drop(int i)
+{
+    close(fds[i].fd);
+    fds[i] = fds[nfds - 1];
+    kinds[i] = kinds[nfds - 1];
+    nfds--;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR) { struct pollfd o = { fd, POLLOUT, 0 }; poll(&o, 1, 1000); continue; }
+            return -1;
+        }
+        p += w; n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Returns 1 to quit. */
+static int control(int i)
+{
+    char line[256];
+    ssize_t n = read(fds[i].fd, line, sizeof line - 1);
+    if (n <= 0) { drop(i); return 0; }
+    line[n] = 0;
+    if (!strncmp(line, "QUIT", 4)) { write_all(fds[i].fd, "BYE\n", 4); return 1; }
+    if (!strncmp(line, "STATS", 5)) {
+        char out[128];
+        int m = snprintf(out, sizeof out, "STATS rx=%llu bytes=%llu\n", rx_packets, rx_bytes);
+        write_all(fds[i].fd, out, (size_t)m);
+    } else {
+        write_all(fds[i].fd, "ERR not measured here\n", 22);
+    }
+    return 0;
+}
+
+int main(void)
+{
+    int one = 1;
+    add(listener(SOCK_DGRAM, 7), UDP_ECHO);
+    add(listener(SOCK_STREAM, 7), TCP_ECHO_LISTEN);
+    add(listener(SOCK_STREAM, 9), DISCARD_LISTEN);
+    add(listener(SOCK_STREAM, 7070), CTL_LISTEN);
+    for (int i = 0; i < 4; i++) if (fds[i].fd < 0) return 1;
+    printf("hyecho: echo 7/udp 7/tcp, discard 9/tcp, control 7070/tcp\n");
+    fflush(stdout);
+    for (;;) {
+        if (poll(fds, (nfds_t)nfds, -1) < 0) { if (errno == EINTR) continue; return 1; }
+        for (int i = nfds - 1; i >= 0; i--) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            switch (kinds[i]) {
+            case UDP_ECHO: {
+                struct sockaddr_in from; socklen_t fl = sizeof from;
+                ssize_t n;
+                while ((n = recvfrom(fds[i].fd, buf, BUF, 0, (struct sockaddr *)&from, &fl)) >= 0) {
+                    rx_packets++; rx_bytes += (size_t)n;
+                    sendto(fds[i].fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
+                    fl = sizeof from;
+                }
+                break;
+            }
+            case TCP_ECHO_LISTEN: case DISCARD_LISTEN: case CTL_LISTEN: {
+                int c = accept(fds[i].fd, NULL, NULL);
+                if (c < 0) break;
+                setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                add(c, kinds[i] == TCP_ECHO_LISTEN ? TCP_ECHO : kinds[i] == DISCARD_LISTEN ? DISCARD : CTL);
+                break;
+            }
+            case TCP_ECHO: {
+                ssize_t n = read(fds[i].fd, buf, BUF);
+                if (n <= 0 || write_all(fds[i].fd, buf, (size_t)n) < 0) drop(i);
+                else { rx_packets++; rx_bytes += (size_t)n; }
+                break;
+            }
+            case DISCARD: {
+                ssize_t n = read(fds[i].fd, buf, BUF);
+                if (n <= 0) drop(i); else { rx_packets++; rx_bytes += (size_t)n; }
+                break;
+            }
+            case CTL:
+                if (control(i)) return 0;
+                break;
+            }
+        }
+    }
+}
