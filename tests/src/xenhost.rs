@@ -265,6 +265,23 @@ pub fn run_host(payload: &Path, out: &Path, timeout_s: u32) -> Result<(), Harnes
     }
 }
 
+/// Builds or reuses the host, runs `guests` on it under `work` (payload and results
+/// subdirectories) with `timeout_s` for the whole boot, and reads every guest's results,
+/// in order.
+pub fn run_guests(work: &Path, kernel: &Path, guests: &[Guest], timeout_s: u32) -> Result<Vec<GuestRun>, HarnessError> {
+    if !kernel.exists() {
+        return Err(HarnessError(format!(
+            "kernel image {} missing: build it first (tests/check.sh does)",
+            kernel.display()
+        )));
+    }
+    let host = host_build()?;
+    let (payload, out) = (work.join("payload"), work.join("out"));
+    make_payload(&payload, kernel, &host, guests)?;
+    run_host(&payload, &out, timeout_s)?;
+    guests.iter().map(|g| GuestRun::read(&out, &g.name)).collect()
+}
+
 /// What one guest left behind.
 #[derive(Debug)]
 pub struct GuestRun {

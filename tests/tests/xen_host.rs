@@ -30,11 +30,6 @@ struct XenRun {
 fn run() -> &'static XenRun {
     static RUN: OnceLock<Result<XenRun, String>> = OnceLock::new();
     let r = RUN.get_or_init(|| {
-        let kernel = paths::kernel();
-        if !kernel.exists() {
-            return Err(format!("kernel image {} missing: run tests/check.sh", kernel.display()));
-        }
-        let host = xenhost::host_build().map_err(|e| e.to_string())?;
         let mut bad = Guest::hykernel("badopt", "pvh", "cpuid", "colour=blue");
         bad.ready = "^ERROR ".into();
         bad.timeout_s = 120;
@@ -48,19 +43,12 @@ fn run() -> &'static XenRun {
             bad,
         ];
         let work = paths::logs().join("xen-test");
-        let (payload, out) = (work.join("payload"), work.join("out"));
-        xenhost::make_payload(&payload, &kernel, &host, &guests).map_err(|e| e.to_string())?;
-        xenhost::run_host(&payload, &out, 2400).map_err(|e| e.to_string())?;
-        let read = |i: usize| GuestRun::read(&out, &guests[i].name).map_err(|e| e.to_string());
-        Ok(XenRun {
-            hvm: read(0)?,
-            hybrid: read(1)?,
-            percpu: read(2)?,
-            mixed: read(3)?,
-            pvh: read(4)?,
-            linux: read(5)?,
-            bad: read(6)?,
-        })
+        let [hvm, hybrid, percpu, mixed, pvh, linux, bad]: [GuestRun; 7] =
+            xenhost::run_guests(&work, &paths::kernel(), &guests, 2400)
+                .map_err(|e| e.to_string())?
+                .try_into()
+                .map_err(|_| "one result per guest".to_string())?;
+        Ok(XenRun { hvm, hybrid, percpu, mixed, pvh, linux, bad })
     });
     r.as_ref().unwrap_or_else(|e| panic!("Xen host run failed: {e}"))
 }

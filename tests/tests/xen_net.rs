@@ -22,11 +22,6 @@ struct NetRun {
 fn run() -> &'static NetRun {
     static RUN: OnceLock<Result<NetRun, String>> = OnceLock::new();
     let r = RUN.get_or_init(|| {
-        let kernel = paths::kernel();
-        if !kernel.exists() {
-            return Err(format!("kernel image {} missing: run tests/check.sh", kernel.display()));
-        }
-        let host = xenhost::host_build().map_err(|e| e.to_string())?;
         let common = "--rr 300 --stream 4194304";
         let guests = [
             Guest::hykernel_net("hybrid-net", "hybrid", 2, &format!("{common} --flood {FLOOD}")),
@@ -34,11 +29,11 @@ fn run() -> &'static NetRun {
             Guest::linux_net(20, common),
         ];
         let work = paths::logs().join("xen-net-test");
-        let (payload, out) = (work.join("payload"), work.join("out"));
-        xenhost::make_payload(&payload, &kernel, &host, &guests).map_err(|e| e.to_string())?;
-        xenhost::run_host(&payload, &out, 2400).map_err(|e| e.to_string())?;
-        let read = |i: usize| GuestRun::read(&out, &guests[i].name).map_err(|e| e.to_string());
-        Ok(NetRun { hybrid: read(0)?, hvm: read(1)?, linux: read(2)? })
+        let [hybrid, hvm, linux]: [GuestRun; 3] = xenhost::run_guests(&work, &paths::kernel(), &guests, 2400)
+            .map_err(|e| e.to_string())?
+            .try_into()
+            .map_err(|_| "one result per guest".to_string())?;
+        Ok(NetRun { hybrid, hvm, linux })
     });
     r.as_ref().unwrap_or_else(|e| panic!("Xen host run failed: {e}"))
 }

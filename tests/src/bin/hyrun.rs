@@ -162,8 +162,6 @@ fn run_xen(a: &Args) -> Result<(), String> {
         a.bench.split(',').filter(|b| *b != "net").collect()
     };
     let local = if local.is_empty() { "none".to_string() } else { local.join(",") };
-    eprintln!("==> building the Xen test host, or reusing the cached one (~/.cache/hykernel)");
-    let host = xenhost::host_build().map_err(|e| e.to_string())?;
     let mut guests: Vec<Guest> = if local == "none" {
         Vec::new()
     } else {
@@ -189,13 +187,13 @@ fn run_xen(a: &Args) -> Result<(), String> {
         guests.push(Guest::linux_net(20, NET_ARGS));
     }
     let work = paths::logs().join("xen");
-    let (payload, out) = (work.join("payload"), work.join("out"));
-    xenhost::make_payload(&payload, &a.kernel, &host, &guests).map_err(|e| e.to_string())?;
-    eprintln!("==> booting Xen + dom0 under QEMU TCG; dom0 runs {} guest(s) under xentrace", guests.len());
-    xenhost::run_host(&payload, &out, 2400).map_err(|e| e.to_string())?;
-
-    let runs: Vec<GuestRun> =
-        guests.iter().map(|g| GuestRun::read(&out, &g.name)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    eprintln!(
+        "==> building the Xen test host or reusing the cached one (~/.cache/hykernel), then booting it under QEMU TCG; \
+         dom0 runs {} guest(s) under xentrace",
+        guests.len()
+    );
+    let runs = xenhost::run_guests(&work, &a.kernel, &guests, 2400).map_err(|e| e.to_string())?;
+    let out = work.join("out");
     let (ours, rest) = runs.split_at(ours_count);
     for (g, (_, m, _)) in ours.iter().zip(&variants) {
         check_guest(g, m)?;
