@@ -48,9 +48,8 @@ pub fn init(boot: &BootInfo) -> Result<u64, HeapError> {
     if size < MIN_HEAP {
         return Err(HeapError::TooSmall(size));
     }
-    // SAFETY: [start, end) is RAM per the memory map, lies after the kernel image, is
-    // identity-mapped by the boot tables, and nothing else uses it: the boot info was
-    // copied out of loader memory before this call.
+    // The boot info was copied out of loader memory before this call, so nothing else uses it.
+    // SAFETY: [start, end) is RAM per the memory map, after the kernel image, identity-mapped.
     unsafe { HEAP.lock().init(start as *mut u8, size as usize) };
     Ok(size)
 }

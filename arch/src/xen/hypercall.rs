@@ -45,10 +45,9 @@ pub unsafe fn hypercall(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) ->
     debug_assert!(ready() && (nr as usize) < 4096 / STUB_SIZE);
     let stub = (&raw const PAGE) as usize + nr as usize * STUB_SIZE;
     let ret: i64;
-    // SAFETY: the caller guarantees init ran (the page holds Xen's stubs) and valid
-    // arguments. Xen may clobber the argument registers (debug builds do), so they are
-    // all treated as outputs; the stub itself clobbers nothing else, but the call is
-    // treated as a normal function call for the remaining registers.
+    // Xen may clobber the argument registers (debug builds do), so all are outputs; the
+    // call is treated as a normal function call for the remaining registers.
+    // SAFETY: the caller guarantees init ran (the page holds Xen's stubs) and valid arguments.
     unsafe {
         core::arch::asm!(
             "call {stub}",

@@ -136,10 +136,9 @@ impl Netfront {
             .map_err(|e| NetfrontInitError::Store("backend state InitWait", e))?;
 
         let ring_pages = [page()?, page()?];
-        // SAFETY: the ring pages are ours, page-sized, identity-mapped, and shared only with
-        // the back end through the grants below.
-        let (tx_mem, rx_mem) =
-            unsafe { (SharedPage::new(ring_pages[0].phys(), 4096), SharedPage::new(ring_pages[1].phys(), 4096)) };
+        let (tx_page, rx_page) = (ring_pages[0].phys(), ring_pages[1].phys());
+        // SAFETY: the ring pages are ours, page-sized and identity-mapped; only the back end shares them.
+        let (tx_mem, rx_mem) = unsafe { (SharedPage::new(tx_page, 4096), SharedPage::new(rx_page, 4096)) };
         let rings = NetfrontRings::new(&tx_mem, &rx_mem).map_err(|_| NetfrontInitError::NoMemory)?;
         let grant = |frame: u64, readonly: bool| {
             grants.grant(backend_id, frame, readonly).map_err(|_| NetfrontInitError::NoGrants)

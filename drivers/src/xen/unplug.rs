@@ -39,9 +39,8 @@ pub enum UnplugError {
 
 /// Unplugs the emulated devices of `classes`.
 pub fn unplug(classes: u16) -> Result<(), UnplugError> {
-    // SAFETY: ports 0x10-0x13 belong to the Xen platform device on an HVM guest; on other
-    // machines nothing decodes them (reads give all-ones, writes vanish), and the magic
-    // check below stops before any write that matters.
+    // On machines without the device nothing decodes these ports (reads give all-ones).
+    // SAFETY: ports 0x10-0x13 are the Xen platform device's; the magic check guards every write.
     unsafe {
         let magic = Port::<u16>::new(MAGIC_PORT).read();
         if magic != MAGIC {
