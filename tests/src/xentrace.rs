@@ -98,6 +98,20 @@ pub const TRC_GUEST: u32 = 0x0800_f000;
 pub const GUEST_PHASE_BEGIN: u32 = 0x100;
 /// Guest event that closes a phase (record id `0x0800f101`).
 pub const GUEST_PHASE_END: u32 = 0x101;
+/// `TRC_HVM_CPUID`: extra words leaf, subleaf, then the four result registers.
+pub const TRC_HVM_CPUID: u32 = 0x0008_200e;
+/// CPUID leaves used as phase markers by guests that cannot make hypercalls where they
+/// measure (the Linux peer's userspace): `CPUID_MARK_BEGIN + id` opens phase `id` of
+/// [`CPUID_MARK_NAMES`], `CPUID_MARK_END + id` closes it with the iteration count in the
+/// subleaf. Xen answers these leaves with zeros; the exit and its record are the marker.
+pub const CPUID_MARK_BEGIN: u32 = 0x4fff_f100;
+/// See [`CPUID_MARK_BEGIN`].
+pub const CPUID_MARK_END: u32 = 0x4fff_f200;
+/// Phase names by CPUID marker id.
+pub const CPUID_MARK_NAMES: [&str; 3] = ["udp_rr", "tcp_rr", "tcp_stream"];
+/// SVM exit code of CPUID.
+const SVM_EXIT_CPUID: u32 = 0x72;
+
 /// Domain id of Xen's idle vCPUs.
 pub const DOMID_IDLE: u16 = 0x7fff;
 /// Domain id used for exits and markers that could not be attributed to a domain.
@@ -821,6 +835,54 @@ fn decode_marker(rec: &Record) -> (u64, String) {
     (iterations, String::from_utf8_lossy(&name).into_owned())
 }
 
+/// A CPUID phase marker (see [`CPUID_MARK_BEGIN`]): (is BEGIN, iterations, name).
+fn cpuid_marker(rec: &Record) -> Option<(bool, u64, String)> {
+    if rec.event != TRC_HVM_CPUID || rec.extra().is_empty() {
+        return None;
+    }
+    let leaf = rec.word(0);
+    let (begin, id) = match leaf {
+        l if l.wrapping_sub(CPUID_MARK_BEGIN) < CPUID_MARK_NAMES.len() as u32 => (true, l - CPUID_MARK_BEGIN),
+        l if l.wrapping_sub(CPUID_MARK_END) < CPUID_MARK_NAMES.len() as u32 => (false, l - CPUID_MARK_END),
+        _ => return None,
+    };
+    let name = CPUID_MARK_NAMES.get(id as usize)?.to_string();
+    Some((begin, u64::from(rec.word(1)), name))
+}
+
+/// Opens a phase of `domain`, closing (with a warning) one left open.
+fn open_phase(
+    trace: &mut Trace,
+    open: &mut BTreeMap<u16, usize>,
+    domain: u16,
+    name: String,
+    iterations: u64,
+    tsc: Option<u64>,
+) {
+    if let Some(p) = open.remove(&domain) {
+        trace.warnings.push(format!(
+            "phase {:?} of domain {} has no END marker before the next BEGIN",
+            trace.phases[p].name, domain
+        ));
+    }
+    open.insert(domain, trace.phases.len());
+    trace.phases.push(Phase::new(name, domain, iterations, tsc));
+}
+
+/// Completes phase `p` of `domain` (already taken out of the open set).
+fn close_phase(trace: &mut Trace, p: usize, domain: u16, iterations: u64, name: &str, tsc: Option<u64>) {
+    let phase = &mut trace.phases[p];
+    if iterations != 0 {
+        phase.iterations = iterations;
+    }
+    if !name.is_empty() && name != phase.name {
+        let msg = format!("phase {:?} of domain {} ended by a marker named {:?}", phase.name, domain, name);
+        trace.warnings.push(msg);
+    }
+    phase.complete = true;
+    phase.end_tsc = tsc;
+}
+
 /// Per-pCPU analysis state.
 #[derive(Clone, Copy)]
 struct CpuState {
@@ -879,6 +941,23 @@ fn analyse(records: Vec<Record>) -> Trace {
             }
             cpu.last_exit = Some((exit.domain, exit.code, counted));
             trace.exits.push(exit);
+        } else if let Some((begin, iterations, name)) = cpuid_marker(rec) {
+            // The CPUID exit that carried the marker is the last exit on this pCPU: it
+            // belongs to neither phase.
+            let domain = cpu.domain;
+            let carrier = cpu.last_exit;
+            if begin {
+                open_phase(&mut trace, &mut open, domain, name, 0, tsc);
+            } else if let Some(p) = open.remove(&domain) {
+                if let Some((d, SVM_EXIT_CPUID, Some(q))) = carrier {
+                    if d == domain && q == p {
+                        trace.phases[p].add(SVM_EXIT_CPUID, -1);
+                    }
+                }
+                close_phase(&mut trace, p, domain, iterations, &name, tsc);
+            } else {
+                trace.warnings.push(format!("CPUID END marker {name:?} of domain {domain} without a BEGIN"));
+            }
         } else if let Some(detail) = rec.exit_detail() {
             // Written while Xen handles the exit before it on this pCPU: same domain, same phase.
             let (exit_code, phase) = match cpu.last_exit {
@@ -909,33 +988,15 @@ fn analyse(records: Vec<Record>) -> Trace {
             }
             let (iterations, name) = decode_marker(rec);
             if ev == GUEST_PHASE_BEGIN {
-                if let Some(p) = open.remove(&domain) {
-                    trace.warnings.push(format!(
-                        "phase {:?} of domain {} has no END marker before the next BEGIN",
-                        trace.phases[p].name, domain
-                    ));
-                }
-                open.insert(domain, trace.phases.len());
-                trace.phases.push(Phase::new(name, domain, iterations, tsc));
+                open_phase(&mut trace, &mut open, domain, name, iterations, tsc);
             } else if let Some(p) = open.remove(&domain) {
-                let phase = &mut trace.phases[p];
                 // The VMMCALL that delivered this END marker is the last exit on this pCPU.
                 if let Some((d, SVM_EXIT_VMMCALL, Some(q))) = cpu.last_exit {
                     if d == domain && q == p {
-                        phase.add(SVM_EXIT_VMMCALL, -1);
+                        trace.phases[p].add(SVM_EXIT_VMMCALL, -1);
                     }
                 }
-                if iterations != 0 {
-                    phase.iterations = iterations;
-                }
-                if !name.is_empty() && name != phase.name {
-                    trace.warnings.push(format!(
-                        "phase {:?} of domain {} ended by a marker named {:?}",
-                        phase.name, domain, name
-                    ));
-                }
-                phase.complete = true;
-                phase.end_tsc = tsc;
+                close_phase(&mut trace, p, domain, iterations, &name, tsc);
             } else {
                 trace
                     .warnings
@@ -1304,6 +1365,26 @@ mod tests {
         let s = t.summary();
         assert!(s.contains("EOI exits"), "{s}");
         assert!(s.contains("wrmsr 0x80b"), "{s}");
+    }
+
+    #[test]
+    fn cpuid_markers_open_and_close_phases() {
+        let cpuid_mark =
+            |t: u64, leaf: u32, sub: u32| vec![exit(t, 0x72), rec(TRC_HVM_CPUID, None, &[leaf, sub, 0, 0, 0, 0])];
+        let mut recs = vec![switch(1, (0, 0), (5, 0))];
+        recs.extend(cpuid_mark(10, CPUID_MARK_BEGIN + 2, 0));
+        recs.extend([exit(20, 0x81), exit(30, 0x78), exit(40, 0x81)]);
+        recs.extend(cpuid_mark(50, CPUID_MARK_END + 2, 4));
+        recs.extend(cpuid_mark(60, 0x4000_0000, 0)); // an ordinary CPUID is no marker
+        let t = parse(&Builder::default().window(0, &recs).bytes).unwrap();
+        let ph = t.phases(5);
+        assert_eq!(ph.len(), 1);
+        let p = ph[0];
+        assert_eq!((p.name.as_str(), p.iterations, p.complete), ("tcp_stream", 4, true));
+        // Two hypercalls and a HLT; neither marker's own CPUID exit.
+        assert_eq!(p.total_exits, 3);
+        assert_eq!(p.exits_of(0x72), 0);
+        assert_eq!(p.total_exits_per_op(), Some(0.75));
     }
 
     #[test]

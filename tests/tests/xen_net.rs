@@ -107,7 +107,11 @@ fn driven_benchmarks_are_measured_on_both_sides() {
         }
     }
     for name in ["udp_rr", "tcp_rr", "tcp_stream"] {
-        assert!(client(&run().linux)["bench"][name]["host"].as_f64().unwrap_or(0.0) > 0.0, "linux {name}");
+        let linux = &run().linux;
+        assert!(client(linux)["bench"][name]["host"].as_f64().unwrap_or(0.0) > 0.0, "linux {name}");
+        // hyecho marks the benchmark with CPUID markers: Linux's exits per packet too.
+        let p = phase(linux, name);
+        assert!(p.iterations > 0 && p.total_exits_per_op().is_some_and(|e| e > 0.0), "linux {name}: {p:?}");
     }
 }
 

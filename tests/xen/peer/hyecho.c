@@ -1,9 +1,17 @@
 /*
  * hyecho: the network services of hykernel, for a Linux guest, so that the same client in
  * dom0 can measure both: echo on UDP and TCP port 7 (RFC 862), discard on TCP port 9
- * (RFC 863), and the control port 7070 answering QUIT (exit), STATS (a line) and
- * anything else with ERR. One process, poll(2), non-blocking sockets; no threads.
- * Built statically by the harness (gcc -static) and put into the Linux peer's initramfs.
+ * (RFC 863), and the control port 7070 answering QUIT (exit), STATS (a line),
+ * START/STOP <benchmark> (OK; see below) and anything else with ERR. One process,
+ * poll(2), non-blocking sockets; no threads. Built statically by the harness
+ * (gcc -static) and put into the Linux peer's initramfs.
+ *
+ * START and STOP mark the benchmark in the Xen host's trace, so its VM exits can be
+ * counted per packet as they are for hykernel: a CPUID of leaf 0x4ffff100 + id opens the
+ * phase, 0x4ffff200 + id closes it with eth0's frames (received + sent, from sysfs,
+ * as hykernel counts its NIC's frames) in the subleaf
+ * (ids 0 udp_rr, 1 tcp_rr, 2 tcp_stream; tests/src/xentrace.rs reads them). Xen answers
+ * these leaves with zeros; the exit is the marker.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +32,38 @@ static struct pollfd fds[4 + MAXCONN];
 static enum kind kinds[4 + MAXCONN];
 static int nfds;
 static char buf[BUF];
-static unsigned long long rx_packets, rx_bytes;
+static unsigned long long rx_packets, rx_bytes, tx_packets, packets_at_start;
+static const char *benchmarks[] = { "udp_rr", "tcp_rr", "tcp_stream" };
+
+/* eth0's frames received + sent (0 if sysfs does not say). */
+static unsigned long long nic_frames(void)
+{
+    unsigned long long total = 0;
+    const char *files[] = { "/sys/class/net/eth0/statistics/rx_packets", "/sys/class/net/eth0/statistics/tx_packets" };
+    for (int i = 0; i < 2; i++) {
+        unsigned long long v = 0;
+        FILE *f = fopen(files[i], "r");
+        if (f) {
+            if (fscanf(f, "%llu", &v) != 1) v = 0;
+            fclose(f);
+        }
+        total += v;
+    }
+    return total;
+}
+
+static void cpuid_mark(unsigned leaf, unsigned subleaf)
+{
+    unsigned a = leaf, b, c = subleaf, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+}
+
+static int benchmark_id(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strncmp(name, benchmarks[i], strlen(benchmarks[i]))) return i;
+    return -1;
+}
 
 static int listener(int type, int port)
 {
@@ -76,8 +115,15 @@ static int control(int i)
     if (!strncmp(line, "QUIT", 4)) { write_all(fds[i].fd, "BYE\n", 4); return 1; }
     if (!strncmp(line, "STATS", 5)) {
         char out[128];
-        int m = snprintf(out, sizeof out, "STATS rx=%llu bytes=%llu\n", rx_packets, rx_bytes);
+        int m = snprintf(out, sizeof out, "STATS rx=%llu tx=%llu bytes=%llu\n", rx_packets, tx_packets, rx_bytes);
         write_all(fds[i].fd, out, (size_t)m);
+    } else if (!strncmp(line, "START ", 6) && benchmark_id(line + 6) >= 0) {
+        packets_at_start = nic_frames();
+        cpuid_mark(0x4ffff100u + (unsigned)benchmark_id(line + 6), 0);
+        write_all(fds[i].fd, "OK\n", 3);
+    } else if (!strncmp(line, "STOP ", 5) && benchmark_id(line + 5) >= 0) {
+        cpuid_mark(0x4ffff200u + (unsigned)benchmark_id(line + 5), (unsigned)(nic_frames() - packets_at_start));
+        write_all(fds[i].fd, "OK\n", 3);
     } else {
         write_all(fds[i].fd, "ERR not measured here\n", 22);
     }
@@ -104,7 +150,7 @@ int main(void)
                 ssize_t n;
                 while ((n = recvfrom(fds[i].fd, buf, BUF, 0, (struct sockaddr *)&from, &fl)) >= 0) {
                     rx_packets++; rx_bytes += (size_t)n;
-                    sendto(fds[i].fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
+                    if (sendto(fds[i].fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl) >= 0) tx_packets++;
                     fl = sizeof from;
                 }
                 break;
@@ -119,7 +165,7 @@ int main(void)
             case TCP_ECHO: {
                 ssize_t n = read(fds[i].fd, buf, BUF);
                 if (n <= 0 || write_all(fds[i].fd, buf, (size_t)n) < 0) drop(i);
-                else { rx_packets++; rx_bytes += (size_t)n; }
+                else { rx_packets++; tx_packets++; rx_bytes += (size_t)n; }
                 break;
             }
             case DISCARD: {
