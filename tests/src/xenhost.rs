@@ -374,6 +374,39 @@ pub fn guest_exits_per_op(p: &Phase) -> Option<f64> {
     (n != 0).then(|| p.exits.iter().filter(|(k, _)| guest_caused(k)).map(|(_, v)| *v).sum::<u64>() as f64 / n as f64)
 }
 
+/// What one interrupt costs a guest, from its `interrupt` phase (raise, delivery and
+/// acknowledgement, one by one) and its `interrupt_raise` phase (the raises alone,
+/// coalesced into a single delivery).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InterruptCost {
+    /// All exits per interrupt, host-caused ones included.
+    pub exits: f64,
+    /// Guest-caused exits per interrupt.
+    pub guest: f64,
+    /// Guest-caused exits per raise.
+    pub raise: f64,
+    /// Guest-caused exits of delivery and acknowledgement: `guest - raise`, both measured.
+    pub deliver_ack: f64,
+    /// Local APIC EOI writes per interrupt.
+    pub eoi: f64,
+    /// Host TSC cycles per interrupt between the phase's markers, if they carry a TSC.
+    pub cycles: Option<f64>,
+}
+
+/// [`InterruptCost`] of a guest's two interrupt phases; `None` if either is empty.
+pub fn interrupt_cost(round_trip: &Phase, raise: &Phase) -> Option<InterruptCost> {
+    let guest = guest_exits_per_op(round_trip)?;
+    let raise = guest_exits_per_op(raise)?;
+    Some(InterruptCost {
+        exits: round_trip.total_exits_per_op()?,
+        guest,
+        raise,
+        deliver_ack: (guest - raise).max(0.0),
+        eoi: round_trip.eoi_exits_per_op()?,
+        cycles: round_trip.tsc_ticks().map(|t| t as f64 / round_trip.iterations as f64),
+    })
+}
+
 /// Exits per operation of a phase, as `"2.00 (MSR 2.00)"`: the total, then the reasons
 /// with at least 0.01 per op.
 pub fn describe_exits(p: &Phase) -> String {
@@ -427,6 +460,34 @@ mod tests {
         assert_eq!(Guest::hykernel("pvh", "pvh", "all", "").cfg, "pvh.cfg");
         assert_eq!(variants("all").len(), 4);
         assert!(!guest_caused("VINTR") && guest_caused("MSR"));
+    }
+
+    fn phase_with(name: &str, iterations: u64, exits: &[(&str, u64)], tsc: (u64, u64)) -> Phase {
+        let mut p = Phase::new(name.into(), 1, iterations, Some(tsc.0));
+        p.end_tsc = Some(tsc.1);
+        for &(reason, n) in exits {
+            p.exits.insert(reason.into(), n);
+            p.total_exits += n;
+        }
+        p
+    }
+
+    #[test]
+    fn interrupt_cost_splits_raise_from_delivery() {
+        // hvm: self-IPI and EOI are MSR writes; the coalesced raises cost one MSR each.
+        let mut rt = phase_with("interrupt", 100, &[("MSR", 200), ("INTR", 3)], (1000, 51_000));
+        rt.msr_writes.insert(0x80b, 100);
+        let raise = phase_with("interrupt_raise", 100, &[("MSR", 102)], (0, 1));
+        let c = interrupt_cost(&rt, &raise).unwrap();
+        assert_eq!((c.exits, c.guest, c.raise, c.eoi, c.cycles), (2.03, 2.0, 1.02, 1.0, Some(500.0)));
+        assert!((c.deliver_ack - 0.98).abs() < 1e-9);
+        // hybrid, global callback: the send is the only guest-caused exit; VINTR is Xen's.
+        let rt = phase_with("interrupt", 100, &[("VMMCALL", 100), ("VINTR", 100)], (0, 100));
+        let raise = phase_with("interrupt_raise", 100, &[("VMMCALL", 100), ("VINTR", 1)], (0, 1));
+        let c = interrupt_cost(&rt, &raise).unwrap();
+        assert_eq!((c.guest, c.raise, c.deliver_ack, c.eoi), (1.0, 1.0, 0.0, 0.0));
+        let empty = phase_with("interrupt_raise", 0, &[], (0, 0));
+        assert!(interrupt_cost(&rt, &empty).is_none());
     }
 
     #[test]

@@ -387,7 +387,8 @@ pub struct Phase {
 }
 
 impl Phase {
-    fn new(name: String, domain: u16, iterations: u64, begin_tsc: Option<u64>) -> Self {
+    /// An open phase without exits yet, as a BEGIN marker starts it.
+    pub fn new(name: String, domain: u16, iterations: u64, begin_tsc: Option<u64>) -> Self {
         Phase {
             name,
             domain,

@@ -95,10 +95,11 @@ fn switches_change_the_mode_report() {
 }
 
 /// Every benchmark of the suite, with the unit it must carry.
-const EXPECTED: [(&str, &str); 19] = [
+const EXPECTED: [(&str, &str); 20] = [
     ("cpuid", "ns"),
     ("clock_read", "ns"),
     ("interrupt", "ns"),
+    ("interrupt_raise", "ns"),
     ("timer_arm_to_fire", "ns"),
     ("timer_lateness", "ns"),
     ("mem_lat_4k", "ns"),
