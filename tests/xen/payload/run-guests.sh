@@ -68,7 +68,7 @@ RES=$MNT/results
 GUESTS=$MNT/guests
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-120}
 XT_MASK=${XT_MASK:-0x080af000}
-RETRIES=${RETRIES:-2}
+RETRIES=${RETRIES:-3}
 BRIDGE_IP=${BRIDGE_IP:-10.0.0.1/24}           # re-runs of a guest that dies before its ready line (see died_early)
 XT_PAGES=${XT_PAGES:-256}           # trace buffer pages per pCPU
 CONSOLE_DIR=${HY_RUN_CONSOLE_DIR:-/var/log/xen/console}   # hy-dom0-init starts xenconsoled --log=guest --log-dir=this
@@ -312,12 +312,14 @@ run_guest() {  # name cfg [args...]
         t_unpaused=$(now)
         # Wait (bounded) for the domain to go away by itself, watching its console meanwhile.
         local deadline_us next_e9=0 now_us watcher gone_flag=/tmp/hy-run-$name.gone client_pid=""
+        local next_check_us=0 checks_from_us gone_seen=""
         rm -f "$out.client.status"
         rm -f "$gone_flag"
         watch_domain "$name" "$gone_flag" &
         watcher=$!
         # Epoch microseconds: EPOCHREALTIME always has 6 decimals (no process needed).
         deadline_us=$(( ${t_start/./} + tmo * 1000000 ))
+        checks_from_us=$(( ${t_start/./} + 60000000 ))
         t_gone=""
         while :; do
             now_us=${EPOCHREALTIME/./}
@@ -345,6 +347,22 @@ run_guest() {  # name cfg [args...]
                 say "WARNING: $name: its domain watcher died; starting another"
                 watch_domain "$name" "$gone_flag" &
                 watcher=$!
+            fi
+            # A watcher can also hang (its xl, or the fork of one); check every 10 s here once
+            # the console has said what it had to (an xl call stalls this loop ~0.3 s), and
+            # believe two "no such domain" answers in a row.
+            if { [ -n "$CON_READY" ] || [ "$now_us" -ge "$checks_from_us" ]; } && [ "$now_us" -ge "$next_check_us" ]; then
+                next_check_us=$((now_us + 10000000))
+                if [ "$(domain_state "$name")" != no ]; then
+                    gone_seen=""
+                elif [ -z "$gone_seen" ]; then
+                    gone_seen=$EPOCHREALTIME
+                else
+                    say "WARNING: $name is gone, but its watcher did not see it go"
+                    kill "$watcher" 2>/dev/null || true
+                    t_gone=$gone_seen
+                    break
+                fi
             fi
             if [ "$now_us" -ge "$deadline_us" ]; then
                 kill "$watcher" 2>/dev/null || true
@@ -448,7 +466,7 @@ run_guest() {  # name cfg [args...]
 }
 
 # A guest that ended by itself without printing its done= line (default: its ready= line) may
-# have died of the test host rather than of itself: on this nested L0 about one boot in eight
+# have died of the test host rather than of itself: on this nested L0 one boot in four to eight
 # ends in a triple fault (QEMU 7.2's SVM emulation; see README). Such a guest is run again, up to
 # retries=N times (default $RETRIES); each earlier attempt's files are kept as
 # <name>.attempt<K>.<ext>, and <name>.times records attempts=.
