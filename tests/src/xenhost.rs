@@ -401,7 +401,7 @@ pub fn interrupt_cost(round_trip: &Phase, raise: &Phase) -> Option<InterruptCost
         exits: round_trip.total_exits_per_op()?,
         guest,
         raise,
-        deliver_ack: (guest - raise).max(0.0),
+        deliver_ack: guest - raise,
         eoi: round_trip.eoi_exits_per_op()?,
         cycles: round_trip.tsc_ticks().map(|t| t as f64 / round_trip.iterations as f64),
     })

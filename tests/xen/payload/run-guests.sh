@@ -83,11 +83,13 @@ now() { echo "$EPOCHREALTIME"; }
 dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 # Like dt, but empty if $1 is empty (an event that never happened).
 dt_opt() { if [ -n "$1" ]; then dt "$1" "$2"; fi; }
+# xl_domid NAME: `xl domid NAME`, bounded: under the nested L0 xl now and then crashes or hangs.
+xl_domid() { timeout -k 2 10 xl domid "$1" 2>/dev/null; }
 # domain_state NAME: prints "yes" if domain NAME exists, "no" if xl says it does not, "unknown"
-# if xl could not tell: under the nested L0 it now and then crashes or hangs (hence the bound).
+# if xl could not tell.
 domain_state() {
     local rc=0
-    timeout -k 2 10 xl domid "$1" >/dev/null 2>&1 || rc=$?
+    xl_domid "$1" >/dev/null || rc=$?
     case $rc in
         0) echo yes ;;
         124 | 134 | 135 | 136 | 137 | 139) echo unknown ;;   # timed out, aborted, crashed
@@ -99,7 +101,7 @@ exists() { [ "$(domain_state "$1")" != no ]; }
 get_domid() {
     local k id
     for k in 1 2 3 4 5; do
-        id=$(timeout -k 2 10 xl domid "$1" 2>/dev/null) && [ -n "$id" ] && { echo "$id"; return 0; }
+        id=$(xl_domid "$1") && [ -n "$id" ] && { echo "$id"; return 0; }
         sleep 0.1
     done
     return 0
