@@ -25,6 +25,8 @@ use x86_64::instructions::interrupts;
 const MAX_SLEEP_NS: u64 = 50_000_000;
 /// Sleep between polls of a NIC without interrupt.
 const POLL_NS: u64 = 1_000_000;
+/// Longest wait, after answering QUIT, for the host to acknowledge the answer.
+const QUIT_LINGER_NS: u64 = 2_000_000_000;
 
 fn instant(ns: u64) -> Instant {
     Instant::from_micros((ns / 1000) as i64)
@@ -62,23 +64,35 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
 
     let idle_limit = opts.netwait_s as u64 * 1_000_000_000;
     let mut last_activity = p.clock.now_ns();
+    // Once QUIT is answered: the time by which the host must have acknowledged the BYE.
+    let mut quit_by = None;
     loop {
         let now = p.clock.now_ns();
         iface.poll(instant(now), &mut dev, &mut sockets);
-        match services.run(&mut sockets, p, dev.nic().stats()) {
-            Outcome::Quit => {
-                // Let the BYE and FIN go out before powering off.
-                for _ in 0..10 {
-                    iface.poll(instant(p.clock.now_ns()), &mut dev, &mut sockets);
-                }
+        if let Some(deadline) = quit_by {
+            // A frame still in the NIC when the machine powers off may never reach the
+            // host, so the run ends only once the host has acknowledged the FIN that
+            // follows the BYE (or, with a silent host, at the deadline).
+            if services.farewell_acknowledged(&sockets) {
                 return ExitStatus::Success;
             }
-            Outcome::Activity => last_activity = now,
-            Outcome::Idle => {}
-        }
-        if !serving_only && now - last_activity > idle_limit {
-            kprintln!("ERROR net: no word from the benchmark driver on port {CONTROL_PORT} for {} s", opts.netwait_s);
-            return ExitStatus::Failure;
+            if now >= deadline {
+                log::warn!("the host did not acknowledge BYE within {} s", QUIT_LINGER_NS / 1_000_000_000);
+                return ExitStatus::Success;
+            }
+        } else {
+            match services.run(&mut sockets, p, dev.nic().stats()) {
+                Outcome::Quit => quit_by = Some(now + QUIT_LINGER_NS),
+                Outcome::Activity => last_activity = now,
+                Outcome::Idle => {}
+            }
+            if !serving_only && now - last_activity > idle_limit {
+                kprintln!(
+                    "ERROR net: no word from the benchmark driver on port {CONTROL_PORT} for {} s",
+                    opts.netwait_s
+                );
+                return ExitStatus::Failure;
+            }
         }
         if iface.poll_delay(instant(now), &sockets) == Some(smoltcp::time::Duration::ZERO) {
             continue;
@@ -93,7 +107,8 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
         let wait = iface
             .poll_delay(instant(now), &sockets)
             .map_or(u64::MAX, |d| d.total_micros().saturating_mul(1000))
-            .min(if armed { MAX_SLEEP_NS } else { POLL_NS });
+            .min(if armed { MAX_SLEEP_NS } else { POLL_NS })
+            .min(quit_by.map_or(u64::MAX, |d: u64| d.saturating_sub(now)));
         p.timer.set_deadline_ns(now + wait);
         arch::cpu::idle();
     }

@@ -96,6 +96,13 @@ impl Services {
         self.control(sockets.get_mut::<tcp::Socket>(self.control), p, nic)
     }
 
+    /// True once the host has acknowledged the FIN that closed the control connection
+    /// after QUIT, and so everything before it: the BYE reached the host.
+    pub fn farewell_acknowledged(&self, sockets: &SocketSet<'static>) -> bool {
+        use tcp::State::{Closed, FinWait2, TimeWait};
+        matches!(sockets.get::<tcp::Socket>(self.control).state(), FinWait2 | TimeWait | Closed)
+    }
+
     fn udp(&mut self, sockets: &mut SocketSet<'static>, now: u64) {
         let sock = sockets.get_mut::<udp::Socket>(self.udp_echo);
         while sock.can_send() {
