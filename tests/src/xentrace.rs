@@ -110,7 +110,11 @@ pub const CPUID_MARK_END: u32 = 0x4fff_f200;
 /// Phase names by CPUID marker id.
 pub const CPUID_MARK_NAMES: [&str; 3] = ["udp_rr", "tcp_rr", "tcp_stream"];
 /// SVM exit code of CPUID.
-const SVM_EXIT_CPUID: u32 = 0x72;
+pub const SVM_EXIT_CPUID: u32 = 0x72;
+/// SVM exit code of RDMSR/WRMSR (x2APIC accesses among them).
+pub const SVM_EXIT_MSR: u32 = 0x7c;
+/// SVM exit code of a nested page fault (MMIO emulation, xAPIC accesses among them).
+pub const SVM_EXIT_NPF: u32 = 0x400;
 
 /// Domain id of Xen's idle vCPUs.
 pub const DOMID_IDLE: u16 = 0x7fff;

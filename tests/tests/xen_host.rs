@@ -6,16 +6,14 @@
 //! The run is shared by the tests below; each checks one claim against the guests'
 //! consoles, timings and the host's xentrace records. Needs root (tests/check.sh runs it).
 
+use harness::paths;
 use harness::xenhost::{self, Guest, GuestRun};
-use harness::{paths, xentrace::Phase};
+use harness::xentrace::{
+    Phase, SVM_EXIT_CPUID as CPUID, SVM_EXIT_MSR as MSR, SVM_EXIT_NPF as NPF, SVM_EXIT_VMMCALL as VMMCALL,
+};
 use std::sync::OnceLock;
 
 const BENCH: &str = "cpuid,hypercall,clock,interrupt,evtchn,timer";
-/// SVM exit codes.
-const CPUID: u32 = 0x72;
-const MSR: u32 = 0x7c;
-const VMMCALL: u32 = 0x81;
-const NPF: u32 = 0x400;
 
 struct XenRun {
     hvm: GuestRun,

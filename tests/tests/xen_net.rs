@@ -4,8 +4,9 @@
 //! (`tests/xen/payload/netclient.py`): ping, echo of every size, request-response, bulk,
 //! and a flood that must leave the netfront's live-grant count where it started.
 
+use harness::paths;
 use harness::xenhost::{self, Guest, GuestRun};
-use harness::{paths, xentrace::Phase};
+use harness::xentrace::{Phase, SVM_EXIT_MSR, SVM_EXIT_NPF};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -120,7 +121,7 @@ fn netfront_interrupts_cost_no_apic_exits() {
     // hybrid: events on the callback vector, masked and unmasked in shared memory; hvm:
     // MSI-X masking and LAPIC EOIs are trapped writes.
     let hy = phase(&run().hybrid, "udp_rr");
-    assert_eq!(hy.exits_of(0x7c) + hy.exits_of(0x400), 0, "hybrid MSR/NPF exits: {:?}", hy.exits);
+    assert_eq!(hy.exits_of(SVM_EXIT_MSR) + hy.exits_of(SVM_EXIT_NPF), 0, "hybrid MSR/NPF exits: {:?}", hy.exits);
     assert_eq!(hy.eoi_exits(), 0);
     let hvm = phase(&run().hvm, "udp_rr");
     assert!(hvm.eoi_exits() > 0, "hvm EOI exits: {:?}", hvm.msr_writes);
