@@ -5,6 +5,8 @@
 #   ./run.sh [--host qemu|xen] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--help]
 set -euo pipefail
 cd "$(dirname "$0")"
+# shellcheck source=tests/lib/fail-step.sh
+. tests/lib/fail-step.sh
 
 usage() {
   cat <<'USAGE'
@@ -50,8 +52,11 @@ if [ "$HOST" = xen ] && [ "$(id -u)" -ne 0 ]; then
 fi
 [[ "$BENCH" =~ ^[a-z_,]+$ ]] || { echo "run.sh: --bench '$BENCH' is not a list of names" >&2; exit 2; }
 
+hy_step "prerequisites (tests/setup.sh)"
 if [ "$HOST" = xen ]; then tests/setup.sh --xen; else tests/setup.sh; fi
+hy_step "building the kernel and hyrun"
 echo "==> building the kernel (release, x86_64-unknown-none) and the host driver" >&2
 cargo build -q --release -p hykernel --target x86_64-unknown-none
 cargo build -q --release -p hy-harness --bin hyrun
+hy_step "hyrun --host $HOST --mode $MODE"
 exec target/release/hyrun --host "$HOST" --mode "$MODE" --bench "$BENCH"

@@ -7,6 +7,8 @@
 #
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
+# shellcheck source=tests/lib/fail-step.sh
+. "$(dirname "$0")/lib/fail-step.sh"
 
 XEN=
 case "${1:-}" in
@@ -36,6 +38,7 @@ apt_install() { # apt_install [-t suite] package...
 }
 
 # Rust and the bare-metal target.
+hy_step "the Rust toolchain and the x86_64-unknown-none target"
 command -v cargo >/dev/null || die "cargo not found: install Rust with rustup first (https://rustup.rs)"
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then
   say "installing the Rust target x86_64-unknown-none (the kernel is built for bare metal)"
@@ -47,7 +50,12 @@ if ! cargo clippy --version >/dev/null 2>&1; then
 fi
 
 # QEMU >= 8: bookworm has 7.2, backports has 10.x.
-qemu_major() { qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'; }
+hy_step "QEMU >= 8 (qemu-system-x86_64)"
+# Prints nothing (and succeeds) when QEMU is missing, so a fresh machine goes on to install it.
+qemu_major() {
+  command -v qemu-system-x86_64 >/dev/null || return 0
+  qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p' || true
+}
 major=$(qemu_major)
 if [ -z "$major" ] || [ "$major" -lt 8 ]; then
   say "installing QEMU from bookworm-backports (found ${major:-none}; QEMU >= 8 emulates x2APIC under TCG)"
@@ -64,6 +72,7 @@ if [ -z "$major" ] || [ "$major" -lt 8 ]; then
 fi
 
 # Host networking for the guest (tap device, ping, nc-free checks).
+hy_step "host networking tools (iproute2, ping)"
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v ping >/dev/null || missing+=(iputils-ping)
@@ -75,6 +84,7 @@ fi
 # The Xen test host: debootstrap builds dom0, e2fsprogs makes and reads its disks, objcopy
 # makes the ELF32 copy of the kernel that qemu-xen loads, flock/timeout bound every run.
 if [ -n "$XEN" ]; then
+  hy_step "the Xen test host's build tools"
   missing=()
   for t in debootstrap:debootstrap mkfs.ext4:e2fsprogs debugfs:e2fsprogs objcopy:binutils xz:xz-utils \
            cpio:cpio flock:util-linux timeout:coreutils apt-get:apt; do

@@ -24,6 +24,7 @@
 # Environment: HY_CACHE=<dir>  cache root (default ~/.cache/hykernel)
 #              MIRROR=<url>    Debian mirror (default: the first one in the host's apt sources)
 set -euo pipefail
+. "$(dirname "$0")/../lib/fail-step.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${HY_CACHE:-$HOME/.cache/hykernel}

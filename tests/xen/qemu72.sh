@@ -19,6 +19,7 @@
 #              HY_CACHE=<dir> cache root (default ~/.cache/hykernel)
 # Idempotent: a second run only checks the stamp file and prints the path.
 set -euo pipefail
+. "$(dirname "$0")/../lib/fail-step.sh"
 
 CACHE=${HY_CACHE:-$HOME/.cache/hykernel}
 DEST=$CACHE/qemu-7.2
