@@ -2,8 +2,9 @@
 //! picks the cheapest interfaces the hypervisor offers, and measures them.
 //!
 //! Boot path: `arch`'s PVH stub → [`entry::kernel_entry`] → platform selection →
-//! benchmarks → network service → power-off. The kernel's pure logic (command line,
-//! output formats) is in the library half of this crate and tested on the host.
+//! benchmarks → network service → power-off. What the kernel and its host harness both
+//! speak (command line, output lines, control protocol) is the `hy-proto` crate, tested
+//! on the host.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

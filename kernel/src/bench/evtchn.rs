@@ -9,6 +9,7 @@ use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
 use arch::xen::events::EventChannels;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use proto::cmdline::Choice;
 use spin::Once;
 use xen_iface::hypercall::DOMID_SELF;
 

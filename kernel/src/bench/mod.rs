@@ -14,12 +14,12 @@ mod mem_latency;
 mod timer;
 
 use crate::platform::Platform;
-use hykernel::cmdline::Options;
-use hykernel::report::BenchRecord;
+use proto::cmdline::{Choice, Options};
+use proto::lines::BenchRecord;
 
 /// Prints one result line.
 pub fn emit(p: &Platform, name: &str, unit: &str, value: f64, iterations: u64) {
-    kprintln!("{}", BenchRecord { name, mode: p.mode.name(), unit, value, iterations });
+    kprintln!("{}", BenchRecord::new(name, p.mode.name(), unit, value, iterations));
 }
 
 /// Prints that a benchmark could not run, and why (not a result line).

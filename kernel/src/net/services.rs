@@ -2,7 +2,7 @@
 //!
 //! - echo on UDP and TCP port 7 (RFC 862): every byte comes back;
 //! - discard on TCP port 9 (RFC 863): every byte is dropped;
-//! - the benchmark control protocol on TCP [`CONTROL_PORT`] (see `hykernel::netctl`).
+//! - the benchmark control protocol on TCP [`CONTROL_PORT`] (see `proto::netctl`).
 //!
 //! Each service counts what it sees into the [`Counters`] of its benchmark, so the
 //! control connection can turn a START..STOP window into a result.
@@ -13,8 +13,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use drivers::nic::NicStats;
-use hykernel::netctl::{self, Command, Counters, NetBench, CONTROL_PORT, MAX_LINE};
-use hykernel::report::BenchRecord;
+use proto::cmdline::Choice;
+use proto::lines::BenchRecord;
+use proto::netctl::{self, Command, Counters, NetBench, CONTROL_PORT, MAX_LINE};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 
@@ -201,7 +202,7 @@ impl Services {
                     // The trace phase counts packets, so its exits come out per packet.
                     let packets = (nic.rx_frames + nic.tx_frames).saturating_sub(self.frames_at_start[b.index()]);
                     p.marker.end(b.name(), packets);
-                    let rec = BenchRecord { name: b.name(), mode: p.mode.name(), unit, value, iterations };
+                    let rec = BenchRecord::new(b.name(), p.mode.name(), unit, value, iterations);
                     kprintln!("{rec}");
                     let _ = writeln!(reply, "{rec}");
                 }
@@ -210,14 +211,18 @@ impl Services {
                 }
             },
             Ok(Command::Stats) => {
-                let _ = writeln!(
-                    reply,
-                    "STATS rx={} tx={} irqs={} bad={} grants={}",
-                    nic.rx_frames, nic.tx_frames, nic.interrupts, nic.bad_responses, nic.grants
-                );
+                let stats = netctl::Stats {
+                    rx: nic.rx_frames,
+                    tx: nic.tx_frames,
+                    irqs: Some(nic.interrupts),
+                    bad: Some(nic.bad_responses),
+                    grants: Some(nic.grants),
+                    bytes: None,
+                };
+                let _ = writeln!(reply, "{stats}");
             }
             Ok(Command::Quit) => {
-                reply.push_str("BYE\n");
+                let _ = writeln!(reply, "{}", netctl::BYE);
                 return (reply, true);
             }
             Err(e) => {

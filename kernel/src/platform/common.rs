@@ -12,7 +12,7 @@ use arch::hpet::Hpet;
 use arch::platform::{Clock, NoMarker, PhaseMarker};
 use arch::tsc::TscClock;
 use arch::xen::{Xen, XenTraceMarker};
-use hykernel::cmdline::{ApicChoice, Options, TimerChoice};
+use proto::cmdline::{ApicChoice, Options, TimerChoice};
 
 /// Moves `v` to the heap for the rest of the kernel's life.
 pub fn leak<T>(v: T) -> &'static mut T {

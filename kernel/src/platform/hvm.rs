@@ -18,7 +18,7 @@ use drivers::console::{DebugCon, Uart16550};
 use drivers::nic::Nic;
 use drivers::pci::{self, PortIo};
 use drivers::virtio::net::VirtioNet;
-use hykernel::cmdline::{ClockChoice, Mode, Options, TimerChoice};
+use proto::cmdline::{ClockChoice, Mode, Options, TimerChoice};
 use spin::Mutex;
 
 /// The TSC rate: stated by the hypervisor if it does, else measured.
@@ -109,6 +109,7 @@ pub(super) fn build(
         mode: Mode::Hvm,
         irq: controller,
         clock,
+        tsc,
         timer,
         consoles,
         marker: marker(xen),

@@ -13,13 +13,14 @@ use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
 use arch::hypervisor::Hypervisor;
 use arch::platform::{Clock, Console, InterruptController, PhaseMarker, PowerControl, Timer};
+use arch::tsc::TscClock;
 use arch::xen::events::EventChannels;
 use arch::xen::{Xen, XenPower};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use drivers::nic::Nic;
 use drivers::xen::console::{XenConsole, XenConsoleError};
-use hykernel::cmdline::{Ipv4Cidr, Mode, Options};
+use proto::cmdline::{Choice, Ipv4Cidr, Mode, Options};
 use spin::{Mutex, Once};
 
 /// The implementations chosen at boot.
@@ -32,6 +33,9 @@ pub struct Platform {
     pub irq: &'static dyn InterruptController,
     /// Monotonic clock.
     pub clock: &'static dyn Clock,
+    /// The TSC at its known rate (also when `clock` is another counter): converts raw
+    /// TSC spans, such as the boot time from the entry point, to nanoseconds.
+    pub tsc: &'static TscClock,
     /// One-shot timer; its expiry calls [`timer_expired`].
     pub timer: &'static dyn Timer,
     /// Where the console output goes in this mode.

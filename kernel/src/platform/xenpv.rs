@@ -29,7 +29,7 @@ use drivers::nic::Nic;
 use drivers::xen::netfront::Netfront;
 use drivers::xen::unplug::{self, class};
 use drivers::xen::xenstore::XenStore;
-use hykernel::cmdline::{parse_address, CallbackChoice, ClockChoice, Ipv4Cidr, Mode, Options, TimerChoice};
+use proto::cmdline::{parse_address, CallbackChoice, ClockChoice, Ipv4Cidr, Mode, Options, TimerChoice};
 use spin::Mutex;
 
 /// Builds the hybrid or pvh platform (`mode` says which).
@@ -87,6 +87,7 @@ pub(super) fn build(
         mode,
         irq: events,
         clock,
+        tsc,
         timer,
         consoles,
         marker: marker(Some(xen)),

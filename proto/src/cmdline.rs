@@ -10,6 +10,10 @@
 //! | `clock`   | `auto`, `pvclock`, `tsc`, `hpet`                | `auto`  |
 //! | `callback`| `global`, `percpu` (Xen modes: how events arrive) | `global` |
 //! | `netwait` | seconds to wait for the host's benchmark driver | `120`   |
+//! | `fault`   | `none`, `panic-after-mode` (tests of the harness) | `none`  |
+//!
+//! [`Options`] also renders back to a command line (`Display`), which is how the host
+//! harness writes the kernel's command lines.
 //!
 //! `timer`, `clock` and `callback` change one enlightenment at a time; whether a value
 //! fits the mode in use (`timer=pv` needs a Xen mode, say) is checked when the platform
@@ -24,57 +28,90 @@ use core::fmt;
 pub const BENCHMARKS: [&str; 9] =
     ["cpuid", "hypercall", "clock", "interrupt", "evtchn", "timer", "mem_lat", "mem_bw", "net"];
 
-const OPTIONS: &str = "mode, bench, ip, apic, timer, clock, callback, netwait";
+/// The option names, in the order [`Options`] writes them.
+pub const OPTION_NAMES: [&str; 9] = ["mode", "bench", "ip", "apic", "timer", "clock", "callback", "netwait", "fault"];
 
-/// The guest mode: which interfaces the platform uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Pick from what the hypervisor offers.
-    Auto,
-    /// Plain hardware virtualization: emulated LAPIC, IO-APIC, MSI-X, NIC.
-    Hvm,
-    /// HVM with Xen's PV interrupts, timers, clock and network.
-    Hybrid,
-    /// Xen PVH: no emulated devices.
-    Pvh,
-    /// Classic Xen PV.
-    Pv,
-}
+const OPTIONS: &str = "mode, bench, ip, apic, timer, clock, callback, netwait, fault";
 
-impl Mode {
-    const ALL: [(&'static str, Mode); 5] =
-        [("auto", Mode::Auto), ("hvm", Mode::Hvm), ("hybrid", Mode::Hybrid), ("pvh", Mode::Pvh), ("pv", Mode::Pv)];
+/// An option whose value is one word of a fixed set.
+pub trait Choice: Copy + PartialEq + 'static {
+    /// Every value with its word, in the order they are listed.
+    const TABLE: &'static [(&'static str, Self)];
+    /// The words, comma-separated (for error messages).
+    const ACCEPTED: &'static str;
 
-    /// The option value naming this mode.
-    pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, m)| *m == self).map_or("?", |(n, _)| n)
+    /// The word naming this value.
+    fn name(self) -> &'static str {
+        Self::TABLE.iter().find(|(_, v)| *v == self).map_or("?", |(n, _)| n)
+    }
+
+    /// The value a word names.
+    fn from_name(word: &str) -> Option<Self> {
+        Self::TABLE.iter().find(|(n, _)| *n == word).map(|&(_, v)| v)
     }
 }
 
-/// Local APIC access mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApicChoice {
-    /// x2APIC if available.
-    Auto,
-    /// Memory-mapped xAPIC.
-    XApic,
-    /// MSR-based x2APIC.
-    X2Apic,
+/// Declares a [`Choice`] enum: each variant with its doc and its word.
+macro_rules! choice {
+    ($(#[$m:meta])* pub enum $t:ident {
+        $(#[doc = $fd:literal])* $fv:ident = $fw:literal
+        $(, $(#[doc = $d:literal])* $v:ident = $w:literal)* $(,)?
+    }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $t {
+            $(#[doc = $fd])* $fv,
+            $($(#[doc = $d])* $v,)*
+        }
+        impl Choice for $t {
+            const TABLE: &'static [(&'static str, Self)] = &[($fw, $t::$fv) $(, ($w, $t::$v))*];
+            const ACCEPTED: &'static str = concat!($fw $(, ", ", $w)*);
+        }
+    };
 }
 
-/// Which timer hardware backs the `Timer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimerChoice {
-    /// The mode's best.
-    Auto,
-    /// Xen's one-shot timer (`VCPUOP_set_singleshot_timer`).
-    Pv,
-    /// The LAPIC timer, TSC-deadline mode where the CPU has it.
-    Lapic,
-    /// LAPIC timer in TSC-deadline mode.
-    TscDeadline,
-    /// LAPIC timer in one-shot count mode.
-    LapicOneShot,
+choice! {
+    /// The guest mode: which interfaces the platform uses.
+    pub enum Mode {
+        /// Pick from what the hypervisor offers.
+        Auto = "auto",
+        /// Plain hardware virtualization: emulated LAPIC, IO-APIC, MSI-X, NIC.
+        Hvm = "hvm",
+        /// HVM with Xen's PV interrupts, timers, clock and network.
+        Hybrid = "hybrid",
+        /// Xen PVH: no emulated devices.
+        Pvh = "pvh",
+        /// Classic Xen PV.
+        Pv = "pv",
+    }
+}
+
+choice! {
+    /// Local APIC access mode.
+    pub enum ApicChoice {
+        /// x2APIC if available.
+        Auto = "auto",
+        /// Memory-mapped xAPIC.
+        XApic = "xapic",
+        /// MSR-based x2APIC.
+        X2Apic = "x2apic",
+    }
+}
+
+choice! {
+    /// Which timer hardware backs the `Timer`.
+    pub enum TimerChoice {
+        /// The mode's best.
+        Auto = "auto",
+        /// Xen's one-shot timer (`VCPUOP_set_singleshot_timer`).
+        Pv = "pv",
+        /// The LAPIC timer, TSC-deadline mode where the CPU has it.
+        Lapic = "lapic",
+        /// LAPIC timer in TSC-deadline mode.
+        TscDeadline = "tsc-deadline",
+        /// LAPIC timer in one-shot count mode.
+        LapicOneShot = "lapic-oneshot",
+    }
 }
 
 impl TimerChoice {
@@ -84,26 +121,39 @@ impl TimerChoice {
     }
 }
 
-/// Which counter backs the `Clock`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClockChoice {
-    /// The mode's best.
-    Auto,
-    /// Xen's pvclock.
-    Pvclock,
-    /// The raw TSC.
-    Tsc,
-    /// The HPET main counter.
-    Hpet,
+choice! {
+    /// Which counter backs the `Clock`.
+    pub enum ClockChoice {
+        /// The mode's best.
+        Auto = "auto",
+        /// Xen's pvclock.
+        Pvclock = "pvclock",
+        /// The raw TSC.
+        Tsc = "tsc",
+        /// The HPET main counter.
+        Hpet = "hpet",
+    }
 }
 
-/// How Xen delivers event upcalls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallbackChoice {
-    /// The global callback vector (no LAPIC, no EOI).
-    Global,
-    /// The per-vCPU upcall vector (through the LAPIC, with an EOI).
-    PerCpu,
+choice! {
+    /// How Xen delivers event upcalls.
+    pub enum CallbackChoice {
+        /// The global callback vector (no LAPIC, no EOI).
+        Global = "global",
+        /// The per-vCPU upcall vector (through the LAPIC, with an EOI).
+        PerCpu = "percpu",
+    }
+}
+
+choice! {
+    /// A fault injected on purpose, for the harness's own tests (that a crashing kernel
+    /// is reported and never retried).
+    pub enum Fault {
+        /// None: the normal run.
+        None = "none",
+        /// Panic right after the mode report.
+        PanicAfterMode = "panic-after-mode",
+    }
 }
 
 /// Which benchmarks to run.
@@ -125,6 +175,39 @@ impl BenchSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// The selected names, in [`BENCHMARKS`] order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        BENCHMARKS.iter().enumerate().filter(move |(i, _)| self.0 & (1 << i) != 0).map(|(_, b)| *b)
+    }
+
+    /// This set with `name` (one of [`BENCHMARKS`]) added or removed.
+    pub fn with(self, name: &str, selected: bool) -> BenchSet {
+        match BENCHMARKS.iter().position(|&b| b == name) {
+            Some(i) if selected => BenchSet(self.0 | 1 << i),
+            Some(i) => BenchSet(self.0 & !(1 << i)),
+            None => self,
+        }
+    }
+}
+
+impl fmt::Display for BenchSet {
+    /// `all`, `none`, or the comma list [`parse`] reads back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BenchSet::ALL => f.write_str("all"),
+            BenchSet::NONE => f.write_str("none"),
+            set => {
+                for (i, name) in set.names().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    f.write_str(name)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// An IPv4 address with prefix length.
@@ -134,6 +217,13 @@ pub struct Ipv4Cidr {
     pub addr: [u8; 4],
     /// Prefix length, 0–32.
     pub prefix: u8,
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d] = self.addr;
+        write!(f, "{a}.{b}.{c}.{d}/{}", self.prefix)
+    }
 }
 
 /// The parsed command line.
@@ -155,6 +245,8 @@ pub struct Options {
     pub callback: Option<CallbackChoice>,
     /// `netwait=`: seconds the network benchmarks wait for the host's driver.
     pub netwait_s: u32,
+    /// `fault=`: a fault to inject (tests of the harness only).
+    pub fault: Fault,
 }
 
 impl Default for Options {
@@ -168,7 +260,39 @@ impl Default for Options {
             clock: ClockChoice::Auto,
             callback: None,
             netwait_s: 120,
+            fault: Fault::None,
         }
+    }
+}
+
+impl fmt::Display for Options {
+    /// The command line that [`parse`]s back to these options: `mode=` and `bench=`
+    /// always, every other option only where it differs from its default.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = Options::default();
+        write!(f, "mode={} bench={}", self.mode.name(), self.bench)?;
+        if let Some(ip) = self.ip {
+            write!(f, " ip={ip}")?;
+        }
+        if self.apic != d.apic {
+            write!(f, " apic={}", self.apic.name())?;
+        }
+        if self.timer != d.timer {
+            write!(f, " timer={}", self.timer.name())?;
+        }
+        if self.clock != d.clock {
+            write!(f, " clock={}", self.clock.name())?;
+        }
+        if let Some(c) = self.callback {
+            write!(f, " callback={}", c.name())?;
+        }
+        if self.netwait_s != d.netwait_s {
+            write!(f, " netwait={}", self.netwait_s)?;
+        }
+        if self.fault != d.fault {
+            write!(f, " fault={}", self.fault.name())?;
+        }
+        Ok(())
     }
 }
 
@@ -201,17 +325,8 @@ impl fmt::Display for CmdlineError<'_> {
     }
 }
 
-fn choose<'a, T: Copy>(
-    option: &'a str,
-    value: &'a str,
-    table: &[(&str, T)],
-    accepted: &'static str,
-) -> Result<T, CmdlineError<'a>> {
-    table.iter().find(|(name, _)| *name == value).map(|&(_, v)| v).ok_or(CmdlineError::BadValue {
-        option,
-        value,
-        accepted,
-    })
+fn choose<'a, T: Choice>(option: &'a str, value: &'a str) -> Result<T, CmdlineError<'a>> {
+    T::from_name(value).ok_or(CmdlineError::BadValue { option, value, accepted: T::ACCEPTED })
 }
 
 fn parse_bench(value: &str) -> Result<BenchSet, CmdlineError<'_>> {
@@ -271,7 +386,7 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
             return Err(CmdlineError::UnknownOption(word));
         };
         match key {
-            "mode" => o.mode = choose(key, value, &Mode::ALL, "auto, hvm, hybrid, pvh, pv")?,
+            "mode" => o.mode = choose(key, value)?,
             "bench" => o.bench = parse_bench(value)?,
             "ip" => {
                 o.ip = Some(parse_ip(value).ok_or(CmdlineError::BadValue {
@@ -280,33 +395,11 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
                     accepted: "A.B.C.D/PREFIX",
                 })?)
             }
-            "apic" => {
-                let table = [("auto", ApicChoice::Auto), ("xapic", ApicChoice::XApic), ("x2apic", ApicChoice::X2Apic)];
-                o.apic = choose(key, value, &table, "auto, xapic, x2apic")?
-            }
-            "timer" => {
-                let table = [
-                    ("auto", TimerChoice::Auto),
-                    ("pv", TimerChoice::Pv),
-                    ("lapic", TimerChoice::Lapic),
-                    ("tsc-deadline", TimerChoice::TscDeadline),
-                    ("lapic-oneshot", TimerChoice::LapicOneShot),
-                ];
-                o.timer = choose(key, value, &table, "auto, pv, lapic, tsc-deadline, lapic-oneshot")?
-            }
-            "clock" => {
-                let table = [
-                    ("auto", ClockChoice::Auto),
-                    ("pvclock", ClockChoice::Pvclock),
-                    ("tsc", ClockChoice::Tsc),
-                    ("hpet", ClockChoice::Hpet),
-                ];
-                o.clock = choose(key, value, &table, "auto, pvclock, tsc, hpet")?
-            }
-            "callback" => {
-                let table = [("global", CallbackChoice::Global), ("percpu", CallbackChoice::PerCpu)];
-                o.callback = Some(choose(key, value, &table, "global, percpu")?)
-            }
+            "apic" => o.apic = choose(key, value)?,
+            "timer" => o.timer = choose(key, value)?,
+            "clock" => o.clock = choose(key, value)?,
+            "callback" => o.callback = Some(choose(key, value)?),
+            "fault" => o.fault = choose(key, value)?,
             "netwait" => {
                 o.netwait_s = value.parse().ok().filter(|&s| s > 0).ok_or(CmdlineError::BadValue {
                     option: key,
@@ -350,6 +443,37 @@ mod tests {
         assert_eq!(parse_address("10.0.0.2", None), None);
         assert_eq!(parse_address("10.0.0", Some(24)), None);
         assert_eq!(Mode::Hybrid.name(), "hybrid");
+        assert_eq!(parse("fault=panic-after-mode").unwrap().fault, Fault::PanicAfterMode);
+    }
+
+    #[test]
+    fn options_render_to_what_parses_back() {
+        assert_eq!(Options::default().to_string(), "mode=auto bench=all");
+        let o = Options {
+            mode: Mode::Hybrid,
+            bench: BenchSet::NONE.with("cpuid", true).with("net", true),
+            ip: Some(Ipv4Cidr { addr: [10, 0, 0, 2], prefix: 24 }),
+            apic: ApicChoice::XApic,
+            timer: TimerChoice::Pv,
+            clock: ClockChoice::Tsc,
+            callback: Some(CallbackChoice::PerCpu),
+            netwait_s: 30,
+            fault: Fault::PanicAfterMode,
+        };
+        let line = o.to_string();
+        assert_eq!(
+            line,
+            "mode=hybrid bench=cpuid,net ip=10.0.0.2/24 apic=xapic timer=pv clock=tsc callback=percpu netwait=30 \
+             fault=panic-after-mode"
+        );
+        assert_eq!(parse(&line), Ok(o));
+        assert_eq!(
+            BenchSet::ALL.with("net", false).to_string(),
+            "cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw"
+        );
+        assert_eq!(Mode::from_name("pvh"), Some(Mode::Pvh));
+        assert_eq!(Mode::ACCEPTED, "auto, hvm, hybrid, pvh, pv");
+        assert_eq!(OPTION_NAMES.join(", "), OPTIONS);
     }
 
     #[test]
@@ -363,7 +487,7 @@ mod tests {
         assert_eq!(parse("colour=blue").unwrap_err(), CmdlineError::UnknownOption("colour=blue"));
         assert_eq!(
             parse("quiet").unwrap_err().to_string(),
-            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, clock, callback, netwait)"
+            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, clock, callback, netwait, fault)"
         );
     }
 

@@ -66,6 +66,77 @@ pub enum Command {
     Quit,
 }
 
+impl fmt::Display for Command {
+    /// The command line as the host sends it (without the newline).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Start(b) => write!(f, "START {}", b.name()),
+            Command::Stop(b) => write!(f, "STOP {}", b.name()),
+            Command::Stats => f.write_str("STATS"),
+            Command::Quit => f.write_str("QUIT"),
+        }
+    }
+}
+
+/// The reply to `QUIT`.
+pub const BYE: &str = "BYE";
+/// The reply to `START`.
+pub const OK: &str = "OK";
+
+/// The counters a `STATS` reply carries: `STATS rx=… tx=… …`. The kernel sends every
+/// field; a peer that has no such counter (the Linux peer has no grants to report)
+/// leaves it out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames received.
+    pub rx: u64,
+    /// Frames sent.
+    pub tx: u64,
+    /// Interrupts (events) taken.
+    pub irqs: Option<u64>,
+    /// Responses the back end or device got wrong (each one a protocol violation).
+    pub bad: Option<u64>,
+    /// Grants the netfront holds.
+    pub grants: Option<u64>,
+    /// Payload bytes received.
+    pub bytes: Option<u64>,
+}
+
+impl Stats {
+    /// Parses a `STATS` reply; `None` if it is not one or a field is not a count.
+    /// Unknown keys are ignored (a newer peer may count more).
+    pub fn parse(line: &str) -> Option<Stats> {
+        let rest = line.trim_end().strip_prefix("STATS")?;
+        let (mut s, mut have) = (Stats::default(), (false, false));
+        for word in rest.split_ascii_whitespace() {
+            let (k, v) = word.split_once('=')?;
+            let v: u64 = v.parse().ok()?;
+            match k {
+                "rx" => (s.rx, have.0) = (v, true),
+                "tx" => (s.tx, have.1) = (v, true),
+                "irqs" => s.irqs = Some(v),
+                "bad" => s.bad = Some(v),
+                "grants" => s.grants = Some(v),
+                "bytes" => s.bytes = Some(v),
+                _ => {}
+            }
+        }
+        (have.0 && have.1).then_some(s)
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "STATS rx={} tx={}", self.rx, self.tx)?;
+        for (k, v) in [("irqs", self.irqs), ("bad", self.bad), ("grants", self.grants), ("bytes", self.bytes)] {
+            if let Some(v) = v {
+                write!(f, " {k}={v}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why a command line was refused; `Display` is the text after `ERR `.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandError<'a> {
@@ -184,6 +255,22 @@ mod tests {
         assert_eq!(parse("STOP tcp_stream\r"), Ok(Command::Stop(NetBench::TcpStream)));
         assert_eq!(parse("QUIT"), Ok(Command::Quit));
         assert_eq!(parse("STATS"), Ok(Command::Stats));
+    }
+
+    #[test]
+    fn commands_and_stats_round_trip() {
+        for c in [Command::Start(NetBench::TcpRr), Command::Stop(NetBench::UdpRr), Command::Stats, Command::Quit] {
+            assert_eq!(parse(&alloc::format!("{c}")), Ok(c));
+        }
+        let s = Stats { rx: 5, tx: 4, irqs: Some(3), bad: Some(0), grants: Some(514), bytes: None };
+        let line = alloc::format!("{s}");
+        assert_eq!(line, "STATS rx=5 tx=4 irqs=3 bad=0 grants=514");
+        assert_eq!(Stats::parse(&line), Some(s));
+        let linux = Stats::parse("STATS rx=10 tx=9 bytes=640\n").unwrap();
+        assert_eq!((linux.rx, linux.grants, linux.bytes), (10, None, Some(640)));
+        assert_eq!(Stats::parse("STATS rx=1"), None);
+        assert_eq!(Stats::parse("STATS rx=1 tx=x"), None);
+        assert_eq!(Stats::parse("OK"), None);
     }
 
     #[test]
