@@ -14,6 +14,11 @@
 pub trait Console: Sync {
     /// Writes bytes; must not allocate or take locks another context may hold.
     fn write(&self, bytes: &[u8]);
+    /// Waits, for a bounded time, until what was written has left the guest (a shared
+    /// ring drained by its back end). Called before power-off, so the last lines (a
+    /// panic's) are not lost with the domain. Consoles that write through at once need
+    /// nothing.
+    fn flush(&self) {}
     /// Name for the mode report (`com1`, `e9`, …).
     fn name(&self) -> &'static str;
 }
@@ -34,6 +39,9 @@ pub trait Timer: Sync {
     fn set_deadline_ns(&self, deadline_ns: u64);
     /// Disarms the timer.
     fn cancel(&self);
+    /// How many times the hardware fired before the deadline and was armed again (the
+    /// callback never runs early; this counts what keeping that promise took).
+    fn early_fires(&self) -> u64;
     /// Name for the mode report (`tsc-deadline`, `lapic-oneshot`, …).
     fn name(&self) -> &'static str;
 }

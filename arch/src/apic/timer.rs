@@ -37,6 +37,7 @@ pub struct LapicTimer {
     vector: Vector,
     mode: Mode,
     deadline: AtomicU64,
+    early: AtomicU64,
     callback: fn(),
 }
 
@@ -68,6 +69,7 @@ impl LapicTimer {
             vector,
             mode,
             deadline: AtomicU64::new(NO_DEADLINE),
+            early: AtomicU64::new(0),
             callback,
         }));
         if let Mode::OneShot { .. } = mode {
@@ -123,6 +125,7 @@ fn on_interrupt(_vector: Irq) {
         return;
     }
     if timer.clock.now_ns() < deadline {
+        timer.early.fetch_add(1, Ordering::Relaxed);
         timer.program(deadline); // early: try again, never run the callback early
         return;
     }
@@ -143,6 +146,10 @@ impl Timer for LapicTimer {
             Mode::TscDeadline => unsafe { cpu::wrmsr(IA32_TSC_DEADLINE, 0) },
             Mode::OneShot { .. } => self.lapic.write(reg::TIMER_INITIAL, 0),
         }
+    }
+
+    fn early_fires(&self) -> u64 {
+        self.early.load(Ordering::Relaxed)
     }
 
     fn name(&self) -> &'static str {

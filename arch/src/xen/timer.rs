@@ -23,6 +23,7 @@ pub struct XenTimer {
     pvclock: &'static PvClock,
     same_base: bool,
     deadline: AtomicU64,
+    early: AtomicU64,
     callback: fn(),
 }
 
@@ -35,6 +36,7 @@ fn on_virq_timer(_port: Irq) {
         return;
     }
     if t.clock.now_ns() < deadline {
+        t.early.fetch_add(1, Ordering::Relaxed);
         t.program(deadline); // early: re-arm
         return;
     }
@@ -59,6 +61,7 @@ impl XenTimer {
             pvclock,
             same_base,
             deadline: AtomicU64::new(NO_DEADLINE),
+            early: AtomicU64::new(0),
             callback,
         }));
         TIMER.call_once(|| t);
@@ -85,6 +88,10 @@ impl Timer for XenTimer {
     fn cancel(&self) {
         self.deadline.store(NO_DEADLINE, Ordering::Release);
         let _ = self.events.xen().stop_singleshot_timer(0);
+    }
+
+    fn early_fires(&self) -> u64 {
+        self.early.load(Ordering::Relaxed)
     }
 
     fn name(&self) -> &'static str {

@@ -1,5 +1,6 @@
 //! `mem_bw_read`, `mem_bw_write`, `mem_bw_copy`: sustained bandwidth over a buffer much
-//! larger than the caches (lmbench's `bw_mem rd/wr/cp`), in MB/s (10^6 bytes).
+//! larger than the caches (lmbench's `bw_mem rd/wr/cp`), in MB/s (10^6 bytes); and
+//! `mem_bw_buffer`, the buffer size they ran on (32 MiB, less only if the heap is small).
 //!
 //! All three are loops of 64-bit loads and stores, as lmbench's are. The copy is such a
 //! loop too, not `memcpy`: the kernel's `memcpy` is `rep movs`, which hardware runs
@@ -70,8 +71,9 @@ fn measure(p: &Platform, name: &str, bytes_per_pass: usize, mut pass: impl FnMut
 
 /// Runs the three bandwidth benchmarks.
 pub fn run(p: &Platform) {
-    let mut bytes = BUFFER.min(crate::heap::free_bytes() / 4).next_power_of_two() / 2;
-    bytes = bytes.clamp(MIN_BUFFER, BUFFER);
+    // The largest power of two that fits both the stated size and a quarter of the heap.
+    let room = BUFFER.min(crate::heap::free_bytes() / 4).max(1);
+    let bytes = (1usize << (usize::BITS - 1 - room.leading_zeros())).clamp(MIN_BUFFER, BUFFER);
     let words = bytes / 8;
     let (Some(mut src), Some(mut dst_buf)) = (alloc(words), alloc(words + COPY_SKEW_WORDS)) else {
         return skip("mem_bw", format_args!("reason=heap ({} MiB free)", crate::heap::free_bytes() >> 20));
@@ -88,4 +90,5 @@ pub fn run(p: &Platform) {
         black_box(&mut *dst);
     });
     emit(p, "mem_bw_copy", "MB/s", mbs, passes);
+    emit(p, "mem_bw_buffer", "KiB", (bytes >> 10) as f64, 1);
 }
