@@ -53,6 +53,17 @@ pub fn emergency(args: fmt::Arguments<'_>) {
     let _ = SINKS.lock().write_fmt(args);
 }
 
+/// Waits (bounded) until every console has passed on what it was given: before power-off.
+pub fn flush() {
+    let list = match SINKS.try_lock() {
+        Some(s) => s.list,
+        None => return,
+    };
+    for c in list.iter().flatten() {
+        c.flush();
+    }
+}
+
 /// Prints a line to the consoles.
 #[macro_export]
 macro_rules! kprintln {

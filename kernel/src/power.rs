@@ -20,6 +20,7 @@ pub fn off(status: ExitStatus) -> ! {
         ExitStatus::Failure => "failure",
     };
     crate::console::emergency(format_args!("POWEROFF status={word}\n"));
+    crate::console::flush();
     match POWER.get() {
         Some(p) => p.power_off(status),
         None => {

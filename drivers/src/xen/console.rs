@@ -4,7 +4,8 @@
 //! The ring's frame and event channel come from HVM parameters, so this works for PVH
 //! and HVM guests alike. A full ring is waited out for a bounded time; after that, or if
 //! the backend's indexes turn impossible, output is dropped rather than blocking the
-//! kernel.
+//! kernel. Before power-off, [`Console::flush`] waits (bounded) for xenconsoled to drain
+//! the ring, or a panic's last lines would go with the domain.
 
 use arch::platform::Console;
 use arch::xen::shared::SharedPage;
@@ -16,6 +17,9 @@ use xen_iface::hypercall::param;
 
 /// Polls of a full ring before output is dropped.
 const FULL_RING_SPINS: u32 = 2_000_000;
+/// Polls of the ring before power-off gives up waiting for xenconsoled to drain it (about
+/// a second; xenconsoled is a dom0 process and may take a while to be scheduled).
+const FLUSH_SPINS: u32 = 50_000_000;
 
 /// Why the console is unavailable.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +86,16 @@ impl Console for XenConsole {
                     return;
                 }
             }
+        }
+    }
+
+    fn flush(&self) {
+        let Some(out) = self.out.try_lock() else { return };
+        for _ in 0..FLUSH_SPINS {
+            if self.broken.load(Ordering::Relaxed) || out.drained(&self.page) {
+                return;
+            }
+            core::hint::spin_loop();
         }
     }
 
