@@ -1,5 +1,11 @@
 //! Phase markers a guest writes into the host's xentrace buffer.
 //!
+//! This module is the specification of both kinds of marker: the kernel encodes them, the
+//! host harness (`tests/src/xentrace/`) decodes them with these functions, and the Linux
+//! peer's `tests/xen/peer/hyecho.c` keeps C copies of the CPUID constants.
+//!
+//! # Hypercall markers
+//!
 //! `HVMOP_xentrace` lets a domU add a record `TRC_GUEST | event` (0x0800_f000 | event,
 //! event < 0x1000) with up to 28 bytes of extra data to the host's trace. The kernel
 //! brackets each benchmark with a BEGIN and an END record, so that a host-side tool can
@@ -7,6 +13,14 @@
 //!
 //! Extra data of both records: iterations as two little-endian `u32` words (low, high),
 //! then the phase name, ASCII, at most [`NAME_MAX`] bytes, NUL-padded to a word.
+//!
+//! # CPUID markers
+//!
+//! A guest that cannot make hypercalls where it measures (the Linux peer's userspace)
+//! executes CPUID with a reserved leaf instead: [`CPUID_MARK_BEGIN`]` + id` opens phase `id`
+//! of [`CPUID_MARK_NAMES`], [`CPUID_MARK_END`]` + id` closes it with the iteration count in
+//! the subleaf. Xen answers these leaves with zeros and traces the exit with its leaf and
+//! subleaf (`TRC_HVM_CPUID`); that record is the marker.
 
 /// `TRC_GUEST`: the trace class of guest-written records.
 pub const TRC_GUEST: u32 = 0x0800_f000;
@@ -18,6 +32,43 @@ pub const EVENT_PHASE_END: u16 = 0x101;
 pub const NAME_MAX: usize = 20;
 /// Largest extra payload of one `HVMOP_xentrace` record.
 pub const EXTRA_MAX: usize = 28;
+
+/// CPUID leaf base of the BEGIN markers: leaf `CPUID_MARK_BEGIN + id` opens phase `id`.
+pub const CPUID_MARK_BEGIN: u32 = 0x4fff_f100;
+/// CPUID leaf base of the END markers: leaf `CPUID_MARK_END + id` closes phase `id`, with
+/// the iteration count in the subleaf.
+pub const CPUID_MARK_END: u32 = 0x4fff_f200;
+/// Phase names of the CPUID markers, by id.
+pub const CPUID_MARK_NAMES: [&str; 3] = ["udp_rr", "tcp_rr", "tcp_stream"];
+
+/// Which end of a phase a marker is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseEdge {
+    /// The marker opens the phase.
+    Begin,
+    /// The marker closes the phase.
+    End,
+}
+
+impl PhaseEdge {
+    /// The edge a guest record's event number stands for ([`EVENT_PHASE_BEGIN`] or
+    /// [`EVENT_PHASE_END`]); `None` for other events.
+    pub fn from_event(event: u16) -> Option<Self> {
+        match event {
+            EVENT_PHASE_BEGIN => Some(PhaseEdge::Begin),
+            EVENT_PHASE_END => Some(PhaseEdge::End),
+            _ => None,
+        }
+    }
+
+    /// The guest record's event number of this edge.
+    pub fn event(self) -> u16 {
+        match self {
+            PhaseEdge::Begin => EVENT_PHASE_BEGIN,
+            PhaseEdge::End => EVENT_PHASE_END,
+        }
+    }
+}
 
 /// The extra bytes of one marker record and how many of them are used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +90,10 @@ pub fn encode_marker(name: &str, iterations: u64) -> MarkerPayload {
     MarkerPayload { bytes, len }
 }
 
-/// Decodes a marker's extra data into (name, iterations); `None` if it is too short.
-/// Non-ASCII name bytes are replaced by `?` so the result is always printable.
+/// Decodes a marker's extra data into (name, name length, iterations); `None` if it is too
+/// short to hold the iteration count. The name ends at the first NUL or after [`NAME_MAX`]
+/// bytes; bytes that are not printable ASCII (graphic or space) are replaced by `?`, so the
+/// result is always printable.
 pub fn decode_marker(extra: &[u8]) -> Option<([u8; NAME_MAX], usize, u64)> {
     if extra.len() < 8 {
         return None;
@@ -53,10 +106,41 @@ pub fn decode_marker(extra: &[u8]) -> Option<([u8; NAME_MAX], usize, u64)> {
         if b == 0 {
             break;
         }
-        name[len] = if b.is_ascii_graphic() { b } else { b'?' };
+        name[len] = if b.is_ascii_graphic() || b == b' ' { b } else { b'?' };
         len += 1;
     }
     Some((name, len, hi << 32 | lo))
+}
+
+/// A decoded CPUID phase marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuidMarker {
+    /// Whether it opens or closes the phase.
+    pub edge: PhaseEdge,
+    /// Phase id: index into [`CPUID_MARK_NAMES`].
+    pub id: u32,
+    /// Phase name ([`CPUID_MARK_NAMES`]`[id]`).
+    pub name: &'static str,
+    /// The subleaf: the iteration count of an END marker (BEGIN markers pass 0).
+    pub value: u32,
+}
+
+/// Decodes a CPUID leaf and subleaf as a phase marker; `None` for every leaf that is not one
+/// (including marker leaves with an id beyond [`CPUID_MARK_NAMES`]).
+pub fn decode_cpuid_marker(leaf: u32, subleaf: u32) -> Option<CpuidMarker> {
+    let (edge, id) = if let Some(id) = leaf.checked_sub(CPUID_MARK_BEGIN).filter(|&id| id < 0x100) {
+        (PhaseEdge::Begin, id)
+    } else {
+        (PhaseEdge::End, leaf.checked_sub(CPUID_MARK_END).filter(|&id| id < 0x100)?)
+    };
+    let name = CPUID_MARK_NAMES.get(id as usize)?;
+    Some(CpuidMarker { edge, id, name, value: subleaf })
+}
+
+/// The CPUID leaf that marks `edge` of phase `name`; `None` if `name` has no CPUID marker.
+pub fn cpuid_marker_leaf(edge: PhaseEdge, name: &str) -> Option<u32> {
+    let id = CPUID_MARK_NAMES.iter().position(|&n| n == name)? as u32;
+    Some(id + if edge == PhaseEdge::Begin { CPUID_MARK_BEGIN } else { CPUID_MARK_END })
 }
 
 #[cfg(test)]
@@ -85,5 +169,46 @@ mod tests {
         assert_eq!(decode_marker(&[1, 2, 3]), None);
         let (name, len, iters) = decode_marker(&[5, 0, 0, 0, 0, 0, 0, 0, b'x', 0xff, b'y']).unwrap();
         assert_eq!((&name[..len], iters), (&b"x?y"[..], 5));
+        let (name, len, _) = decode_marker(&[0, 0, 0, 0, 0, 0, 0, 0, b'a', b' ', b'\n', b'b']).unwrap();
+        assert_eq!(&name[..len], b"a ?b");
+        // Nothing past NAME_MAX name bytes is read, even from a longer slice.
+        let (_, len, _) = decode_marker(&[b'z'; 64]).unwrap();
+        assert_eq!(len, NAME_MAX);
+    }
+
+    #[test]
+    fn phase_edges_and_events() {
+        assert_eq!(PhaseEdge::from_event(0x100), Some(PhaseEdge::Begin));
+        assert_eq!(PhaseEdge::from_event(0x101), Some(PhaseEdge::End));
+        assert_eq!(PhaseEdge::from_event(0x102), None);
+        assert_eq!(PhaseEdge::End.event(), EVENT_PHASE_END);
+        assert_eq!(TRC_GUEST | u32::from(PhaseEdge::Begin.event()), 0x0800_f100);
+    }
+
+    #[test]
+    fn cpuid_markers() {
+        let m = decode_cpuid_marker(0x4fff_f100, 0).unwrap();
+        assert_eq!((m.edge, m.id, m.name, m.value), (PhaseEdge::Begin, 0, "udp_rr", 0));
+        let m = decode_cpuid_marker(0x4fff_f202, 1234).unwrap();
+        assert_eq!((m.edge, m.id, m.name, m.value), (PhaseEdge::End, 2, "tcp_stream", 1234));
+        assert_eq!(decode_cpuid_marker(0x4fff_f201, 7).map(|m| m.name), Some("tcp_rr"));
+        // Ordinary leaves, ids without a name, and the neighbours of the ranges are no markers.
+        for leaf in [0, 1, 0x4000_0000, 0x4fff_f0ff, 0x4fff_f103, 0x4fff_f1ff, 0x4fff_f203, 0x4fff_f300, u32::MAX] {
+            assert_eq!(decode_cpuid_marker(leaf, 0), None, "{leaf:#x}");
+        }
+    }
+
+    #[test]
+    fn cpuid_marker_leaves_round_trip() {
+        for (id, name) in CPUID_MARK_NAMES.iter().enumerate() {
+            for edge in [PhaseEdge::Begin, PhaseEdge::End] {
+                let leaf = cpuid_marker_leaf(edge, name).unwrap();
+                let m = decode_cpuid_marker(leaf, 9).unwrap();
+                assert_eq!((m.edge, m.id as usize, m.name, m.value), (edge, id, *name, 9));
+            }
+        }
+        assert_eq!(cpuid_marker_leaf(PhaseEdge::Begin, "udp_rr"), Some(CPUID_MARK_BEGIN));
+        assert_eq!(cpuid_marker_leaf(PhaseEdge::End, "tcp_stream"), Some(CPUID_MARK_END + 2));
+        assert_eq!(cpuid_marker_leaf(PhaseEdge::End, "cpuid"), None);
     }
 }

@@ -10,8 +10,10 @@
  * counted per packet as they are for hykernel: a CPUID of leaf 0x4ffff100 + id opens the
  * phase, 0x4ffff200 + id closes it with eth0's frames (received + sent, from sysfs,
  * as hykernel counts its NIC's frames) in the subleaf
- * (ids 0 udp_rr, 1 tcp_rr, 2 tcp_stream; tests/src/xentrace.rs reads them). Xen answers
- * these leaves with zeros; the exit is the marker.
+ * (ids 0 udp_rr, 1 tcp_rr, 2 tcp_stream; tests/src/xentrace/ reads them). Xen answers
+ * these leaves with zeros; the exit is the marker. The leaves, ids and names here are copies:
+ * the reference is xen-iface/src/trace.rs (CPUID_MARK_BEGIN, CPUID_MARK_END,
+ * CPUID_MARK_NAMES, decode_cpuid_marker); change them there first.
  */
 #include <errno.h>
 #include <fcntl.h>
