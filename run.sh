@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'USAGE'
-usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST]
+usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST] [--boots N [--busy]]
 
   --host HOST     where to boot the kernel:
                     qemu  QEMU TCG on this machine (default)
@@ -23,6 +23,9 @@ usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST]
                         per-vCPU upcall vector, side by side (default: hvm)
   --bench LIST    all (default), none, or a comma list of
                   cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw,net
+  --boots N       xen: instead of the benchmarks, boot each variant and the Linux peer N
+                  times without retries and print how often each died, and why
+  --busy          with --boots: one competing busy process on this machine meanwhile
   --help          this text
 
 Installs missing prerequisites (QEMU >= 8, the Rust target), builds the kernel, boots it,
@@ -31,12 +34,14 @@ USAGE
 }
 
 HOST=qemu MODE=hvm BENCH=all
+EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --host|--mode|--bench)
+    --host|--mode|--bench|--boots)
       [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; usage >&2; exit 2; }
-      case "$1" in --host) HOST=$2 ;; --mode) MODE=$2 ;; --bench) BENCH=$2 ;; esac
+      case "$1" in --host) HOST=$2 ;; --mode) MODE=$2 ;; --bench) BENCH=$2 ;; --boots) EXTRA+=(--boots "$2") ;; esac
       shift 2 ;;
+    --busy) EXTRA+=(--busy); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown flag '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -59,4 +64,4 @@ echo "==> building the kernel (release, x86_64-unknown-none) and the host driver
 cargo build -q --release -p hykernel --target x86_64-unknown-none
 cargo build -q --release -p hy-harness --bin hyrun
 hy_step "hyrun --host $HOST --mode $MODE"
-exec target/release/hyrun --host "$HOST" --mode "$MODE" --bench "$BENCH"
+exec target/release/hyrun --host "$HOST" --mode "$MODE" --bench "$BENCH" "${EXTRA[@]}"

@@ -10,7 +10,9 @@
 #     it explicitly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n==> %s\n' "$*" >&2; }
+# shellcheck source=tests/lib/fail-step.sh
+. tests/lib/fail-step.sh
+step() { hy_step "$*"; printf '\n==> %s\n' "$*" >&2; }
 
 step "prerequisites"
 if [ -n "${HY_SKIP_XEN:-}" ]; then tests/setup.sh; else tests/setup.sh --xen; fi
@@ -23,6 +25,12 @@ cargo clippy -q -p hykernel --target x86_64-unknown-none -- -D warnings
 step "host unit tests"
 cargo test -q --workspace --exclude hy-harness
 cargo test -q -p hy-harness --lib --bins
+
+step "the dom0 agent against fake xl and xentrace"
+cargo test -q -p hy-harness --test agent
+
+step "setup on a machine without QEMU: installs it or names it"
+cargo test -q -p hy-harness --test setup
 
 step "kernel image"
 cargo build -q --release -p hykernel --target x86_64-unknown-none

@@ -1,15 +1,18 @@
-//! Parsing the kernel's console output.
+//! What a boot of the kernel printed, read with the one reader of its line formats
+//! (`proto::lines`): the mode report, `READY`, results, skips, errors, panics and `DONE`.
 //!
-//! The kernel prints a few kinds of machine-readable lines among its log:
-//! `MODE key=value…`, `BENCH {json}`, `SKIP name reason…`, `ERROR text`, `NET ready …`,
-//! `DONE` and `POWEROFF status=…`. Everything else is log text.
+//! This module only turns the borrowed, parsed lines into owned values and collects them;
+//! a line that claims a machine format but breaks it is kept in
+//! [`BootSummary::malformed`], never dropped.
 
-use serde_json::Value;
-use std::collections::BTreeMap;
+use proto::lines::{self, Line, LineError};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use proto::lines::MODE_KEYS;
+
 /// One benchmark result line.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchLine {
     /// Benchmark name.
     pub name: String,
@@ -35,94 +38,83 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-fn field<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'a Value, ParseError> {
-    obj.get(key).ok_or_else(|| ParseError(format!("BENCH line without \"{key}\"")))
+impl From<LineError> for ParseError {
+    fn from(e: LineError) -> Self {
+        ParseError(e.to_string())
+    }
+}
+
+impl From<lines::BenchRecord<'_>> for BenchLine {
+    fn from(b: lines::BenchRecord<'_>) -> Self {
+        BenchLine {
+            name: b.name.into_owned(),
+            mode: b.mode.into_owned(),
+            unit: b.unit.into_owned(),
+            value: b.value,
+            iterations: b.iterations,
+        }
+    }
 }
 
 impl BenchLine {
     /// Parses `BENCH {json}`; `None` if the line is not a BENCH line at all.
     pub fn parse(line: &str) -> Option<Result<BenchLine, ParseError>> {
-        let json = line.trim_end().strip_prefix("BENCH ")?;
-        Some(Self::parse_json(json))
-    }
-
-    fn parse_json(json: &str) -> Result<BenchLine, ParseError> {
-        let v: Value = serde_json::from_str(json).map_err(|e| ParseError(format!("BENCH json: {e}: {json}")))?;
-        let obj = v.as_object().ok_or_else(|| ParseError(format!("BENCH json is not an object: {json}")))?;
-        let text = |k: &str| -> Result<String, ParseError> {
-            field(obj, k)?
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| ParseError(format!("BENCH \"{k}\" is not a string")))
-        };
-        Ok(BenchLine {
-            name: text("name")?,
-            mode: text("mode")?,
-            unit: text("unit")?,
-            value: field(obj, "value")?.as_f64().ok_or_else(|| ParseError("BENCH \"value\" is not a number".into()))?,
-            iterations: field(obj, "iterations")?
-                .as_u64()
-                .ok_or_else(|| ParseError("BENCH \"iterations\" is not a count".into()))?,
-        })
-    }
-
-    /// Serialises back to the kernel's JSON shape (used in results files).
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "name": self.name, "mode": self.mode, "unit": self.unit,
-            "value": self.value, "iterations": self.iterations,
-        })
+        match Line::classify(line) {
+            Line::Bench(r) => Some(r.map(BenchLine::from).map_err(ParseError::from)),
+            _ => None,
+        }
     }
 }
 
-/// The mode report, as key/value pairs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModeReport(pub BTreeMap<String, String>);
-
-/// Keys every mode report has, in order.
-pub const MODE_KEYS: [&str; 7] = ["hypervisor", "mode", "irq", "eoi", "clock", "timer", "nic"];
+/// The mode report, owned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeReport {
+    /// Values in [`MODE_KEYS`] order.
+    pub values: Vec<String>,
+}
 
 impl ModeReport {
-    /// Parses `MODE k=v …`; `None` if not a mode line. Every key of [`MODE_KEYS`] must be
-    /// present exactly once with a non-empty value.
-    pub fn parse(line: &str) -> Option<Result<ModeReport, ParseError>> {
-        let rest = line.trim_end().strip_prefix("MODE ")?;
-        let mut map = BTreeMap::new();
-        for word in rest.split_whitespace() {
-            let Some((k, v)) = word.split_once('=') else {
-                return Some(Err(ParseError(format!("MODE word without '=': {word}"))));
-            };
-            if v.is_empty() || map.insert(k.to_string(), v.to_string()).is_some() {
-                return Some(Err(ParseError(format!("MODE key {k} empty or repeated"))));
-            }
-        }
-        if let Some(missing) = MODE_KEYS.iter().find(|k| !map.contains_key(**k)) {
-            return Some(Err(ParseError(format!("MODE line without {missing}="))));
-        }
-        Some(Ok(ModeReport(map)))
-    }
-
-    /// Value of `key` (`""` if absent).
+    /// Value of `key` (`""` if it is not one of [`MODE_KEYS`]).
     pub fn get(&self, key: &str) -> &str {
-        self.0.get(key).map_or("", String::as_str)
+        MODE_KEYS.iter().position(|k| *k == key).and_then(|i| self.values.get(i)).map_or("", String::as_str)
+    }
+}
+
+impl fmt::Display for ModeReport {
+    /// The report as the kernel printed it, without the `MODE ` prefix.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, k) in MODE_KEYS.iter().enumerate() {
+            write!(f, "{}{k}={}", if i > 0 { " " } else { "" }, self.get(k))?;
+        }
+        Ok(())
+    }
+}
+
+impl From<lines::ModeReport<'_>> for ModeReport {
+    fn from(m: lines::ModeReport<'_>) -> Self {
+        ModeReport { values: MODE_KEYS.iter().map(|k| m.get(k).unwrap_or("").to_string()).collect() }
     }
 }
 
 /// Everything recognised in one boot's console output.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BootSummary {
     /// The mode report, if printed.
     pub mode: Option<ModeReport>,
+    /// The kernel's own time from its entry point to `READY`, if printed.
+    pub ready_boot_ns: Option<u64>,
     /// Benchmark lines, in order.
     pub benches: Vec<BenchLine>,
-    /// Lines that claimed to be BENCH or MODE lines but did not parse.
+    /// Lines that claimed to be BENCH, MODE or READY lines but did not parse.
     pub malformed: Vec<String>,
     /// `ERROR …` lines.
     pub errors: Vec<String>,
     /// `SKIP …` lines.
     pub skips: Vec<String>,
-    /// `PANIC: …` lines.
+    /// `PANIC…` lines.
     pub panics: Vec<String>,
+    /// The `NET ready …` line's text, if printed.
+    pub net_ready: Option<String>,
     /// True if `DONE` was printed.
     pub done: bool,
 }
@@ -132,25 +124,19 @@ impl BootSummary {
     pub fn from_lines<S: AsRef<str>>(lines: &[S]) -> BootSummary {
         let mut s = BootSummary::default();
         for line in lines {
-            let line = line.as_ref().trim_end();
-            if let Some(r) = BenchLine::parse(line) {
-                match r {
-                    Ok(b) => s.benches.push(b),
-                    Err(e) => s.malformed.push(format!("{line} ({e})")),
-                }
-            } else if let Some(r) = ModeReport::parse(line) {
-                match r {
-                    Ok(m) => s.mode = Some(m),
-                    Err(e) => s.malformed.push(format!("{line} ({e})")),
-                }
-            } else if let Some(e) = line.strip_prefix("ERROR ") {
-                s.errors.push(e.to_string());
-            } else if let Some(k) = line.strip_prefix("SKIP ") {
-                s.skips.push(k.to_string());
-            } else if line.starts_with("PANIC") {
-                s.panics.push(line.to_string());
-            } else if line == "DONE" {
-                s.done = true;
+            let line = line.as_ref();
+            let bad = |e: LineError| format!("{} ({e})", line.trim_end());
+            match Line::classify(line) {
+                Line::Mode(Ok(m)) => s.mode = Some(m.into()),
+                Line::Ready(Ok(r)) => s.ready_boot_ns = Some(r.boot_ns),
+                Line::Bench(Ok(b)) => s.benches.push(b.into()),
+                Line::Mode(Err(e)) | Line::Ready(Err(e)) | Line::Bench(Err(e)) => s.malformed.push(bad(e)),
+                Line::Skip(k) => s.skips.push(k.to_string()),
+                Line::NetReady(n) => s.net_ready = Some(n.to_string()),
+                Line::Error(e) => s.errors.push(e.to_string()),
+                Line::Panic(p) => s.panics.push(p.to_string()),
+                Line::Done => s.done = true,
+                Line::PowerOff(_) | Line::Log(_) => {}
             }
         }
         s
@@ -159,6 +145,11 @@ impl BootSummary {
     /// The result named `name`.
     pub fn bench(&self, name: &str) -> Option<&BenchLine> {
         self.benches.iter().find(|b| b.name == name)
+    }
+
+    /// The lines that say the kernel failed: `PANIC`, `ERROR` and malformed machine lines.
+    pub fn failures(&self) -> Vec<&str> {
+        self.panics.iter().chain(&self.errors).chain(&self.malformed).map(String::as_str).collect()
     }
 }
 
@@ -172,18 +163,23 @@ mod tests {
             "SeaBIOS (version 1.16.3)",
             "[    0.000000] INFO  hykernel::entry: hykernel 0.1.0",
             "MODE hypervisor=none mode=hvm irq=x2apic eoi=x2apic-msr clock=tsc timer=lapic-oneshot nic=virtio-net",
+            "READY boot_ns=52000000",
             r#"BENCH {"name":"clock_read","mode":"hvm","unit":"ns","value":39.646,"iterations":200000}"#,
             r#"BENCH {"name":"interrupt","mode":"hvm","unit":"ns","value":1004.798,"iterations":20000}"#,
             "SKIP mem_lat_64m reason=heap (12 MiB free)",
+            "NET ready ip=10.0.77.2/24",
             "DONE\r",
         ];
         let s = BootSummary::from_lines(&lines);
         let m = s.mode.as_ref().unwrap();
         assert_eq!((m.get("hypervisor"), m.get("mode"), m.get("nic")), ("none", "hvm", "virtio-net"));
+        assert_eq!(m.to_string(), lines[2].strip_prefix("MODE ").unwrap());
+        assert_eq!(s.ready_boot_ns, Some(52_000_000));
         assert_eq!(s.benches.len(), 2);
         assert_eq!(s.bench("interrupt").unwrap().value, 1004.798);
         assert_eq!(s.skips, ["mem_lat_64m reason=heap (12 MiB free)"]);
-        assert!(s.done && s.errors.is_empty() && s.malformed.is_empty());
+        assert_eq!(s.net_ready.as_deref(), Some("ip=10.0.77.2/24"));
+        assert!(s.done && s.errors.is_empty() && s.malformed.is_empty() && s.failures().is_empty());
     }
 
     #[test]
@@ -194,22 +190,25 @@ mod tests {
             r#"BENCH {"name":"x","mode":"hvm","unit":"ns","value":1.0,"iterations":-4}"#,
             "MODE hypervisor=none mode=hvm",
             "MODE hypervisor=none hypervisor=kvm mode=hvm irq=a eoi=b clock=c timer=d nic=e",
+            "READY soon",
             "ERROR cmdline: invalid value 'bogus' for mode= (accepted: auto, hvm, hybrid, pvh, pv)",
             "PANIC: panicked at kernel/src/x.rs:1:1:",
         ];
         let s = BootSummary::from_lines(&lines);
-        assert_eq!(s.malformed.len(), 5, "{:?}", s.malformed);
-        assert!(s.mode.is_none() && s.benches.is_empty() && !s.done);
+        assert_eq!(s.malformed.len(), 6, "{:?}", s.malformed);
+        assert!(s.mode.is_none() && s.benches.is_empty() && !s.done && s.ready_boot_ns.is_none());
         assert_eq!(s.errors.len(), 1);
         assert_eq!(s.panics.len(), 1);
+        assert_eq!(s.failures().len(), 8);
     }
 
     #[test]
-    fn json_round_trip() {
+    fn stop_replies_parse_as_bench_lines() {
         let b = BenchLine::parse(r#"BENCH {"name":"a","mode":"hvm","unit":"MB/s","value":2.5,"iterations":3}"#)
             .unwrap()
             .unwrap();
-        let again = BenchLine::parse(&format!("BENCH {}", b.to_json())).unwrap().unwrap();
-        assert_eq!(b, again);
+        assert_eq!((b.name.as_str(), b.unit.as_str(), b.value, b.iterations), ("a", "MB/s", 2.5, 3));
+        assert!(BenchLine::parse("OK").is_none());
+        assert!(BenchLine::parse("BENCH {}").unwrap().is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! host can ping and reach directly at 10.0.77.2. Otherwise QEMU's user-mode network
 //! forwards host ports on 127.0.0.1 to the guest's services (no ICMP then).
 
+use crate::netbench::{port, Endpoints};
 use crate::qemu::HarnessError;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;
@@ -13,16 +14,6 @@ pub const TAP: &str = "hytap0";
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 77, 1);
 const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 77, 2);
 const USER_GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
-
-/// The guest's service ports.
-pub mod port {
-    /// Echo (UDP and TCP).
-    pub const ECHO: u16 = 7;
-    /// Discard (TCP).
-    pub const DISCARD: u16 = 9;
-    /// Benchmark control (TCP).
-    pub const CONTROL: u16 = 7070;
-}
 
 /// How the host reaches the guest.
 #[derive(Debug)]
@@ -89,43 +80,15 @@ impl HostNet {
         }
     }
 
-    /// The guest's address as the host sees it (for ping).
-    pub fn guest_ip(&self) -> Option<Ipv4Addr> {
+    /// Where the guest's services are, seen from this host.
+    pub fn endpoints(&self) -> Endpoints {
         match self {
-            HostNet::Tap => Some(GUEST_IP),
-            HostNet::User(_) => None,
+            HostNet::Tap => Endpoints::direct(GUEST_IP),
+            HostNet::User([u7, t7, t9, c]) => {
+                let at = |p| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+                Endpoints { udp_echo: at(*u7), tcp_echo: at(*t7), discard: at(*t9), control: at(*c), ping: None }
+            }
         }
-    }
-
-    fn addr(&self, guest_port: u16, fwd: u16) -> SocketAddr {
-        match self {
-            HostNet::Tap => SocketAddr::from((GUEST_IP, guest_port)),
-            HostNet::User(_) => SocketAddr::from((Ipv4Addr::LOCALHOST, fwd)),
-        }
-    }
-
-    /// UDP echo service.
-    pub fn udp_echo(&self) -> SocketAddr {
-        let p = if let HostNet::User(p) = self { p[0] } else { 0 };
-        self.addr(port::ECHO, p)
-    }
-
-    /// TCP echo service.
-    pub fn tcp_echo(&self) -> SocketAddr {
-        let p = if let HostNet::User(p) = self { p[1] } else { 0 };
-        self.addr(port::ECHO, p)
-    }
-
-    /// TCP discard service.
-    pub fn discard(&self) -> SocketAddr {
-        let p = if let HostNet::User(p) = self { p[2] } else { 0 };
-        self.addr(port::DISCARD, p)
-    }
-
-    /// Benchmark control.
-    pub fn control(&self) -> SocketAddr {
-        let p = if let HostNet::User(p) = self { p[3] } else { 0 };
-        self.addr(port::CONTROL, p)
     }
 
     /// Short description for logs.

@@ -5,17 +5,22 @@
 //! tables. Nothing here measures the guest: the kernel measures itself and prints
 //! `BENCH` lines; this crate parses, checks and compares them.
 //!
-//! - [`console`]: the kernel's output lines (`MODE`, `BENCH`, `ERROR`, `DONE`) parsed.
+//! - [`console`]: what a boot printed (`MODE`, `READY`, `BENCH`, `ERROR`, `DONE`), read with
+//!   `proto::lines`, the one reader of those formats.
 //! - [`elf`]: image size and the PVH note, read from the kernel ELF.
 //! - [`qemu`]: launching QEMU with a captured console, bounded waits, exit status.
 //! - [`hostnet`]: the host end of the guest's network (a tap device, or QEMU user mode).
-//! - [`netbench`]: echo clients and the benchmark control protocol.
+//! - [`netbench`]: the network client (exact echoes, the driven benchmarks, flood, ping),
+//!   the one used on the QEMU host and by the dom0 agent on the Xen host.
 //! - [`table`]: the results table and JSON file.
 //! - [`session`]: one whole run (boot, drive, end) and the memory probe.
 //! - [`paths`]: where the kernel image and tools are.
 //! - [`xentrace`]: Xen trace files: VM exits per domain, reason and benchmark phase.
-//! - [`xenhost`]: guests on the project's Xen test host (payload, run, results).
+//! - [`xen`]: the Xen test host: guests as types, the plan and results shared with the
+//!   dom0 agent, the host's boot, VM exits per operation.
+//! - [`agent`]: the dom0 agent (`hy-agent`): runs the plan in dom0.
 
+pub mod agent;
 pub mod console;
 pub mod elf;
 pub mod hostnet;
@@ -24,5 +29,5 @@ pub mod paths;
 pub mod qemu;
 pub mod session;
 pub mod table;
-pub mod xenhost;
+pub mod xen;
 pub mod xentrace;

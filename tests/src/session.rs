@@ -4,7 +4,7 @@
 
 use crate::console::BootSummary;
 use crate::hostnet::HostNet;
-use crate::netbench::{self, Control, DrivenResult, PingStats};
+use crate::netbench::{self, NetPlan, NetReport, Server};
 use crate::qemu::{EmulatorLock, Exit, HarnessError, Qemu, QemuConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,7 +23,7 @@ pub struct SessionConfig {
     /// Round trips per request-response benchmark.
     pub rr_count: u32,
     /// Bytes for the stream benchmark.
-    pub stream_bytes: usize,
+    pub stream_bytes: u64,
 }
 
 /// What a run produced.
@@ -31,21 +31,14 @@ pub struct SessionConfig {
 pub struct SessionResult {
     /// Everything the console said.
     pub summary: BootSummary,
-    /// The driven network benchmarks.
-    pub driven: Vec<DrivenResult>,
-    /// Host-to-guest ping, where the network allows ICMP.
-    pub ping: Option<PingStats>,
+    /// The network drive (benchmarks, ping), if the network benchmarks ran.
+    pub net: Option<NetReport>,
     /// How QEMU ended.
     pub exit: Exit,
     /// The console log.
     pub log: PathBuf,
     /// How the host reached the guest.
     pub network: String,
-}
-
-fn io(what: &str, log: &Path) -> impl FnOnce(std::io::Error) -> HarnessError {
-    let (what, log) = (what.to_string(), log.display().to_string());
-    move |e| HarnessError(format!("{what}: {e}; console log {log}"))
 }
 
 /// True if `bench` selects the network benchmarks.
@@ -64,30 +57,35 @@ pub fn run(cfg: &SessionConfig) -> Result<SessionResult, HarnessError> {
     let mut vm = Qemu::start(&qc, lock)?;
     let mode = vm.wait_for("mode report", Duration::from_secs(120), |l| l.starts_with("MODE "))?;
     eprintln!("    {mode}");
-    let mut driven = Vec::new();
-    let mut ping = None;
+    let mut net_report = None;
     if wants_net(&cfg.bench) {
         eprintln!("==> local benchmarks running in the guest; waiting for its network");
         let ready = vm.wait_for("network ready", Duration::from_secs(600), |l| {
             l.starts_with("NET ready") || l.starts_with("SKIP net")
         })?;
         if ready.starts_with("NET ready") {
-            let log = vm.log_path().to_path_buf();
-            let mut ctl =
-                Control::connect(net.control(), Duration::from_secs(30)).map_err(io("control connection", &log))?;
-            eprintln!("==> driving udp_rr ({} round trips)", cfg.rr_count);
-            driven.push(netbench::udp_rr(&net, &mut ctl, cfg.rr_count, 64).map_err(io("udp_rr", &log))?);
-            eprintln!("==> driving tcp_rr ({} round trips)", cfg.rr_count);
-            driven.push(netbench::tcp_rr(&net, &mut ctl, cfg.rr_count, 64).map_err(io("tcp_rr", &log))?);
-            eprintln!("==> driving tcp_stream ({} MiB)", cfg.stream_bytes >> 20);
-            driven.push(netbench::tcp_stream(&net, &mut ctl, cfg.stream_bytes).map_err(io("tcp_stream", &log))?);
-            if let Some(ip) = net.guest_ip() {
-                ping = Some(netbench::ping(ip, 10).map_err(io("ping", &log))?);
+            let plan = NetPlan {
+                server: Server::Hykernel,
+                ping: if net.endpoints().ping.is_some() { 10 } else { 0 },
+                echo: false,
+                rr: cfg.rr_count,
+                stream_bytes: cfg.stream_bytes,
+                flood: 0,
+            };
+            eprintln!(
+                "==> driving udp_rr, tcp_rr ({} round trips each), tcp_stream ({} MiB)",
+                plan.rr,
+                plan.stream_bytes >> 20
+            );
+            let r = netbench::drive(&net.endpoints(), &plan);
+            if !r.ok() {
+                return Err(HarnessError(format!(
+                    "driving the network benchmarks failed: {}; console log {}",
+                    r.errors.join("; "),
+                    vm.log_path().display()
+                )));
             }
-            let bye = ctl.command("QUIT").map_err(io("QUIT", &log))?;
-            if bye != "BYE" {
-                return Err(HarnessError(format!("QUIT answered '{bye}'")));
-            }
+            net_report = Some(r);
         }
     } else {
         eprintln!("==> benchmarks running in the guest");
@@ -95,8 +93,7 @@ pub fn run(cfg: &SessionConfig) -> Result<SessionResult, HarnessError> {
     let exit = vm.wait_exit(Duration::from_secs(600))?;
     Ok(SessionResult {
         summary: vm.summary(),
-        driven,
-        ping,
+        net: net_report,
         exit,
         log: vm.log_path().to_path_buf(),
         network: net.describe(),

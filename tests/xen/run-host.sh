@@ -4,7 +4,8 @@
 #
 # Usage: sudo tests/xen/run-host.sh <payload-dir> <out-dir> [timeout-s]
 #   <payload-dir>  copied onto an ext4 disk (mkfs.ext4 -d) that dom0 mounts at /mnt; it must hold
-#                  an executable run.sh (e.g. tests/xen/payload/run.sh plus guests/configs/kernels).
+#                  an executable run.sh (tests/xen/payload/run.sh, which starts the dom0 agent
+#                  hy-agent on plan.json; the harness fills the rest: configs, kernels).
 #                  hy-dom0-init runs /mnt/run.sh, which writes its results under /mnt/results.
 #   <out-dir>      gets the files of /mnt/results, plus:
 #                    host-console.log   QEMU's whole console (Xen, dom0, guests' 0xe9 lines), each
@@ -19,7 +20,8 @@
 #
 # L0 settings (why each is needed; see qemu72.sh): QEMU 7.2 (10.0's TCG mis-reports nested CR reads),
 # -cpu max,-smap (7.2 + SMAP crashes PV dom0), QEMU_MODULE_DIR, -L firmware paths, -nic none;
-# -accel tcg (no usable KVM), q35, -smp 2, -m 3G (dom0 gets 1 GiB, guests the rest).
+# -accel tcg (no usable KVM), q35, -smp 1 (two CPUs made the L0 resume guests with Xen's state
+# now and then), -m 3G (dom0 gets 1 GiB, guests the rest).
 # The dom0 disk is opened with snapshot=on: dom0's writes go to a temporary overlay, the cached
 # image stays pristine and several runs can share it.
 # QEMU runs under `flock /tmp/hy-qemu.lock` (one QEMU at a time on this machine) and `timeout`.
@@ -29,7 +31,10 @@
 #              HY_PAYLOAD_MB=<n>     free space on the payload disk for results (default 512)
 #              HY_LOCK_WAIT=<s>      how long to wait for the QEMU lock (default 3600)
 #              HY_XEN_EXTRA="..."    extra Xen command line options
+#              HY_TCG_THREAD=single|multi  TCG vCPU threading (default multi, see the README)
+#              HY_L0_CPUS=1|2        CPUs of the nested host (default 1, see the README)
 set -euo pipefail
+. "$(dirname "$0")/../lib/fail-step.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LOCK=/tmp/hy-qemu.lock
@@ -90,12 +95,20 @@ if ! mkfs.ext4 -q -F -L hypayload -d "$WORK/payload" "$WORK/payload.img" "${PAYL
 fi
 
 # --- command lines ------------------------------------------------------------------------------
+# The host's CPU count and TCG's vCPU threading (see tests/xen/README.md, "Guests that died
+# early": with two CPUs the L0's nested SVM now and then resumes a guest with Xen's state; with
+# one, no guest died in the measured boots).
+TCG_THREAD=${HY_TCG_THREAD:-multi}
+case $TCG_THREAD in single | multi) ;; *) die "HY_TCG_THREAD must be single or multi, not '$TCG_THREAD'" ;; esac
+L0_CPUS=${HY_L0_CPUS:-1}
+case $L0_CPUS in 1 | 2) ;; *) die "HY_L0_CPUS must be 1 or 2, not '$L0_CPUS'" ;; esac
+
 PAYLOAD_TMO=$((TMO - 60))
 [ "$PAYLOAD_TMO" -ge 30 ] || PAYLOAD_TMO=30
 # No "noreboot": if Xen panics or dom0 crashes, Xen reboots and -no-reboot ends QEMU right away
 # instead of waiting for the timeout.
 XEN_CMD="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all console_timestamps=boot conring_size=1M"
-XEN_CMD+=" dom0_mem=1024M,max:1024M dom0_max_vcpus=2 ${HY_XEN_EXTRA:-}"
+XEN_CMD+=" dom0_mem=1024M,max:1024M dom0_max_vcpus=$L0_CPUS ${HY_XEN_EXTRA:-}"
 # Multiboot modules are separated by ',' in -initrd, and a module's cmdline follows a space:
 # so the dom0 cmdline must not contain a comma.
 DOM0_CMD="console=hvc0 earlyprintk=xen root=/dev/vda rw init=/usr/local/sbin/hy-dom0-init"
@@ -104,7 +117,7 @@ DOM0_CMD+=" hy.poweroff hy.payload_timeout=$PAYLOAD_TMO"
 
 QEMU_ARGS=(
     -L /usr/share/qemu -L /usr/share/seabios -nic none
-    -accel tcg,thread=multi -cpu max,-smap -smp 2 -m 3G -machine q35
+    -accel "tcg,thread=$TCG_THREAD" -cpu max,-smap -smp "$L0_CPUS" -m 3G -machine q35
     -display none -monitor none -serial stdio -no-reboot
     -kernel "$HOST/boot/xen" -append "$XEN_CMD"
     -initrd "$HOST/boot/vmlinuz $DOM0_CMD,$HOST/boot/initrd.img"
@@ -124,7 +137,7 @@ console_filter() {
         line=${line%$'\r'}
         printf '[%s] %s\n' "$t" "$line" >>"$CONSOLE"
         case $line in
-            *HY-DOM0:* | *HY-RUN:* | *HY-INITRD:* | *"Xen version"* | *Panic* | *"Kernel panic"* | *"Dom0 crashed"* | \
+            *HY-DOM0:* | *HY-RUN:* | *HY-AGENT:* | *HY-INITRD:* | *"Xen version"* | *Panic* | *"Kernel panic"* | *"Dom0 crashed"* | \
             *"qemu-system-x86_64:"*)
                 echo "  [$t] $line" >&2 ;;
         esac

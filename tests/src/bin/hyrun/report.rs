@@ -1,0 +1,282 @@
+//! What `hyrun --host xen` prints and writes: every guest's attempts (retries and their
+//! reasons), the benchmark grid with total exits per operation first, the interrupt
+//! cost against hvm from totals, boot time against Linux on the same console kind, the
+//! network table, and the JSON files.
+
+use harness::table::render_grid;
+use harness::xen::cost::{rate, ExitCost, InterruptCost, GUEST_CAUSED_RULE};
+use harness::xen::plan::ConsoleKind;
+use harness::xen::run::GuestRun;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// Writes `value` to `dir/name.json`.
+pub fn write_json(dir: &Path, name: &str, value: &Value) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let out = dir.join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+fn label(g: &GuestRun) -> String {
+    g.guest.variant().map_or_else(|| g.name().to_string(), |v| v.label.to_string())
+}
+
+/// Every guest's attempts: how each ended and why any was run again.
+pub fn attempts(runs: &[GuestRun]) {
+    let header: Vec<String> =
+        ["guest", "attempts", "outcome (last attempt)", "retried because"].map(String::from).to_vec();
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|g| {
+            vec![
+                g.name().to_string(),
+                g.result.attempts.len().to_string(),
+                g.outcome().map_or("never ran".into(), |o| o.describe()),
+                g.result.retry_reasons().join("; "),
+            ]
+        })
+        .collect();
+    println!("\n{}", render_grid("guests: every attempt is kept (see the agent's results.json)", &header, &rows));
+}
+
+/// The trace parser's warnings, per guest.
+pub fn trace_warnings(runs: &[GuestRun]) {
+    for g in runs {
+        for w in g.trace.as_ref().map(|t| t.warnings()).unwrap_or_default() {
+            eprintln!("warning: {} trace: {w}", g.name());
+        }
+    }
+}
+
+fn exits(g: &GuestRun, bench: &str) -> String {
+    match (g.phase(bench).and_then(ExitCost::of), &g.trace) {
+        (Some(c), _) => c.describe(),
+        (None, None) => "NO TRACE".into(),
+        (None, Some(_)) => "no phase".into(),
+    }
+}
+
+/// Benchmarks in the order they were printed: each variant's value and its exits per
+/// operation (total = reasons).
+pub fn benchmarks(ours: &[&GuestRun]) {
+    let mut header = vec!["benchmark".to_string(), "unit".to_string()];
+    for g in ours {
+        header.push(label(g));
+        header.push("exits/op: total = by reason".to_string());
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for g in ours {
+        for b in &g.summary.benches {
+            if !names.contains(&b.name.as_str()) {
+                names.push(&b.name);
+            }
+        }
+    }
+    let mut grid = Vec::new();
+    for name in names {
+        let mut row = vec![name.to_string(), String::new()];
+        for g in ours {
+            match g.summary.bench(name) {
+                Some(b) => {
+                    row[1] = b.unit.clone();
+                    row.push(format!("{:.1}", b.value));
+                    row.push(exits(g, name));
+                }
+                None => row.extend(["-".to_string(), "-".to_string()]),
+            }
+        }
+        grid.push(row);
+    }
+    let mut title = String::from("host=xen (Xen 4.17 nested under QEMU TCG): every exit recorded in a phase counts");
+    for g in ours {
+        title.push_str(&format!(
+            "\n{}: {}",
+            g.name(),
+            g.summary.mode.as_ref().map(ToString::to_string).unwrap_or_default()
+        ));
+    }
+    println!("\n{}", render_grid(&title, &header, &grid));
+}
+
+fn interrupt_cost(g: &GuestRun) -> Option<InterruptCost> {
+    InterruptCost::of(g.phase("interrupt")?, g.phase("interrupt_raise")?)
+}
+
+/// The claim in numbers: exits per interrupt (total = raise + delivery and
+/// acknowledgement), VINTR and EOI exits, cycles and time, against hvm; ratios of totals.
+pub fn interrupts(ours: &[&GuestRun]) {
+    let hvm = ours.iter().find(|g| label(g) == "hvm").and_then(|g| interrupt_cost(g));
+    let ratio = |v: f64, base: Option<f64>| match base {
+        Some(b) if b > 0.0 => format!(" (x{:.2})", v / b),
+        _ => String::new(),
+    };
+    println!("\ninterrupt: exits per interrupt raised, delivered and acknowledged (all exits in the phase);");
+    println!("  raise = exits per raise, measured alone (`interrupt_raise`); deliver/ack = total - raise;");
+    println!("  ratios against hvm use totals; cycles: host TSC between the phase markers");
+    println!("  secondary: {GUEST_CAUSED_RULE}");
+    for g in ours {
+        let Some(c) = interrupt_cost(g) else {
+            println!("  {:<16} no interrupt phases", label(g));
+            continue;
+        };
+        let ns = g.summary.bench("interrupt").map_or(0.0, |b| b.value);
+        let base = |f: fn(&InterruptCost) -> f64| hvm.as_ref().filter(|_| label(g) != "hvm").map(f);
+        println!(
+            "  {:<16} total {}{} = raise {} + deliver/ack {}{}; VINTR {}, EOI {}; guest-caused {}; cycles {}{}; {ns:.0} ns",
+            label(g),
+            rate(c.total),
+            ratio(c.total, base(|h| h.total)),
+            rate(c.raise),
+            rate(c.deliver_ack),
+            ratio(c.deliver_ack, base(|h| h.deliver_ack)),
+            rate(c.vintr),
+            rate(c.eoi),
+            rate(c.guest_caused),
+            c.cycles.map_or("-".into(), |v| format!("{v:.0}")),
+            match (c.cycles, hvm.as_ref().and_then(|h| h.cycles)) {
+                (Some(v), Some(b)) if label(g) != "hvm" => ratio(v, Some(b)),
+                _ => String::new(),
+            },
+        );
+    }
+}
+
+/// Seconds from `xl create` to the ready line, the guest's own time from its entry point,
+/// and the ratio against Linux where both print to the same kind of console.
+pub fn boot(ours: &[&GuestRun], linux: Option<&GuestRun>) {
+    let ready = |g: &GuestRun| g.last().and_then(|a| a.timing.ready);
+    let linux_ready = linux.and_then(ready);
+    println!("\nboot: xl create -> READY (ours) / userspace up (Linux PVH), both read from the console named");
+    if let (Some(l), Some(t)) = (linux, linux_ready) {
+        println!("  {:<16} {t:.2} s (PV console)", l.name());
+    }
+    for g in ours {
+        let Some(t) = ready(g) else { continue };
+        let console = g.guest.plan.console;
+        let own = g.summary.ready_boot_ns.map_or("-".into(), |ns| format!("{:.1} ms", ns as f64 / 1e6));
+        let vs = match (console, linux_ready) {
+            (ConsoleKind::Pv, Some(l)) if l > 0.0 => format!("x{:.2} Linux", t / l),
+            (ConsoleKind::Serial, _) => "serial console: not compared with Linux's PV console".into(),
+            _ => "-".into(),
+        };
+        println!("  {:<16} {t:.2} s ({console:?} console; entry -> READY {own} on its own clock); {vs}", label(g));
+    }
+}
+
+/// The network figures side by side: the kernel's own where it measures, dom0's always,
+/// exits per packet, and ratios against Linux.
+pub fn network(net: &[&GuestRun]) {
+    let report = |g: &GuestRun| g.last().and_then(|a| a.net.clone());
+    let linux = net.iter().find(|g| g.guest.variant().is_none()).and_then(|g| report(g));
+    let mut header = vec!["network (driven from dom0)".to_string(), "unit".to_string()];
+    for g in net {
+        header.push(g.name().to_string());
+        header.push("exits/packet".to_string());
+    }
+    header.push("vs linux (dom0's figures)".to_string());
+    let mut grid = Vec::new();
+    let mut row = vec!["ping_rtt".to_string(), "ms".to_string()];
+    for g in net {
+        row.push(report(g).and_then(|r| r.ping).map_or("-".into(), |p| format!("{:.2}", p.avg_ms)));
+        row.push(String::new());
+    }
+    grid.push(row);
+    for (name, unit) in [("udp_rr", "ns"), ("tcp_rr", "ns"), ("tcp_stream", "Mbit/s")] {
+        let mut row = vec![name.to_string(), unit.to_string()];
+        let mut ratios = Vec::new();
+        for g in net {
+            let d = report(g).and_then(|r| r.driven(name).cloned());
+            row.push(d.as_ref().map_or("-".into(), |d| match &d.kernel {
+                Some(k) => format!("{:.0} (dom0 {:.0})", k.value, d.host_value),
+                None => format!("dom0 {:.0}", d.host_value),
+            }));
+            row.push(exits(g, name));
+            if let (Some(d), Some(l), true) =
+                (&d, linux.as_ref().and_then(|l| l.driven(name)), g.guest.variant().is_some())
+            {
+                if l.host_value > 0.0 {
+                    ratios.push(format!("{} x{:.2}", g.name(), d.host_value / l.host_value));
+                }
+            }
+        }
+        row.push(ratios.join(", "));
+        grid.push(row);
+    }
+    println!(
+        "\n{}",
+        render_grid(
+            "network: rr ns per transaction (kernel's own, dom0's), stream Mbit/s into the guest",
+            &header,
+            &grid
+        )
+    );
+    for g in net {
+        if let Some(f) = report(g).and_then(|r| r.flood) {
+            println!(
+                "{}: flood of {} datagrams, {} received; live grants {:?} before, {:?} after",
+                g.name(),
+                f.sent,
+                f.rx,
+                f.grants.0,
+                f.grants.1
+            );
+        }
+    }
+}
+
+fn attempts_json(g: &GuestRun) -> Value {
+    json!({
+        "attempts": g.result.attempts.len(),
+        "retry_reasons": g.result.retry_reasons(),
+        "outcomes": g.result.attempts.iter().map(|a| a.outcome.describe()).collect::<Vec<_>>(),
+    })
+}
+
+/// One variant's JSON: mode report, attempts, every result with its exits (total, by
+/// reason, EOI, the secondary split, lost-record marks), the interrupt cost, boot times.
+pub fn variant_json(g: &GuestRun, linux: Option<&GuestRun>) -> Value {
+    let results: Vec<Value> = g
+        .summary
+        .benches
+        .iter()
+        .map(|b| {
+            json!({
+                "name": b.name, "unit": b.unit, "value": b.value, "iterations": b.iterations,
+                "exits_per_op": g.phase(&b.name).and_then(ExitCost::of),
+            })
+        })
+        .collect();
+    json!({
+        "host": "xen",
+        "variant": label(g),
+        "mode_report": g.summary.mode.as_ref().map(ToString::to_string),
+        "guest": attempts_json(g),
+        "exit_counting": "every exit recorded between a phase's markers counts; guest_caused is secondary: ".to_string() + GUEST_CAUSED_RULE,
+        "results": results,
+        "interrupt": interrupt_cost(g),
+        "boot": {
+            "ready_seconds_after_xl_create": g.last().and_then(|a| a.timing.ready),
+            "console": format!("{:?}", g.guest.plan.console),
+            "entry_to_ready_ns": g.summary.ready_boot_ns,
+            "linux_userspace_seconds_after_xl_create": linux.and_then(|l| l.last()).and_then(|a| a.timing.ready),
+            "linux": linux.map(attempts_json),
+        },
+    })
+}
+
+/// The network guests' JSON: each one's attempts, drive report and exits per packet.
+pub fn network_json(net: &[&GuestRun]) -> Value {
+    let guests: Vec<Value> = net
+        .iter()
+        .map(|g| {
+            let per_packet: serde_json::Map<String, Value> = ["udp_rr", "tcp_rr", "tcp_stream"]
+                .iter()
+                .map(|n| (n.to_string(), json!(g.phase(n).and_then(ExitCost::of))))
+                .collect();
+            json!({ "guest": g.name(), "run": attempts_json(g), "drive": g.last().and_then(|a| a.net.clone()), "exits_per_packet": per_packet })
+        })
+        .collect();
+    json!({ "host": "xen", "network": guests })
+}

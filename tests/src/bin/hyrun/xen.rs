@@ -1,0 +1,123 @@
+//! `hyrun --host xen`: the plan (which guests), one run on the Xen host, the checks that
+//! decide whether the run counts, then the report.
+
+use super::report;
+use super::Args;
+use harness::netbench::Server;
+use harness::paths;
+use harness::xen::guests::{net_plan, Guest, Variant};
+use harness::xen::run::{run_guests, GuestRun};
+use proto::cmdline::{self, Mode};
+
+/// Round trips per request-response benchmark and bytes of the bulk transfer, on Xen.
+const RR: u32 = 500;
+const STREAM: u64 = 8 << 20;
+/// Datagrams of the flood through a netfront (the live-grant check).
+const FLOOD: u64 = 110_000;
+
+/// The guests for `a`: one per variant running the local benchmarks, the Linux boot
+/// peer, and with `net`, one network guest per mode plus the Linux network peer.
+fn plan(a: &Args, variants: &[Variant]) -> Result<Vec<Guest>, String> {
+    let bench = cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?.bench;
+    let local = bench.with("net", false);
+    let mut guests: Vec<Guest> =
+        if local.is_empty() { vec![] } else { variants.iter().map(|v| Guest::kernel(*v, local, "")).collect() };
+    guests.push(Guest::linux());
+    if bench.contains("net") {
+        // One network guest per mode (pvh has no vif yet: only when it is all there is).
+        let mut modes: Vec<Variant> = Vec::new();
+        for v in variants {
+            if (v.opts.mode != Mode::Pvh || variants.len() == 1) && !modes.iter().any(|m| m.opts.mode == v.opts.mode) {
+                modes.push(*v);
+            }
+        }
+        for (i, v) in modes.iter().enumerate() {
+            let flood = if v.opts.mode == Mode::Hvm { 0 } else { FLOOD };
+            guests.push(Guest::kernel_net(*v, 2 + i as u8, net_plan(Server::Hykernel, RR, STREAM, flood)));
+        }
+        guests.push(Guest::linux_net(20, net_plan(Server::Linux, RR, STREAM, 0)));
+    }
+    Ok(guests)
+}
+
+/// What makes the run not count: a guest that did not finish cleanly, a guest of ours
+/// without a complete trace, a network drive that failed, a phase with lost records.
+fn problems(runs: &[GuestRun]) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in runs {
+        if let Some(p) = g.problem() {
+            out.push(format!("{}: {p}", g.name()));
+        }
+        if g.guest.variant().is_some() || g.guest.plan.net.is_some() {
+            if let Some(why) = &g.trace_problem {
+                out.push(format!("{}: no exit counts: {why}", g.name()));
+            }
+        }
+        if let Some(t) = &g.trace {
+            let dom = g.last().and_then(|a| a.domid).unwrap_or(u32::MAX);
+            for p in t.all_phases().iter().filter(|p| u32::from(p.domain) == dom && p.overlaps_lost()) {
+                out.push(format!(
+                    "{}: phase {} overlaps lost trace records ({} reported while it ran)",
+                    g.name(),
+                    p.name,
+                    p.lost_records
+                ));
+            }
+        }
+        if let Some(net) = g.last().and_then(|a| a.net.as_ref()) {
+            if !net.ok() {
+                let bad: Vec<String> = net.echoes.iter().filter(|e| !e.exact()).map(|e| format!("{e:?}")).collect();
+                out.push(format!("{}: network drive failed: {:?} {bad:?}", g.name(), net.errors));
+            }
+        } else if g.guest.plan.net.is_some() {
+            out.push(format!("{}: its network drive left no results", g.name()));
+        }
+    }
+    out
+}
+
+/// Runs the Xen host.
+pub fn run(a: &Args) -> Result<(), String> {
+    let variants = Variant::for_mode(&a.mode).ok_or_else(|| format!("--mode {}: not a Xen mode", a.mode))?;
+    let guests = plan(a, &variants)?;
+    let work = paths::logs().join("xen");
+    eprintln!(
+        "==> building the Xen test host or reusing the cached one (~/.cache/hykernel), then booting it under QEMU TCG; \
+         the dom0 agent runs {} guest(s) under xentrace",
+        guests.len()
+    );
+    let runs = run_guests(&work, &a.kernel, &guests, 2400).map_err(|e| e.to_string())?;
+    report::attempts(&runs);
+    report::trace_warnings(&runs);
+    let ours: Vec<&GuestRun> =
+        runs.iter().filter(|g| g.guest.variant().is_some() && g.guest.plan.net.is_none()).collect();
+    let linux = runs.iter().find(|g| g.guest.variant().is_none() && g.guest.plan.net.is_none());
+    let net: Vec<&GuestRun> = runs.iter().filter(|g| g.guest.plan.net.is_some()).collect();
+    if !ours.is_empty() {
+        report::benchmarks(&ours);
+        report::interrupts(&ours);
+    }
+    report::boot(&ours, linux);
+    if !net.is_empty() {
+        report::network(&net);
+    }
+    for g in &ours {
+        let path = report::write_json(
+            &a.results,
+            &format!("xen-{}", g.guest.variant().map_or("", |v| v.label)),
+            &report::variant_json(g, linux),
+        )?;
+        println!("results written to {}", path.display());
+    }
+    if !net.is_empty() {
+        let path = report::write_json(&a.results, "xen-network", &report::network_json(&net))?;
+        println!("results written to {}", path.display());
+    }
+    println!("raw outputs (consoles, traces, the agent's results.json): {}", work.join("out").display());
+    let problems = problems(&runs);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the run does not count:\n  {}", problems.join("\n  ")))
+    }
+}

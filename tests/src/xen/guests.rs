@@ -1,0 +1,253 @@
+//! The guests the harness runs on the Xen host, as types: which kernel configuration
+//! (a [`Variant`]), the Linux peer, and what each becomes in the agent's [`GuestPlan`].
+//!
+//! Command lines come from `proto::cmdline::Options` (rendered, never written by hand),
+//! domain names from the variant's label, and every guest of ours is recognised by the
+//! kernel's own `READY`/`DONE` lines.
+
+use super::plan::{ConsoleKind, GuestNet, GuestPlan, LineMatch};
+use crate::netbench::{NetPlan, Server};
+use proto::cmdline::{BenchSet, CallbackChoice, ClockChoice, Fault, Mode, Options, TimerChoice};
+use std::net::Ipv4Addr;
+
+/// A kernel configuration compared on the Xen host: a mode and its switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    /// Short label, unique in a run: the domain is `hy-<label>`.
+    pub label: &'static str,
+    /// Mode and switches (`bench=` is set per guest).
+    pub opts: Options,
+}
+
+impl Variant {
+    const fn new(label: &'static str, mode: Mode) -> Variant {
+        Variant {
+            label,
+            opts: Options {
+                mode,
+                bench: BenchSet::ALL,
+                ip: None,
+                apic: proto::cmdline::ApicChoice::Auto,
+                timer: TimerChoice::Auto,
+                clock: ClockChoice::Auto,
+                callback: None,
+                netwait_s: 120,
+                fault: Fault::None,
+            },
+        }
+    }
+
+    /// Plain HVM.
+    pub const HVM: Variant = Variant::new("hvm", Mode::Hvm);
+    /// Hybrid with the global callback vector.
+    pub const HYBRID: Variant = Variant::new("hybrid", Mode::Hybrid);
+    /// Hybrid with the per-vCPU upcall vector.
+    pub const HYBRID_PERCPU: Variant = {
+        let mut v = Variant::new("hybrid-percpu", Mode::Hybrid);
+        v.opts.callback = Some(CallbackChoice::PerCpu);
+        v
+    };
+    /// Hybrid with the TSC clock and the LAPIC timer: the events alone.
+    pub const HYBRID_MIXED: Variant = {
+        let mut v = Variant::new("hybrid-mixed", Mode::Hybrid);
+        v.opts.clock = ClockChoice::Tsc;
+        v.opts.timer = TimerChoice::Lapic;
+        v
+    };
+    /// PVH.
+    pub const PVH: Variant = Variant::new("pvh", Mode::Pvh);
+
+    /// The variants `--mode M` compares: `all` is hvm, hybrid (global callback), hybrid
+    /// with the per-vCPU vector, and pvh.
+    pub fn for_mode(mode: &str) -> Option<Vec<Variant>> {
+        Some(match mode {
+            "hvm" => vec![Variant::HVM],
+            "hybrid" => vec![Variant::HYBRID],
+            "pvh" => vec![Variant::PVH],
+            "all" => vec![Variant::HVM, Variant::HYBRID, Variant::HYBRID_PERCPU, Variant::PVH],
+            _ => return None,
+        })
+    }
+
+    /// The domain name.
+    pub fn domain(&self) -> String {
+        format!("hy-{}", self.label)
+    }
+
+    /// Whether Xen builds it as `type="hvm"` (an emulated PC: hvm and hybrid).
+    pub fn hvm_type(&self) -> bool {
+        matches!(self.opts.mode, Mode::Hvm | Mode::Hybrid)
+    }
+}
+
+/// What the run is about a guest: ours (which variant) or the Linux peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// hykernel in a variant.
+    Ours(Variant),
+    /// Debian's Linux as a PVH domU.
+    Linux,
+}
+
+/// One guest of a run: its role and its plan for the agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guest {
+    /// Ours or the peer.
+    pub role: Role,
+    /// What the agent runs.
+    pub plan: GuestPlan,
+}
+
+/// The network services of hykernel and the Linux peer listen after this line.
+const KERNEL_SERVING: &str = "NET ready";
+const PEER_SERVING: &str = "HY-DOMU: peer up";
+
+impl Guest {
+    /// hykernel as `variant`, running `bench`, with `raw` appended verbatim to its command
+    /// line (for tests of bad options; normally empty).
+    pub fn kernel(variant: Variant, bench: BenchSet, raw: &str) -> Guest {
+        let opts = Options { bench, ..variant.opts };
+        let cmdline = format!("{opts} {raw}").trim().to_string();
+        let mut overrides = vec![format!("cmdline=\"{cmdline}\"")];
+        // qemu-xen is qemu-system-i386, whose ELF loader refuses ELF64: HVM-type guests
+        // get the ELF32 copy.
+        if variant.hvm_type() {
+            overrides.push("kernel=\"/mnt/hykernel32.elf\"".into());
+        }
+        Guest {
+            role: Role::Ours(variant),
+            plan: GuestPlan {
+                name: variant.domain(),
+                config: if variant.hvm_type() { "hvm.cfg" } else { "pvh.cfg" }.into(),
+                overrides,
+                // hvm mode has only COM1; the Xen modes move to the PV console at once.
+                console: if variant.opts.mode == Mode::Hvm { ConsoleKind::Serial } else { ConsoleKind::Pv },
+                ready: LineMatch::Prefix("READY ".into()),
+                done: LineMatch::Exact("DONE".into()),
+                timeout_s: 600,
+                net: None,
+            },
+        }
+    }
+
+    /// A guest expected to stop with its command-line error (the error is its done line).
+    pub fn kernel_refusing(variant: Variant, bad_word: &str) -> Guest {
+        let mut g = Guest::kernel(variant, BenchSet::NONE.with("cpuid", true), bad_word);
+        g.plan.name = format!("hy-{}-badopt", variant.label);
+        g.plan.done = LineMatch::Prefix("ERROR cmdline:".into());
+        g.plan.timeout_s = 120;
+        g
+    }
+
+    /// hykernel as `variant` serving the network at `10.0.0.<host>` until dom0's client
+    /// sends `QUIT`. hvm mode gets qemu-xen's emulated virtio-net (its address on the
+    /// command line); the Xen modes the PV vif (address from xenstore).
+    pub fn kernel_net(variant: Variant, host: u8, plan: NetPlan) -> Guest {
+        let ip = Ipv4Addr::new(10, 0, 0, host);
+        let mut v = variant;
+        if variant.opts.mode == Mode::Hvm {
+            v.opts.ip = Some(proto::cmdline::Ipv4Cidr { addr: ip.octets(), prefix: 24 });
+        }
+        let mut g = Guest::kernel(v, BenchSet::NONE, "");
+        g.plan.name = format!("hy-{}-net", variant.label);
+        g.plan.timeout_s = 400;
+        let model = if variant.opts.mode == Mode::Hvm { ",model=virtio-net-pci" } else { "" };
+        g.plan.overrides.push(format!("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:{host:02x},ip={ip}{model}\"]"));
+        g.plan.net = Some(GuestNet { ip, serving: LineMatch::Prefix(KERNEL_SERVING.into()), plan });
+        g
+    }
+
+    /// Debian's Linux as a PVH domU with a busybox userland: the boot-time peer.
+    pub fn linux() -> Guest {
+        Guest {
+            role: Role::Linux,
+            plan: GuestPlan {
+                name: "linux-pvh".into(),
+                config: "linux-pvh.cfg".into(),
+                overrides: vec![],
+                console: ConsoleKind::Pv,
+                ready: LineMatch::Prefix("HY-DOMU: Linux up".into()),
+                done: LineMatch::Prefix("HY-DOMU: Linux up".into()),
+                timeout_s: 300,
+                net: None,
+            },
+        }
+    }
+
+    /// The Linux peer with netfront, serving the same services (`peer/hyecho.c`) at
+    /// `10.0.0.<host>`, driven by the same client.
+    pub fn linux_net(host: u8, plan: NetPlan) -> Guest {
+        let ip = Ipv4Addr::new(10, 0, 0, host);
+        let mut g = Guest::linux();
+        g.plan.name = "linux-net".into();
+        g.plan.overrides = vec![
+            format!("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:{host:02x},ip={ip}\"]"),
+            "ramdisk=\"/mnt/domu/initrd-peer.cpio.gz\"".into(),
+            format!("cmdline=\"console=hvc0 quiet hy.ip={ip}/24\""),
+        ];
+        g.plan.ready = LineMatch::Prefix(PEER_SERVING.into());
+        g.plan.done = LineMatch::Prefix("HY-DOMU: hyecho exited".into());
+        g.plan.net = Some(GuestNet { ip, serving: LineMatch::Prefix(PEER_SERVING.into()), plan });
+        g
+    }
+
+    /// The variant, for a guest of ours.
+    pub fn variant(&self) -> Option<Variant> {
+        match self.role {
+            Role::Ours(v) => Some(v),
+            Role::Linux => None,
+        }
+    }
+
+    /// Whether it needs the Linux peer's files on the payload disk.
+    pub fn needs_linux(&self) -> bool {
+        self.role == Role::Linux
+    }
+
+    /// Whether it needs the peer's network initramfs.
+    pub fn needs_peer_initrd(&self) -> bool {
+        self.role == Role::Linux && self.plan.net.is_some()
+    }
+}
+
+/// The drive dom0 gives a guest's network: everything, with `rr` round trips, a
+/// `stream_bytes` transfer and a `flood` of that many datagrams.
+pub fn net_plan(server: Server, rr: u32, stream_bytes: u64, flood: u64) -> NetPlan {
+    NetPlan { server, ping: 5, echo: true, rr, stream_bytes, flood }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_guests() {
+        let g = Guest::kernel(Variant::HVM, BenchSet::NONE.with("cpuid", true).with("interrupt", true), "");
+        assert_eq!(g.plan.name, "hy-hvm");
+        assert_eq!(g.plan.config, "hvm.cfg");
+        assert_eq!(g.plan.console, ConsoleKind::Serial);
+        assert_eq!(g.plan.overrides, ["cmdline=\"mode=hvm bench=cpuid,interrupt\"", "kernel=\"/mnt/hykernel32.elf\""]);
+        let p = Guest::kernel(Variant::HYBRID_PERCPU, BenchSet::ALL, "");
+        assert_eq!((p.plan.name.as_str(), p.plan.console), ("hy-hybrid-percpu", ConsoleKind::Pv));
+        assert!(p.plan.overrides[0].contains("mode=hybrid bench=all callback=percpu"));
+        assert_eq!(Guest::kernel(Variant::PVH, BenchSet::ALL, "").plan.config, "pvh.cfg");
+        let bad = Guest::kernel_refusing(Variant::PVH, "colour=blue");
+        assert!(bad.plan.overrides[0].ends_with("bench=cpuid colour=blue\""), "{:?}", bad.plan.overrides);
+        assert!(bad.plan.done.matches("ERROR cmdline: unknown option 'colour=blue'"));
+        assert_eq!(Variant::for_mode("all").unwrap().len(), 4);
+        assert!(Variant::for_mode("pv").is_none());
+    }
+
+    #[test]
+    fn network_guests() {
+        let plan = net_plan(Server::Hykernel, 300, 1 << 20, 0);
+        let hvm = Guest::kernel_net(Variant::HVM, 3, plan.clone());
+        assert!(hvm.plan.overrides[0].contains("mode=hvm bench=none ip=10.0.0.3/24"), "{:?}", hvm.plan.overrides);
+        assert!(hvm.plan.overrides.iter().any(|o| o.contains("model=virtio-net-pci")));
+        let hy = Guest::kernel_net(Variant::HYBRID, 2, plan);
+        assert!(!hy.plan.overrides[0].contains("ip="), "the PV vif's address comes from xenstore");
+        assert_eq!(hy.plan.net.as_ref().unwrap().ip, Ipv4Addr::new(10, 0, 0, 2));
+        let l = Guest::linux_net(20, net_plan(Server::Linux, 300, 1 << 20, 0));
+        assert!(l.needs_peer_initrd() && l.needs_linux() && l.variant().is_none());
+    }
+}
