@@ -10,6 +10,7 @@ use crate::{bench, console, heap, net, platform, power};
 use arch::acpi::AcpiInfo;
 use arch::boot::BootInfo;
 use arch::hypervisor::Hypervisor;
+use arch::platform::Console;
 use arch::platform::ExitStatus;
 use drivers::console::{DebugCon, Uart16550};
 use proto::cmdline::{self, Choice, Fault};
@@ -27,9 +28,9 @@ fn fail(args: core::fmt::Arguments<'_>) -> ! {
 #[no_mangle]
 pub extern "C" fn kernel_entry(start_info: u32) -> ! {
     let entry_tsc = arch::cpu::rdtsc();
-    // SAFETY: COM1 is the PC's first UART; without one, the writes go nowhere.
-    let com1: &'static Uart16550 = alloc_free_static(unsafe { Uart16550::init(Uart16550::COM1) });
-    console::set(&[com1, &DEBUGCON]);
+    // SAFETY: COM1 is the PC's first UART, or unused ports where there is none.
+    let com1 = unsafe { Uart16550::probe(Uart16550::COM1) }.map(alloc_free_static);
+    early_consoles(com1, None);
     arch::gdt::init();
     arch::trap::init();
 
@@ -49,7 +50,7 @@ pub extern "C" fn kernel_entry(start_info: u32) -> ! {
     let xen = platform::xen(&hv);
     let xen_console = xen.map(platform::xen_console);
     if let Some(Ok(c)) = xen_console {
-        console::set(&[com1, &DEBUGCON, c]);
+        early_consoles(com1, Some(c));
     }
     log::info!(
         "hykernel {} image {} KiB, heap {} MiB, cmdline '{}'",
@@ -111,6 +112,18 @@ pub extern "C" fn kernel_entry(start_info: u32) -> ! {
         kprintln!("DONE");
     }
     power::off(status)
+}
+
+/// The consoles until the platform chooses its own: COM1 where one answered, the debug
+/// port (Xen's log, QEMU's debugcon), and `more` (Xen's PV console).
+fn early_consoles(com1: Option<&'static Uart16550>, more: Option<&'static dyn Console>) {
+    let mut list: [&'static dyn Console; 3] = [&DEBUGCON; 3];
+    let mut n = 0;
+    for c in [com1.map(|c| c as &'static dyn Console), Some(&DEBUGCON), more].into_iter().flatten() {
+        list[n] = c;
+        n += 1;
+    }
+    console::set(&list[..n]);
 }
 
 /// Moves a value into a leaked heap-free static slot (the heap is not up yet).

@@ -9,6 +9,7 @@ const FCR: u16 = 2;
 const LCR: u16 = 3;
 const MCR: u16 = 4;
 const LSR: u16 = 5;
+const SCRATCH: u16 = 7;
 const LSR_THR_EMPTY: u8 = 1 << 5;
 
 /// A UART at an I/O port base (COM1 is 0x3f8).
@@ -19,6 +20,25 @@ pub struct Uart16550 {
 impl Uart16550 {
     /// COM1's I/O base.
     pub const COM1: u16 = 0x3f8;
+
+    /// The UART at `base`, programmed, if one answers there: its scratch register keeps
+    /// what is written to it, where a missing device reads back 0xff. A guest without one
+    /// (a Xen PVH domain) then writes nothing to it, each byte of which would have cost
+    /// two port I/O exits.
+    ///
+    /// # Safety
+    /// `base` must be a 16550 UART's I/O base or unused ports.
+    pub unsafe fn probe(base: u16) -> Option<Self> {
+        let u = Uart16550 { base };
+        for pattern in [0x5a, 0xa5] {
+            u.out(SCRATCH, pattern);
+            if u.inb(SCRATCH) != pattern {
+                return None;
+            }
+        }
+        // SAFETY: a UART answered at `base`.
+        Some(unsafe { Self::init(base) })
+    }
 
     /// Programs the UART at `base` for 115200 8N1 with FIFOs, interrupts off.
     ///
