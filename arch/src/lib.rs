@@ -3,7 +3,7 @@
 //!
 //! Modules that only make sense on the target (the boot and trap assembly) are built
 //! only for `target_os = "none"`; the decoding logic (CPUID, ACPI's S5 package, boot
-//! info, TSC math) is pure and tested on the host.
+//! info, TSC math) and the interrupt handler slots are pure and tested on the host.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod gdt;
 pub mod hpet;
 pub mod hypervisor;
+pub mod irq_table;
 pub mod mmio;
 pub mod paging;
 pub mod pic;

@@ -93,8 +93,3 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<(), MapError> {
     }
     Ok(())
 }
-
-/// True if `addr` is mapped (for diagnostics).
-pub fn is_mapped(addr: u64) -> bool {
-    TABLES.get().is_some_and(|t| t.lock().translate_addr(VirtAddr::new(addr)).is_some())
-}

@@ -1,4 +1,4 @@
-//! The small traits behind which the platforms differ.
+//! The small traits behind which the platforms differ, and the one drivers hand them.
 //!
 //! The kernel picks one implementation of each at boot (`kernel/src/platform.rs`) and
 //! never asks again which mode it runs in. Each trait has one exact meaning:
@@ -9,6 +9,13 @@
 //! - [`InterruptController`]: vectors for IPIs and MSIs, and the end-of-interrupt rule.
 //! - [`PowerControl`]: how the machine is turned off, with a success or failure status.
 //! - [`PhaseMarker`]: marks benchmark phases in the host's trace, where the host traces.
+//!
+//! Drivers, timers and benchmarks implement [`IrqHandler`] on the state they share with
+//! their interrupt path and register it with the controller, as Linux's
+//! `request_irq(..., dev_id)` and Unikraft's `evtchn_alloc_unbound(..., handler, arg)`
+//! do: the handler runs with its device's state as `&self`, so two devices of a kind
+//! coexist and no driver keeps its interrupt state in a static. The tables behind the
+//! controllers are [`crate::irq_table`]'s.
 
 /// A text sink for the kernel's log.
 pub trait Console: Sync {
@@ -53,8 +60,24 @@ pub type Vector = u8;
 /// event channels.
 pub type Irq = u32;
 
-/// A function run for an interrupt, with its number.
-pub type IrqHandler = fn(Irq);
+/// What runs for an interrupt: implemented by the state a driver shares with its
+/// interrupt path, registered once as `&'static dyn IrqHandler` (drivers leak that state,
+/// as they leak their other `'static` objects).
+///
+/// `handle` runs in interrupt context with interrupts disabled: it must not allocate or
+/// take a lock the interrupted code may hold. The controller's end-of-interrupt follows
+/// it. A plain `fn(Irq)` (or any `Fn(Irq) + Sync`) is a handler too, for handlers that
+/// need no state.
+pub trait IrqHandler: Sync {
+    /// Handles `irq` (a vector or an event channel port, as the controller numbers it).
+    fn handle(&self, irq: Irq);
+}
+
+impl<F: Fn(Irq) + Sync> IrqHandler for F {
+    fn handle(&self, irq: Irq) {
+        self(irq)
+    }
+}
 
 /// An MSI/MSI-X message: what the device writes where to raise an interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +93,8 @@ pub struct MsiMessage {
 pub enum IrqError {
     /// All vectors are in use.
     NoVectors,
+    /// The interrupt already has a handler.
+    InUse,
     /// The hypervisor refused (its error code).
     Hypervisor(i64),
     /// This controller cannot do that kind of interrupt.
@@ -79,11 +104,11 @@ pub enum IrqError {
 /// Delivers interrupts to this CPU and says how they end.
 pub trait InterruptController: Sync {
     /// Connects `handler` to a fresh interrupt this CPU can raise on itself.
-    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Irq, IrqError>;
+    fn alloc_ipi(&self, handler: &'static dyn IrqHandler) -> Result<Irq, IrqError>;
     /// Raises `irq` (from [`alloc_ipi`](Self::alloc_ipi)) on this CPU.
     fn send_self_ipi(&self, irq: Irq);
     /// Connects `handler` to a fresh interrupt and returns the MSI message that raises it.
-    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Irq, MsiMessage), IrqError>;
+    fn alloc_msi(&self, handler: &'static dyn IrqHandler) -> Result<(Irq, MsiMessage), IrqError>;
     /// Ends the interrupt taken on `vector` after its handlers ran (a LAPIC EOI, or
     /// nothing when the controller acknowledged it otherwise).
     fn end_of_interrupt(&self, vector: Vector);

@@ -1,17 +1,15 @@
-//! The IO-APIC: routes the board's interrupt lines (GSIs) to vectors.
+//! The IO-APIC: the board's interrupt lines (GSIs), which this kernel keeps masked.
 //!
 //! Two MMIO registers (index at +0x00, data at +0x10) reach a register file whose
 //! entries 0x10 + 2n / 0x11 + 2n are the redirection entries of input n. The kernel masks
-//! every input at boot and unmasks only what a driver routes.
+//! every input at boot: its devices interrupt by MSI-X or event channel, never by a
+//! line. [`Signal`] is how ACPI's interrupt source overrides describe a line.
 
 use crate::mmio::Mmio;
-use crate::platform::Vector;
 
 const REG_VERSION: u32 = 0x01;
 const REG_REDIR: u32 = 0x10;
 const MASKED: u32 = 1 << 16;
-const LEVEL: u32 = 1 << 15;
-const ACTIVE_LOW: u32 = 1 << 13;
 
 /// Trigger mode and polarity of an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,13 +32,6 @@ pub struct IoApic {
     window: Mmio<u32>,
     gsi_base: u32,
     inputs: u32,
-}
-
-/// Why a GSI could not be routed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteError {
-    /// The GSI is not one of this IO-APIC's inputs.
-    NotMine(u32),
 }
 
 impl IoApic {
@@ -77,37 +68,6 @@ impl IoApic {
         for n in 0..self.inputs {
             self.write(REG_REDIR + 2 * n, MASKED);
             self.write(REG_REDIR + 2 * n + 1, 0);
-        }
-    }
-
-    /// Routes `gsi` to `vector` on APIC `dest`, fixed delivery, and unmasks it.
-    pub fn route(&self, gsi: u32, vector: Vector, dest: u32, signal: Signal) -> Result<(), RouteError> {
-        let n = self.input(gsi)?;
-        let mut low = vector as u32;
-        if signal.level {
-            low |= LEVEL;
-        }
-        if signal.active_low {
-            low |= ACTIVE_LOW;
-        }
-        self.write(REG_REDIR + 2 * n + 1, (dest & 0xff) << 24);
-        self.write(REG_REDIR + 2 * n, low);
-        Ok(())
-    }
-
-    /// Masks or unmasks `gsi`.
-    pub fn set_masked(&self, gsi: u32, masked: bool) -> Result<(), RouteError> {
-        let n = self.input(gsi)?;
-        let low = self.read(REG_REDIR + 2 * n);
-        self.write(REG_REDIR + 2 * n, if masked { low | MASKED } else { low & !MASKED });
-        Ok(())
-    }
-
-    fn input(&self, gsi: u32) -> Result<u32, RouteError> {
-        if self.gsis().contains(&gsi) {
-            Ok(gsi - self.gsi_base)
-        } else {
-            Err(RouteError::NotMine(gsi))
         }
     }
 }

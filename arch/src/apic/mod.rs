@@ -188,7 +188,7 @@ impl LapicController {
 }
 
 impl InterruptController for LapicController {
-    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Irq, IrqError> {
+    fn alloc_ipi(&self, handler: &'static dyn IrqHandler) -> Result<Irq, IrqError> {
         trap::alloc_vector(handler).map(Irq::from)
     }
 
@@ -198,7 +198,7 @@ impl InterruptController for LapicController {
         }
     }
 
-    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
+    fn alloc_msi(&self, handler: &'static dyn IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
         let vector = trap::alloc_vector(handler)?;
         Ok((vector.into(), MsiMessage { address: msi_address(self.lapic.id()), data: vector as u32 }))
     }

@@ -4,15 +4,15 @@
 //! Deadlines are in the platform clock's nanoseconds (the TSC, or a pvclock or HPET in
 //! the modes that choose those). In TSC-deadline mode the time left is converted to a TSC
 //! value and written to `IA32_TSC_DEADLINE`; in one-shot mode to APIC timer ticks (rounded
-//! up). Either way the interrupt handler checks the clock and re-arms if it ran early, so
-//! the callback never does.
+//! up). Either way the timer is its own interrupt handler: it checks the clock and re-arms
+//! if it ran early, so the callback never does.
 
 use super::{reg, Lapic, LVT_MASKED};
 use crate::cpu;
-use crate::platform::{Clock, Irq, IrqError, Timer, Vector};
+use crate::platform::{Clock, Irq, IrqError, IrqHandler, Timer};
 use crate::tsc::TscClock;
+use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Once;
 
 const IA32_TSC_DEADLINE: u32 = 0x6e0;
 const LVT_TSC_DEADLINE: u32 = 0b10 << 17;
@@ -29,19 +29,16 @@ enum Mode {
     },
 }
 
-/// The APIC timer.
+/// The APIC timer; also the handler of its vector.
 pub struct LapicTimer {
     lapic: &'static Lapic,
     clock: &'static dyn Clock,
     tsc: &'static TscClock,
-    vector: Vector,
     mode: Mode,
     deadline: AtomicU64,
     early: AtomicU64,
     callback: fn(),
 }
-
-static TIMER: Once<&'static LapicTimer> = Once::new();
 
 impl LapicTimer {
     /// Sets up the timer; `callback` runs in interrupt context when a deadline (in
@@ -55,28 +52,28 @@ impl LapicTimer {
         prefer_deadline: bool,
         callback: fn(),
     ) -> Result<&'static LapicTimer, IrqError> {
-        let vector = crate::trap::alloc_vector(on_interrupt)?;
         let mode = if prefer_deadline && features.tsc_deadline {
-            lapic.write(reg::LVT_TIMER, vector as u32 | LVT_TSC_DEADLINE);
             Mode::TscDeadline
         } else {
             Mode::OneShot { ticks_per_ns_fp: calibrate(lapic, tsc) }
         };
-        let timer = alloc::boxed::Box::leak(alloc::boxed::Box::new(LapicTimer {
+        let timer: &'static LapicTimer = Box::leak(Box::new(LapicTimer {
             lapic,
             clock,
             tsc,
-            vector,
             mode,
             deadline: AtomicU64::new(NO_DEADLINE),
             early: AtomicU64::new(0),
             callback,
         }));
-        if let Mode::OneShot { .. } = mode {
-            lapic.write(reg::TIMER_DIVIDE, DIVIDE_BY_16);
-            lapic.write(reg::LVT_TIMER, vector as u32);
+        let vector = crate::trap::alloc_vector(timer)?;
+        match mode {
+            Mode::TscDeadline => lapic.write(reg::LVT_TIMER, vector as u32 | LVT_TSC_DEADLINE),
+            Mode::OneShot { .. } => {
+                lapic.write(reg::TIMER_DIVIDE, DIVIDE_BY_16);
+                lapic.write(reg::LVT_TIMER, vector as u32);
+            }
         }
-        TIMER.call_once(|| timer);
         Ok(timer)
     }
 
@@ -96,11 +93,6 @@ impl LapicTimer {
             }
         }
     }
-
-    /// The vector the timer interrupts on.
-    pub fn vector(&self) -> Vector {
-        self.vector
-    }
 }
 
 /// Measures the APIC timer's rate against the TSC clock (divide by 16, ~10 ms).
@@ -118,19 +110,20 @@ fn calibrate(lapic: &Lapic, clock: &TscClock) -> u64 {
     ((ticks as u128) << 32).checked_div(elapsed as u128).unwrap_or(1 << 32) as u64
 }
 
-fn on_interrupt(_vector: Irq) {
-    let Some(timer) = TIMER.get() else { return };
-    let deadline = timer.deadline.load(Ordering::Acquire);
-    if deadline == NO_DEADLINE {
-        return;
+impl IrqHandler for LapicTimer {
+    fn handle(&self, _vector: Irq) {
+        let deadline = self.deadline.load(Ordering::Acquire);
+        if deadline == NO_DEADLINE {
+            return;
+        }
+        if self.clock.now_ns() < deadline {
+            self.early.fetch_add(1, Ordering::Relaxed);
+            self.program(deadline); // early: try again, never run the callback early
+            return;
+        }
+        self.deadline.store(NO_DEADLINE, Ordering::Release);
+        (self.callback)();
     }
-    if timer.clock.now_ns() < deadline {
-        timer.early.fetch_add(1, Ordering::Relaxed);
-        timer.program(deadline); // early: try again, never run the callback early
-        return;
-    }
-    timer.deadline.store(NO_DEADLINE, Ordering::Release);
-    (timer.callback)();
 }
 
 impl Timer for LapicTimer {

@@ -3,12 +3,13 @@
 //! `entry.S` has one 16-byte stub per vector; all of them funnel into [`trap_dispatch`].
 //! Exceptions (vectors 0–31) end in a report of the faulting state and a panic, which the
 //! kernel's panic handler turns into a failure shutdown. Interrupts (32–255) run the
-//! handler registered for the vector, then the [`InterruptController`]'s end-of-interrupt.
+//! handler [`alloc_vector`] connected to the vector (with its device's state), then the
+//! [`InterruptController`]'s end-of-interrupt.
 
 mod report;
 
+use crate::irq_table::HandlerSlot;
 use crate::platform::{InterruptController, IrqError, IrqHandler, Vector};
-use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Once;
 
 #[cfg(target_os = "none")]
@@ -52,8 +53,8 @@ pub const DYNAMIC_VECTORS: core::ops::RangeInclusive<u8> = 0x30..=0xef;
 /// The local APIC's spurious-interrupt vector; never acknowledged.
 pub const SPURIOUS_VECTOR: Vector = 0xff;
 
-/// Handlers by vector; 0 = none.
-static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+/// Handlers by vector (only [`DYNAMIC_VECTORS`] are ever connected).
+static HANDLERS: [HandlerSlot; 256] = [const { HandlerSlot::new() }; 256];
 static CONTROLLER: Once<&'static dyn InterruptController> = Once::new();
 
 /// Chooses the interrupt controller whose end-of-interrupt follows every handler.
@@ -61,19 +62,11 @@ pub fn set_controller(ctrl: &'static dyn InterruptController) {
     CONTROLLER.call_once(|| ctrl);
 }
 
-/// Connects `handler` to a free dynamic vector.
-pub fn alloc_vector(handler: IrqHandler) -> Result<Vector, IrqError> {
-    for v in DYNAMIC_VECTORS {
-        if HANDLERS[v as usize].compare_exchange(0, handler as usize, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            return Ok(v);
-        }
-    }
-    Err(IrqError::NoVectors)
-}
-
-/// Connects `handler` to a fixed vector (replacing any handler there).
-pub fn set_handler(vector: Vector, handler: IrqHandler) {
-    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+/// Connects `handler` to a free dynamic vector, for good.
+pub fn alloc_vector(handler: &'static dyn IrqHandler) -> Result<Vector, IrqError> {
+    let first = *DYNAMIC_VECTORS.start();
+    let dynamic = &HANDLERS[first as usize..=*DYNAMIC_VECTORS.end() as usize];
+    HandlerSlot::claim_first(dynamic, handler).map(|i| first + i as u8).ok_or(IrqError::NoVectors)
 }
 
 /// Called by `entry.S` for every trap.
@@ -84,13 +77,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         report::fatal_exception(frame);
     }
     frame.rip = crate::cpu::skip_idle_halt(frame.rip);
-    let raw = HANDLERS[vector as usize].load(Ordering::Acquire);
-    if raw != 0 {
-        // SAFETY: only `alloc_vector`/`set_handler` store non-zero values, and they store
-        // `IrqHandler` function pointers.
-        let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(raw) };
-        handler(vector as u32);
-    } else if vector != SPURIOUS_VECTOR {
+    if !HANDLERS[vector as usize].dispatch(vector as u32) && vector != SPURIOUS_VECTOR {
         log::warn!("interrupt on unexpected vector {vector:#x}");
     }
     if vector != SPURIOUS_VECTOR {

@@ -5,17 +5,18 @@
 //! either the **global** callback (`HVM_PARAM_CALLBACK_IRQ`, vector type: injected without
 //! the local APIC, so it ends with no EOI) or the **per-vCPU** upcall vector
 //! (`HVMOP_set_evtchn_upcall_vector`: through the local APIC, so it ends with a LAPIC
-//! EOI). The upcall runs `xen_iface::events::scan` and calls each port's handler;
-//! acknowledging an event is clearing bits in shared memory.
+//! EOI). [`EventChannels`] is that vector's handler: the upcall runs
+//! `xen_iface::events::scan` and calls each port's handler, with its context, from a
+//! table of [`HandlerSlot`]s; acknowledging an event is clearing bits in shared memory.
 
 use super::shared::SharedPage;
 use super::Xen;
 use crate::apic::Lapic;
+use crate::irq_table::HandlerSlot;
 use crate::platform::{InterruptController, Irq, IrqError, IrqHandler, MsiMessage, Vector};
 use crate::trap;
 use alloc::boxed::Box;
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Once;
 use xen_iface::events::{self, NR_PORTS, VCPU_INFO_SIZE, VCPU_TIME};
 use xen_iface::hypercall::{callback_via_vector, param, XENMAPSPACE_SHARED_INFO};
@@ -40,6 +41,8 @@ pub enum EventError {
     Callback(i64),
     /// The per-vCPU callback needs the local APIC for its EOI.
     NeedsLapic,
+    /// Event channels were set up already (their frames below back one instance).
+    AlreadyInitialised,
 }
 
 /// Rounds over the pending bitmaps per upcall before leaving the rest to the next one.
@@ -52,26 +55,20 @@ struct Page([u8; 4096]);
 static mut SHARED_INFO_FRAME: Page = Page([0; 4096]);
 /// vCPU 0's own `vcpu_info`, when Xen accepts it.
 static mut VCPU_INFO_FRAME: Page = Page([0; 4096]);
+/// Set by the first [`EventChannels::init`]: the frames above back one instance.
+static FRAMES_TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// Event channels of this domain.
+/// Event channels of this domain; also the handler of the upcall vector.
 pub struct EventChannels {
     xen: Xen,
     shared: SharedPage,
     vcpu: SharedPage,
-    vector: Vector,
+    /// The upcall vector, once connected.
+    vector: Once<Vector>,
     callback: Callback,
     lapic: Option<&'static Lapic>,
-    handlers: Box<[AtomicUsize]>,
-    upcalls: AtomicU64,
-    delivered: AtomicU64,
-}
-
-static EVENTS: Once<&'static EventChannels> = Once::new();
-
-fn on_upcall(_vector: Irq) {
-    if let Some(ev) = EVENTS.get() {
-        ev.upcall();
-    }
+    /// Handlers by port.
+    handlers: Box<[HandlerSlot]>,
 }
 
 impl EventChannels {
@@ -82,14 +79,17 @@ impl EventChannels {
         callback: Callback,
         lapic: Option<&'static Lapic>,
     ) -> Result<&'static EventChannels, EventError> {
-        if let Some(ev) = EVENTS.get() {
-            return Ok(ev);
-        }
         if callback == Callback::PerCpu && lapic.is_none() {
             return Err(EventError::NeedsLapic);
         }
+        if FRAMES_TAKEN.swap(true, Ordering::AcqRel) {
+            return Err(EventError::AlreadyInitialised);
+        }
         let shared_gpa = (&raw const SHARED_INFO_FRAME) as u64;
-        xen.add_to_physmap(XENMAPSPACE_SHARED_INFO, 0, shared_gpa >> 12).map_err(EventError::SharedInfo)?;
+        xen.add_to_physmap(XENMAPSPACE_SHARED_INFO, 0, shared_gpa >> 12).map_err(|e| {
+            FRAMES_TAKEN.store(false, Ordering::Release); // Xen took neither frame
+            EventError::SharedInfo(e)
+        })?;
         // SAFETY: Xen just mapped shared_info over this page-aligned static frame; only
         // this module uses it.
         let shared = unsafe { SharedPage::new(shared_gpa, 4096) };
@@ -103,20 +103,17 @@ impl EventChannels {
                 unsafe { SharedPage::new(shared_gpa, VCPU_INFO_SIZE) }
             }
         };
-        let vector = trap::alloc_vector(on_upcall).map_err(|_| EventError::NoVector)?;
-        let handlers: Vec<AtomicUsize> = (0..NR_PORTS).map(|_| AtomicUsize::new(0)).collect();
         let ev: &'static EventChannels = Box::leak(Box::new(EventChannels {
             xen,
             shared,
             vcpu,
-            vector,
+            vector: Once::new(),
             callback,
             lapic,
-            handlers: handlers.into_boxed_slice(),
-            upcalls: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
+            handlers: (0..NR_PORTS).map(|_| HandlerSlot::new()).collect(),
         }));
-        EVENTS.call_once(|| ev);
+        let vector = trap::alloc_vector(ev).map_err(|_| EventError::NoVector)?;
+        ev.vector.call_once(|| vector);
         match callback {
             Callback::Global => xen.set_hvm_param(param::CALLBACK_IRQ, callback_via_vector(vector)),
             Callback::PerCpu => xen.set_upcall_vector(0, vector),
@@ -135,23 +132,30 @@ impl EventChannels {
         (&self.vcpu, VCPU_TIME)
     }
 
-    /// Upcalls taken and ports delivered so far.
-    pub fn counters(&self) -> (u64, u64) {
-        (self.upcalls.load(Ordering::Relaxed), self.delivered.load(Ordering::Relaxed))
-    }
-
-    /// Connects `handler` to `port` (an already bound port) and unmasks it. An event
-    /// that arrived before the handler did (binding an interdomain port raises it, for
-    /// one) was masked by the upcall as a stray; unmasking delivers it now.
-    pub fn bind(&self, port: u32, handler: IrqHandler) -> Result<(), IrqError> {
+    /// Connects `handler` to `port` (an already bound port without a handler) and
+    /// unmasks it. An event that arrived before the handler did (binding an interdomain
+    /// port raises it, for one) was masked by the upcall as a stray; unmasking delivers
+    /// it now.
+    pub fn bind(&self, port: u32, handler: &'static dyn IrqHandler) -> Result<(), IrqError> {
         let slot = self.handlers.get(port as usize).ok_or(IrqError::Unsupported)?;
-        slot.store(handler as usize, Ordering::Release);
+        if !slot.claim(handler) {
+            return Err(IrqError::InUse);
+        }
         self.unmask(port);
         Ok(())
     }
 
+    /// Disconnects `port`'s handler and closes the port (`EVTCHNOP_close`); Xen may
+    /// hand its number out again, to be bound afresh.
+    pub fn close(&self, port: u32) -> Result<(), i64> {
+        if let Some(slot) = self.handlers.get(port as usize) {
+            slot.clear();
+        }
+        self.xen.close(port)
+    }
+
     /// Binds virtual IRQ `virq` of vCPU 0 and connects `handler`.
-    pub fn bind_virq(&self, virq: u32, handler: IrqHandler) -> Result<u32, IrqError> {
+    pub fn bind_virq(&self, virq: u32, handler: &'static dyn IrqHandler) -> Result<u32, IrqError> {
         let port = self.xen.bind_virq(virq, 0).map_err(IrqError::Hypervisor)?;
         self.bind(port, handler)?;
         Ok(port)
@@ -175,26 +179,22 @@ impl EventChannels {
             let _ = self.xen.unmask(port);
         }
     }
+}
 
-    fn upcall(&self) {
-        self.upcalls.fetch_add(1, Ordering::Relaxed);
-        let stats = events::scan(&self.shared, &self.vcpu, 0, MAX_SCAN_ROUNDS, |port| {
-            let raw = self.handlers.get(port as usize).map_or(0, |h| h.load(Ordering::Acquire));
-            if raw != 0 {
-                // SAFETY: only `bind` stores non-zero values, and it stores IrqHandlers.
-                let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(raw) };
-                handler(port);
-            } else {
+/// The upcall: runs the handler of every pending, unmasked port.
+impl IrqHandler for EventChannels {
+    fn handle(&self, _vector: Irq) {
+        events::scan(&self.shared, &self.vcpu, 0, MAX_SCAN_ROUNDS, |port| {
+            if !self.handlers.get(port as usize).is_some_and(|slot| slot.dispatch(port)) {
                 // An event nobody asked for: mask it so it cannot storm.
                 events::mask(&self.shared, port);
             }
         });
-        self.delivered.fetch_add(stats.ports as u64, Ordering::Relaxed);
     }
 }
 
 impl InterruptController for EventChannels {
-    fn alloc_ipi(&self, handler: IrqHandler) -> Result<Irq, IrqError> {
+    fn alloc_ipi(&self, handler: &'static dyn IrqHandler) -> Result<Irq, IrqError> {
         let port = self.xen.bind_ipi(0).map_err(IrqError::Hypervisor)?;
         self.bind(port, handler)?;
         Ok(port)
@@ -206,14 +206,14 @@ impl InterruptController for EventChannels {
 
     /// MSIs still go through the local APIC (MSI over event channels via PIRQs is a
     /// separate path, not built yet).
-    fn alloc_msi(&self, handler: IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
+    fn alloc_msi(&self, handler: &'static dyn IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
         let lapic = self.lapic.ok_or(IrqError::Unsupported)?;
         let vector = trap::alloc_vector(handler)?;
         Ok((vector.into(), MsiMessage { address: crate::apic::msi_address(lapic.id()), data: vector as u32 }))
     }
 
     fn end_of_interrupt(&self, vector: Vector) {
-        if vector == self.vector && self.callback == Callback::Global {
+        if self.callback == Callback::Global && self.vector.get() == Some(&vector) {
             return; // injected without the LAPIC: nothing to end
         }
         if let Some(l) = self.lapic {

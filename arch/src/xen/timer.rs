@@ -4,19 +4,19 @@
 //! Xen programs deadlines in its system time; the platform [`Clock`] may be another (the
 //! TSC, the HPET), so deadlines are translated through the pvclock. Xen's timer can fire
 //! early (it rounds to its own timer slack and fires on other timer events too), so the
-//! handler checks the clock and re-arms: the callback never runs early.
+//! timer, the handler of its own port, checks the clock and re-arms: the callback never
+//! runs early.
 
 use super::events::EventChannels;
 use super::pvclock::PvClock;
-use crate::platform::{Clock, Irq, IrqError, Timer};
+use crate::platform::{Clock, Irq, IrqError, IrqHandler, Timer};
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Once;
 use xen_iface::hypercall::VIRQ_TIMER;
 
 const NO_DEADLINE: u64 = u64::MAX;
 
-/// The PV timer.
+/// The PV timer; also the handler of its `VIRQ_TIMER` port.
 pub struct XenTimer {
     events: &'static EventChannels,
     clock: &'static dyn Clock,
@@ -27,21 +27,20 @@ pub struct XenTimer {
     callback: fn(),
 }
 
-static TIMER: Once<&'static XenTimer> = Once::new();
-
-fn on_virq_timer(_port: Irq) {
-    let Some(t) = TIMER.get() else { return };
-    let deadline = t.deadline.load(Ordering::Acquire);
-    if deadline == NO_DEADLINE {
-        return;
+impl IrqHandler for XenTimer {
+    fn handle(&self, _port: Irq) {
+        let deadline = self.deadline.load(Ordering::Acquire);
+        if deadline == NO_DEADLINE {
+            return;
+        }
+        if self.clock.now_ns() < deadline {
+            self.early.fetch_add(1, Ordering::Relaxed);
+            self.program(deadline); // early: re-arm
+            return;
+        }
+        self.deadline.store(NO_DEADLINE, Ordering::Release);
+        (self.callback)();
     }
-    if t.clock.now_ns() < deadline {
-        t.early.fetch_add(1, Ordering::Relaxed);
-        t.program(deadline); // early: re-arm
-        return;
-    }
-    t.deadline.store(NO_DEADLINE, Ordering::Release);
-    (t.callback)();
 }
 
 impl XenTimer {
@@ -64,8 +63,7 @@ impl XenTimer {
             early: AtomicU64::new(0),
             callback,
         }));
-        TIMER.call_once(|| t);
-        events.bind_virq(VIRQ_TIMER, on_virq_timer)?;
+        events.bind_virq(VIRQ_TIMER, t)?;
         Ok(t)
     }
 

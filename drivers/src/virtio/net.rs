@@ -8,7 +8,8 @@
 //! vector in the device's MSI-X table and the network loop polls until the queue is
 //! empty, then unmasks ([`Nic::enable_rx_interrupt`]). On an emulated device each mask
 //! and unmask is a trapped MMIO write; this is the cost the hybrid mode's event channels
-//! remove. Without MSI-X the driver works polled.
+//! remove. Without MSI-X the driver works polled. The handler is the device's
+//! `RxInterrupt`, the state it shares with the driver, so devices do not share anything.
 
 use super::pci::{TransportError, VirtioPci};
 use super::queue::{Direction, QueueError, SplitQueue};
@@ -16,10 +17,10 @@ use super::{feature, status, NO_VECTOR};
 use crate::nic::{Nic, NicError, NicStats};
 use crate::pci::msix::{MsixCapability, MsixTable};
 use crate::pci::{ConfigSpace, PciFunction};
+use alloc::boxed::Box;
 use arch::mmio::Mmio;
-use arch::platform::{InterruptController, Irq};
+use arch::platform::{InterruptController, Irq, IrqHandler};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use spin::Once;
 
 /// `VIRTIO_NET_F_MAC`.
 const F_MAC: u64 = 1 << 5;
@@ -49,20 +50,20 @@ pub enum NetInitError {
     NoQueue(u16),
 }
 
-/// State the MSI-X handler shares with the driver (one device per kernel).
-struct IrqState {
+/// A device's receive interrupt: the state its MSI-X handler shares with the driver.
+struct RxInterrupt {
     table: MsixTable,
+    /// True while the vector is masked in the table.
     masked: AtomicBool,
+    /// Interrupts taken.
     count: AtomicU64,
 }
 
-static IRQ: Once<IrqState> = Once::new();
-
-fn on_rx_interrupt(_irq: Irq) {
-    if let Some(irq) = IRQ.get() {
-        irq.count.fetch_add(1, Ordering::Relaxed);
-        if !irq.masked.swap(true, Ordering::AcqRel) {
-            irq.table.mask(RX_MSIX_ENTRY);
+impl IrqHandler for RxInterrupt {
+    fn handle(&self, _irq: Irq) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if !self.masked.swap(true, Ordering::AcqRel) {
+            self.table.mask(RX_MSIX_ENTRY);
         }
     }
 }
@@ -75,13 +76,15 @@ pub struct VirtioNet {
     rx_notify: Mmio<u16>,
     tx_notify: Mmio<u16>,
     mac: [u8; 6],
-    has_irq: bool,
+    /// The receive interrupt; `None` when the driver polls.
+    rx_irq: Option<&'static RxInterrupt>,
     broken: bool,
     stats: NicStats,
 }
 
 // SAFETY: the driver's MMIO handles and DMA buffers are only used through &mut self
-// (or, for the MSI-X table, through the IRQ state's atomics); nothing is tied to a thread.
+// (or, for the MSI-X table, through its `RxInterrupt`'s atomics); nothing is tied to a
+// thread.
 unsafe impl Send for VirtioNet {}
 
 impl VirtioNet {
@@ -98,26 +101,33 @@ impl VirtioNet {
         t.add_status(status::ACKNOWLEDGE | status::DRIVER);
         let features = t.negotiate(feature::VERSION_1 | F_MAC, feature::VERSION_1).map_err(NetInitError::Transport)?;
 
-        let rx_vector = match (MsixCapability::find(cfg, f.addr), IRQ.get()) {
-            (Some(cap), None) => match MsixTable::enable(cfg, f.addr, &cap) {
-                Ok(table) => match irqs.alloc_msi(on_rx_interrupt) {
-                    Ok((_, msg)) => {
-                        table.program(RX_MSIX_ENTRY, msg);
-                        IRQ.call_once(|| IrqState { table, masked: AtomicBool::new(true), count: AtomicU64::new(0) });
-                        RX_MSIX_ENTRY
+        let rx_irq = match MsixCapability::find(cfg, f.addr) {
+            Some(cap) => match MsixTable::enable(cfg, f.addr, &cap) {
+                Ok(table) => {
+                    let irq: &'static RxInterrupt = Box::leak(Box::new(RxInterrupt {
+                        table,
+                        masked: AtomicBool::new(true),
+                        count: AtomicU64::new(0),
+                    }));
+                    match irqs.alloc_msi(irq) {
+                        Ok((_, msg)) => {
+                            irq.table.program(RX_MSIX_ENTRY, msg);
+                            Some(irq)
+                        }
+                        Err(e) => {
+                            log::warn!("virtio-net: no vector ({e:?}), polling");
+                            None
+                        }
                     }
-                    Err(e) => {
-                        log::warn!("virtio-net: no vector ({e:?}), polling");
-                        NO_VECTOR
-                    }
-                },
+                }
                 Err(e) => {
                     log::warn!("virtio-net: MSI-X unusable ({e:?}), polling");
-                    NO_VECTOR
+                    None
                 }
             },
-            _ => NO_VECTOR,
+            None => None,
         };
+        let rx_vector = if rx_irq.is_some() { RX_MSIX_ENTRY } else { NO_VECTOR };
         t.set_config_vector(NO_VECTOR);
 
         let queue = |index: u16, dir: Direction| -> Result<SplitQueue, NetInitError> {
@@ -157,7 +167,7 @@ impl VirtioNet {
             rx_notify,
             tx_notify,
             mac,
-            has_irq: rx_vector != NO_VECTOR,
+            rx_irq,
             broken: false,
             stats: NicStats::default(),
         })
@@ -261,13 +271,12 @@ impl Nic for VirtioNet {
     }
 
     fn enable_rx_interrupt(&mut self) -> bool {
-        if !self.has_irq || self.broken {
+        let Some(irq) = self.rx_irq else { return false };
+        if self.broken {
             return false;
         }
-        if let Some(irq) = IRQ.get() {
-            if irq.masked.swap(false, Ordering::AcqRel) {
-                irq.table.unmask(RX_MSIX_ENTRY);
-            }
+        if irq.masked.swap(false, Ordering::AcqRel) {
+            irq.table.unmask(RX_MSIX_ENTRY);
         }
         true
     }
@@ -277,6 +286,6 @@ impl Nic for VirtioNet {
     }
 
     fn stats(&self) -> NicStats {
-        NicStats { interrupts: IRQ.get().map_or(0, |i| i.count.load(Ordering::Relaxed)), ..self.stats }
+        NicStats { interrupts: self.rx_irq.map_or(0, |i| i.count.load(Ordering::Relaxed)), ..self.stats }
     }
 }

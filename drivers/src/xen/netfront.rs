@@ -12,22 +12,23 @@
 //! `xen_iface::netfront`'s. When the back end breaks the protocol the device is marked
 //! broken, its grants are revoked, and every call fails from then on.
 //!
-//! Interrupts: the event handler masks the channel (a bit in shared memory) and the
+//! Interrupts: each device's event channel is a `Channel`, shared by the driver and the
+//! event handler it is. The handler masks the channel (a bit in shared memory) and the
 //! network loop unmasks it when it has drained the ring ([`Nic::enable_rx_interrupt`]):
 //! the PV counterpart of MSI-X masking, without a VM exit.
 
 use super::xenstore::{StoreError, XenStore};
 use crate::dma::DmaBuffer;
 use crate::nic::{Nic, NicError, NicStats};
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use arch::platform::Irq;
+use arch::platform::{Irq, IrqHandler};
 use arch::xen::events::EventChannels;
 use arch::xen::grants::Grants;
 use arch::xen::shared::SharedPage;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use spin::Once;
+use core::sync::atomic::{AtomicU64, Ordering};
 use xen_iface::grant::GrantRef;
 use xen_iface::netfront::{NetfrontError, NetfrontRings, RxEvent, RX_IDS, TX_IDS};
 use xen_iface::xenstore::{Error as XsError, XsErrno};
@@ -57,14 +58,32 @@ pub enum NetfrontInitError {
     EventChannel(i64),
 }
 
-static PORT: AtomicU32 = AtomicU32::new(u32::MAX);
-static EVENTS: Once<&'static EventChannels> = Once::new();
-static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+/// The event channel to the back end: shared by the driver and its event handler.
+struct Channel {
+    events: &'static EventChannels,
+    port: u32,
+    /// Events taken.
+    interrupts: AtomicU64,
+}
 
-fn on_event(port: Irq) {
-    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
-    if let Some(ev) = EVENTS.get() {
-        ev.mask(port); // until the network loop has drained the ring
+impl Channel {
+    fn mask(&self) {
+        self.events.mask(self.port);
+    }
+
+    fn unmask(&self) {
+        self.events.unmask(self.port);
+    }
+
+    fn notify(&self) {
+        self.events.notify(self.port);
+    }
+}
+
+impl IrqHandler for Channel {
+    fn handle(&self, _port: Irq) {
+        self.interrupts.fetch_add(1, Ordering::Relaxed);
+        self.mask(); // until the network loop has drained the ring
     }
 }
 
@@ -80,9 +99,8 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 
 /// The netfront device.
 pub struct Netfront {
-    events: &'static EventChannels,
+    channel: &'static Channel,
     grants: &'static Grants,
-    port: u32,
     mac: [u8; 6],
     tx_mem: SharedPage,
     rx_mem: SharedPage,
@@ -99,7 +117,7 @@ pub struct Netfront {
 }
 
 // SAFETY: the driver's buffers and shared pages are only used through &mut self; the
-// static state the event handler touches is atomic.
+// state the event handler shares with it (its `Channel`) is atomic or immutable.
 unsafe impl Send for Netfront {}
 
 fn page() -> Result<DmaBuffer, NetfrontInitError> {
@@ -161,11 +179,10 @@ impl Netfront {
         }
         let xen = events.xen();
         let port = xen.alloc_unbound(backend_id).map_err(NetfrontInitError::EventChannel)?;
-        EVENTS.call_once(|| events);
-        PORT.store(port, Ordering::Release);
-        events.mask(port);
-        events.bind(port, on_event).map_err(|_| NetfrontInitError::EventChannel(0))?;
-        events.mask(port); // bind unmasks; stay masked until the loop arms it
+        let channel: &'static Channel = Box::leak(Box::new(Channel { events, port, interrupts: AtomicU64::new(0) }));
+        channel.mask();
+        events.bind(port, channel).map_err(|_| NetfrontInitError::EventChannel(0))?;
+        channel.mask(); // bind unmasks; stay masked until the loop arms it
 
         let settings = [
             ("tx-ring-ref", format!("{tx_ref}")),
@@ -197,9 +214,8 @@ impl Netfront {
         grefs.extend_from_slice(&tx_grefs);
         grefs.extend_from_slice(&rx_grefs);
         let mut nf = Netfront {
-            events,
+            channel,
             grants,
-            port,
             mac,
             tx_mem,
             rx_mem,
@@ -238,7 +254,7 @@ impl Netfront {
                     self.broken_reported = true;
                     self.stats.bad_responses += 1;
                     log::error!("netfront: the back end broke the protocol ({v:?}); interface disabled");
-                    self.events.mask(self.port);
+                    self.channel.mask();
                     for gref in core::mem::take(&mut self.grefs) {
                         // A page the back end still maps stays revoking; nothing reuses it.
                         let _ = self.grants.revoke(gref);
@@ -248,10 +264,6 @@ impl Netfront {
             }
             NetfrontError::Full | NetfrontError::Misuse => NicError::Busy,
         }
-    }
-
-    fn notify(&self) {
-        self.events.notify(self.port);
     }
 }
 
@@ -291,7 +303,7 @@ impl Nic for Netfront {
         match self.rings.tx_submit(&self.tx_mem, id, gref, len as u16) {
             Ok(notify) => {
                 if notify {
-                    self.notify();
+                    self.channel.notify();
                 }
                 self.stats.tx_frames += 1;
                 Ok(())
@@ -333,7 +345,7 @@ impl Nic for Netfront {
             return Err(self.failed(e));
         }
         if self.rings.flush_rx(&self.rx_mem) {
-            self.notify();
+            self.channel.notify();
         }
         Ok(true)
     }
@@ -343,7 +355,7 @@ impl Nic for Netfront {
             return false;
         }
         self.rings.arm_rx(&self.rx_mem);
-        self.events.unmask(self.port);
+        self.channel.unmask();
         true
     }
 
@@ -352,7 +364,11 @@ impl Nic for Netfront {
     }
 
     fn stats(&self) -> NicStats {
-        NicStats { interrupts: INTERRUPTS.load(Ordering::Relaxed), grants: self.grants.live() as u64, ..self.stats }
+        NicStats {
+            interrupts: self.channel.interrupts.load(Ordering::Relaxed),
+            grants: self.grants.live() as u64,
+            ..self.stats
+        }
     }
 }
 

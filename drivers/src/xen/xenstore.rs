@@ -1,13 +1,12 @@
 //! The xenstore client driver: requests over the shared ring, replies waited for with a
-//! deadline, watch events kept for whoever asks.
+//! deadline. The driver sets no watches; a watch event on the ring is logged and dropped.
 //!
 //! The ring and its event channel come from HVM parameters (for PVH and HVM guests
 //! alike). The protocol is `xen_iface::xenstore`'s; this module adds the memory, the
 //! notifications, the waiting, and owned copies of what comes back. Requests are
 //! synchronous: one at a time, under a lock.
 
-use alloc::collections::VecDeque;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use arch::platform::Clock;
 use arch::xen::shared::SharedPage;
@@ -44,7 +43,8 @@ impl From<XsError> for StoreError {
 /// A reply, copied out of the ring.
 enum Owned {
     Value(Vec<u8>),
-    Directory(Vec<String>),
+    /// A listing, not kept: no request of this driver asks for one.
+    Directory,
     Done,
     Transaction(u32),
 }
@@ -56,7 +56,6 @@ pub struct XenStore {
     page: SharedPage,
     port: u32,
     client: Mutex<Client>,
-    events: Mutex<VecDeque<(String, String)>>,
 }
 
 impl XenStore {
@@ -73,14 +72,7 @@ impl XenStore {
         let page = unsafe { SharedPage::new(addr, INTERFACE_SIZE) };
         let mut client = Client::new();
         client.attach(&page)?;
-        Ok(XenStore {
-            xen,
-            clock,
-            page,
-            port: port as u32,
-            client: Mutex::new(client),
-            events: Mutex::new(VecDeque::new()),
-        })
+        Ok(XenStore { xen, clock, page, port: port as u32, client: Mutex::new(client) })
     }
 
     fn request(&self, req: &Request<'_>, tx: u32) -> Result<Owned, StoreError> {
@@ -96,12 +88,12 @@ impl XenStore {
             let outcome = match polled.message {
                 Some(Ok(Message::Reply(r))) => Some(Ok(match r {
                     Reply::Value(v) => Owned::Value(v.to_vec()),
-                    Reply::Directory(d) => Owned::Directory(d.map(str::to_string).collect()),
+                    Reply::Directory(_) => Owned::Directory,
                     Reply::Done => Owned::Done,
                     Reply::TransactionStarted(id) => Owned::Transaction(id),
                 })),
-                Some(Ok(Message::Event(ev))) => {
-                    self.events.lock().push_back((ev.path.to_string(), ev.token.to_string()));
+                Some(Ok(Message::Event(_))) => {
+                    log::warn!("xenstore: dropped a watch event (this driver sets no watches)");
                     None
                 }
                 Some(Err(e)) => Some(Err(e)),
@@ -142,22 +134,6 @@ impl XenStore {
         }
     }
 
-    /// Lists the children of `path`.
-    pub fn directory(&self, path: &str) -> Result<Vec<String>, StoreError> {
-        match self.request(&Request::Directory(path), 0)? {
-            Owned::Directory(d) => Ok(d),
-            _ => Err(StoreError::Unexpected),
-        }
-    }
-
-    /// Registers a watch on `path`; its events carry `token`.
-    pub fn watch(&self, path: &str, token: &str) -> Result<(), StoreError> {
-        match self.request(&Request::Watch { path, token }, 0)? {
-            Owned::Done => Ok(()),
-            _ => Err(StoreError::Unexpected),
-        }
-    }
-
     /// Starts a transaction; returns its id.
     pub fn transaction_start(&self) -> Result<u32, StoreError> {
         match self.request(&Request::TransactionStart, 0)? {
@@ -173,11 +149,6 @@ impl XenStore {
             Owned::Done => Ok(()),
             _ => Err(StoreError::Unexpected),
         }
-    }
-
-    /// The oldest watch event not yet taken: (path, token).
-    pub fn take_event(&self) -> Option<(String, String)> {
-        self.events.lock().pop_front()
     }
 
     /// Reads `path` until `accept` likes its value or `timeout_ns` passes; returns the

@@ -7,34 +7,39 @@
 
 use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
+use alloc::boxed::Box;
+use arch::platform::{Irq, IrqHandler};
 use arch::xen::events::EventChannels;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use proto::cmdline::Choice;
-use spin::Once;
 use xen_iface::hypercall::DOMID_SELF;
 
 const ITERATIONS: u64 = 5_000;
 const WARMUP: u64 = 50;
 
-static EVENTS: Once<&'static EventChannels> = Once::new();
-static PORT_A: AtomicU32 = AtomicU32::new(0);
-static RETURNED: AtomicU64 = AtomicU64::new(0);
+/// Port A's handler: sends every event back on its own port, to B.
+struct Bounce(&'static EventChannels);
 
-fn on_a(port: u32) {
-    if let Some(ev) = EVENTS.get() {
-        ev.notify(port); // bounce it back to B
+impl IrqHandler for Bounce {
+    fn handle(&self, port: Irq) {
+        self.0.notify(port);
     }
 }
 
-fn on_b(_port: u32) {
-    RETURNED.fetch_add(1, Ordering::Release);
+/// Port B's handler: counts the round trips that came back.
+struct Returned(AtomicU64);
+
+impl IrqHandler for Returned {
+    fn handle(&self, _port: Irq) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
-fn round_trips(ev: &EventChannels, port_b: u32, n: u64) {
+fn round_trips(ev: &EventChannels, returned: &Returned, port_b: u32, n: u64) {
     for _ in 0..n {
-        let target = RETURNED.load(Ordering::Acquire) + 1;
+        let target = returned.0.load(Ordering::Acquire) + 1;
         ev.notify(port_b);
-        while RETURNED.load(Ordering::Acquire) < target {
+        while returned.0.load(Ordering::Acquire) < target {
             core::hint::spin_loop();
         }
     }
@@ -55,18 +60,19 @@ pub fn run(p: &Platform) {
         Ok(ab) => ab,
         Err(e) => return skip("evtchn_rr", format_args!("reason=loopback-refused (Xen error {e})")),
     };
-    EVENTS.call_once(|| ev);
-    PORT_A.store(a, Ordering::Release);
-    if ev.bind(a, on_a).and_then(|_| ev.bind(b, on_b)).is_err() {
+    let returned: &'static Returned = Box::leak(Box::new(Returned(AtomicU64::new(0))));
+    if ev.bind(a, Box::leak(Box::new(Bounce(ev)))).and_then(|_| ev.bind(b, returned)).is_err() {
+        let _ = ev.close(a);
+        let _ = ev.close(b);
         return skip("evtchn_rr", format_args!("reason=bad-port ({a}, {b})"));
     }
-    round_trips(ev, b, WARMUP);
+    round_trips(ev, returned, b, WARMUP);
     let (start, end) = phase(p, "evtchn_rr", ITERATIONS, || {
         let start = p.clock.now_ns();
-        round_trips(ev, b, ITERATIONS);
+        round_trips(ev, returned, b, ITERATIONS);
         (start, p.clock.now_ns())
     });
     emit(p, "evtchn_rr", "ns", per_op(start, end, ITERATIONS), ITERATIONS);
-    let _ = xen.close(a);
-    let _ = xen.close(b);
+    let _ = ev.close(a);
+    let _ = ev.close(b);
 }

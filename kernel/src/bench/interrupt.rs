@@ -15,60 +15,72 @@
 
 use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
+use alloc::boxed::Box;
+use arch::platform::{Irq, IrqHandler};
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::instructions::interrupts;
 
 const ITERATIONS: u64 = 20_000;
 const WARMUP: u64 = 100;
 
-static TAKEN: AtomicU64 = AtomicU64::new(0);
+/// The self-interrupt's handler: counts the interrupts taken.
+struct Taken(AtomicU64);
 
-fn on_ipi(_irq: u32) {
-    TAKEN.fetch_add(1, Ordering::Release);
-}
-
-fn wait_taken(target: u64) {
-    while TAKEN.load(Ordering::Acquire) < target {
-        core::hint::spin_loop();
+impl IrqHandler for Taken {
+    fn handle(&self, _irq: Irq) {
+        self.0.fetch_add(1, Ordering::Release);
     }
 }
 
-fn round_trips(p: &Platform, irq: u32, n: u64) {
+impl Taken {
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn wait_for(&self, target: u64) {
+        while self.count() < target {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+fn round_trips(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
     for _ in 0..n {
-        let target = TAKEN.load(Ordering::Acquire) + 1;
+        let target = taken.count() + 1;
         p.irq.send_self_ipi(irq);
-        wait_taken(target);
+        taken.wait_for(target);
     }
 }
 
 /// Raises `irq` `n` times with interrupts off, then takes the one coalesced interrupt.
-fn coalesced_raises(p: &Platform, irq: u32, n: u64) {
-    let target = TAKEN.load(Ordering::Acquire) + 1;
+fn coalesced_raises(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
+    let target = taken.count() + 1;
     interrupts::without_interrupts(|| {
         for _ in 0..n {
             p.irq.send_self_ipi(irq);
         }
     });
-    wait_taken(target);
+    taken.wait_for(target);
 }
 
 /// Runs the benchmark.
 pub fn run(p: &Platform) {
-    let irq = match p.irq.alloc_ipi(on_ipi) {
+    let taken: &'static Taken = Box::leak(Box::new(Taken(AtomicU64::new(0))));
+    let irq = match p.irq.alloc_ipi(taken) {
         Ok(v) => v,
         Err(e) => return skip("interrupt", format_args!("reason=no-irq ({e:?})")),
     };
-    round_trips(p, irq, WARMUP);
+    round_trips(p, taken, irq, WARMUP);
     let (start, end) = phase(p, "interrupt", ITERATIONS, || {
         let start = p.clock.now_ns();
-        round_trips(p, irq, ITERATIONS);
+        round_trips(p, taken, irq, ITERATIONS);
         (start, p.clock.now_ns())
     });
     emit(p, "interrupt", "ns", per_op(start, end, ITERATIONS), ITERATIONS);
 
     let (start, end) = phase(p, "interrupt_raise", ITERATIONS, || {
         let start = p.clock.now_ns();
-        coalesced_raises(p, irq, ITERATIONS);
+        coalesced_raises(p, taken, irq, ITERATIONS);
         (start, p.clock.now_ns())
     });
     emit(p, "interrupt_raise", "ns", per_op(start, end, ITERATIONS), ITERATIONS);
