@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'USAGE'
-usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST] [--boots N [--busy]]
+usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST] [--rounds N] [--boots N [--busy]]
 
   --host HOST     where to boot the kernel:
                     qemu  QEMU TCG on this machine (default)
@@ -23,6 +23,8 @@ usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST] [--boots N [--bus
                         per-vCPU upcall vector, side by side (default: hvm)
   --bench LIST    all (default), none, or a comma list of
                   cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw,net
+  --rounds N      xen: interleaved rounds of each network guest (ours, Linux, ours, ...);
+                  network figures are medians with min and max (default 5)
   --boots N       xen: instead of the benchmarks, boot each variant and the Linux peer N
                   times without retries and print how often each died, and why
   --busy          with --boots: one competing busy process on this machine meanwhile
@@ -37,9 +39,9 @@ HOST=qemu MODE=hvm BENCH=all
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --host|--mode|--bench|--boots)
+    --host|--mode|--bench|--boots|--rounds)
       [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; usage >&2; exit 2; }
-      case "$1" in --host) HOST=$2 ;; --mode) MODE=$2 ;; --bench) BENCH=$2 ;; --boots) EXTRA+=(--boots "$2") ;; esac
+      case "$1" in --host) HOST=$2 ;; --mode) MODE=$2 ;; --bench) BENCH=$2 ;; --boots|--rounds) EXTRA+=("$1" "$2") ;; esac
       shift 2 ;;
     --busy) EXTRA+=(--busy); shift ;;
     -h|--help) usage; exit 0 ;;

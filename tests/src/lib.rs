@@ -14,6 +14,7 @@
 //!   the one used on the QEMU host and by the dom0 agent on the Xen host.
 //! - [`table`]: the results table and JSON file.
 //! - [`session`]: one whole run (boot, drive, end) and the memory probe.
+//! - [`stats`]: a figure over repeated rounds: median, min, max.
 //! - [`paths`]: where the kernel image and tools are.
 //! - [`xentrace`]: Xen trace files: VM exits per domain, reason and benchmark phase.
 //! - [`xen`]: the Xen test host: guests as types, the plan and results shared with the
@@ -28,6 +29,7 @@ pub mod netbench;
 pub mod paths;
 pub mod qemu;
 pub mod session;
+pub mod stats;
 pub mod table;
 pub mod xen;
 pub mod xentrace;

@@ -8,6 +8,7 @@
 //!   carries its VM exits per operation from the host's trace, and the network is driven
 //!   from dom0 by the agent. [`report`] prints and writes what it found.
 
+mod network;
 mod qemu;
 mod report;
 mod stability;
@@ -18,7 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: hyrun [--host qemu|xen] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--kernel ELF] \
-                     [--results DIR] [--no-memprobe] [--boots N [--busy]]\n\
+                     [--results DIR] [--no-memprobe] [--rounds N] [--boots N [--busy]]\n\
+                     --rounds N (xen): interleaved rounds of each network guest, figures are medians (default 5)\n\
                      --boots N (xen): boot each variant and the Linux peer N times without retries and report \
                      the failure rates; --busy: with one competing busy process on this machine";
 
@@ -40,6 +42,8 @@ pub struct Args {
     pub boots: Option<u32>,
     /// Whether a busy process competes during the stability measurement.
     pub busy: bool,
+    /// Interleaved rounds of each network guest (Xen only).
+    pub rounds: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         memprobe: true,
         boots: None,
         busy: false,
+        rounds: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,6 +69,10 @@ fn parse_args() -> Result<Args, String> {
             "--results" => a.results = value("--results")?.into(),
             "--no-memprobe" => a.memprobe = false,
             "--busy" => a.busy = true,
+            "--rounds" => {
+                let v = value("--rounds")?;
+                a.rounds = v.parse().ok().filter(|&n| n > 0).ok_or(format!("--rounds {v}: not a count of rounds"))?;
+            }
             "--boots" => {
                 let v = value("--boots")?;
                 a.boots = Some(v.parse().ok().filter(|&n| n > 0).ok_or(format!("--boots {v}: not a count of boots"))?);

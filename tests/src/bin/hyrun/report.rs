@@ -1,7 +1,7 @@
 //! What `hyrun --host xen` prints and writes: every guest's attempts (retries and their
 //! reasons), the benchmark grid with total exits per operation first, the interrupt
-//! cost against hvm from totals, boot time against Linux on the same console kind, the
-//! network table, and the JSON files.
+//! cost against hvm from totals, boot time against Linux on the same console kind, and the
+//! JSON files. The network table is [`super::network`]'s.
 
 use harness::table::render_grid;
 use harness::xen::cost::{rate, ExitCost, InterruptCost, GUEST_CAUSED_RULE};
@@ -165,67 +165,6 @@ pub fn boot(ours: &[&GuestRun], linux: Option<&GuestRun>) {
     }
 }
 
-/// The network figures side by side: the kernel's own where it measures, dom0's always,
-/// exits per packet, and ratios against Linux.
-pub fn network(net: &[&GuestRun]) {
-    let report = |g: &GuestRun| g.last().and_then(|a| a.net.clone());
-    let linux = net.iter().find(|g| g.guest.variant().is_none()).and_then(|g| report(g));
-    let mut header = vec!["network (driven from dom0)".to_string(), "unit".to_string()];
-    for g in net {
-        header.push(g.name().to_string());
-        header.push("exits/packet".to_string());
-    }
-    header.push("vs linux (dom0's figures)".to_string());
-    let mut grid = Vec::new();
-    let mut row = vec!["ping_rtt".to_string(), "ms".to_string()];
-    for g in net {
-        row.push(report(g).and_then(|r| r.ping).map_or("-".into(), |p| format!("{:.2}", p.avg_ms)));
-        row.push(String::new());
-    }
-    grid.push(row);
-    for (name, unit) in [("udp_rr", "ns"), ("tcp_rr", "ns"), ("tcp_stream", "Mbit/s")] {
-        let mut row = vec![name.to_string(), unit.to_string()];
-        let mut ratios = Vec::new();
-        for g in net {
-            let d = report(g).and_then(|r| r.driven(name).cloned());
-            row.push(d.as_ref().map_or("-".into(), |d| match &d.kernel {
-                Some(k) => format!("{:.0} (dom0 {:.0})", k.value, d.host_value),
-                None => format!("dom0 {:.0}", d.host_value),
-            }));
-            row.push(exits(g, name));
-            if let (Some(d), Some(l), true) =
-                (&d, linux.as_ref().and_then(|l| l.driven(name)), g.guest.variant().is_some())
-            {
-                if l.host_value > 0.0 {
-                    ratios.push(format!("{} x{:.2}", g.name(), d.host_value / l.host_value));
-                }
-            }
-        }
-        row.push(ratios.join(", "));
-        grid.push(row);
-    }
-    println!(
-        "\n{}",
-        render_grid(
-            "network: rr ns per transaction (kernel's own, dom0's), stream Mbit/s into the guest",
-            &header,
-            &grid
-        )
-    );
-    for g in net {
-        if let Some(f) = report(g).and_then(|r| r.flood) {
-            println!(
-                "{}: flood of {} datagrams, {} received; live grants {:?} before, {:?} after",
-                g.name(),
-                f.sent,
-                f.rx,
-                f.grants.0,
-                f.grants.1
-            );
-        }
-    }
-}
-
 fn attempts_json(g: &GuestRun) -> Value {
     json!({
         "attempts": g.result.attempts.len(),
@@ -264,19 +203,4 @@ pub fn variant_json(g: &GuestRun, linux: Option<&GuestRun>) -> Value {
             "linux": linux.map(attempts_json),
         },
     })
-}
-
-/// The network guests' JSON: each one's attempts, drive report and exits per packet.
-pub fn network_json(net: &[&GuestRun]) -> Value {
-    let guests: Vec<Value> = net
-        .iter()
-        .map(|g| {
-            let per_packet: serde_json::Map<String, Value> = ["udp_rr", "tcp_rr", "tcp_stream"]
-                .iter()
-                .map(|n| (n.to_string(), json!(g.phase(n).and_then(ExitCost::of))))
-                .collect();
-            json!({ "guest": g.name(), "run": attempts_json(g), "drive": g.last().and_then(|a| a.net.clone()), "exits_per_packet": per_packet })
-        })
-        .collect();
-    json!({ "host": "xen", "network": guests })
 }

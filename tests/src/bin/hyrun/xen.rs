@@ -1,8 +1,8 @@
 //! `hyrun --host xen`: the plan (which guests), one run on the Xen host, the checks that
 //! decide whether the run counts, then the report.
 
-use super::report;
 use super::Args;
+use super::{network, report};
 use harness::netbench::Server;
 use harness::paths;
 use harness::xen::guests::{net_plan, Guest, Variant};
@@ -31,11 +31,20 @@ fn plan(a: &Args, variants: &[Variant]) -> Result<Vec<Guest>, String> {
                 modes.push(*v);
             }
         }
-        for (i, v) in modes.iter().enumerate() {
-            let flood = if v.opts.mode == Mode::Hvm { 0 } else { FLOOD };
-            guests.push(Guest::kernel_net(*v, 2 + i as u8, net_plan(Server::Hykernel, RR, STREAM, flood)));
+        // Rounds interleave the kinds (ours, Linux, ours, Linux, ...), so that a slow spell
+        // of the host hits every kind alike; the flood runs once, in the first round.
+        for round in 1..=a.rounds {
+            let mut batch = Vec::new();
+            for (i, v) in modes.iter().enumerate() {
+                let flood = if v.opts.mode == Mode::Hvm || round > 1 { 0 } else { FLOOD };
+                batch.push(Guest::kernel_net(*v, 2 + i as u8, net_plan(Server::Hykernel, RR, STREAM, flood)));
+            }
+            batch.push(Guest::linux_net(20, net_plan(Server::Linux, RR, STREAM, 0)));
+            for mut g in batch {
+                g.plan.name = format!("{}-r{round}", g.plan.name);
+                guests.push(g);
+            }
         }
-        guests.push(Guest::linux_net(20, net_plan(Server::Linux, RR, STREAM, 0)));
     }
     Ok(guests)
 }
@@ -99,7 +108,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     }
     report::boot(&ours, linux);
     if !net.is_empty() {
-        report::network(&net);
+        network::print(&net);
     }
     for g in &ours {
         let path = report::write_json(
@@ -110,7 +119,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         println!("results written to {}", path.display());
     }
     if !net.is_empty() {
-        let path = report::write_json(&a.results, "xen-network", &report::network_json(&net))?;
+        let path = report::write_json(&a.results, "xen-network", &network::json(&net))?;
         println!("results written to {}", path.display());
     }
     println!("raw outputs (consoles, traces, the agent's results.json): {}", work.join("out").display());

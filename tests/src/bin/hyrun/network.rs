@@ -1,0 +1,154 @@
+//! The network table of `hyrun --host xen`: each kind of network guest (a variant of ours,
+//! the Linux peer) ran in several interleaved rounds (ours, Linux, ours, Linux, ...) in one
+//! boot of the host, and every figure is the median over the rounds with its min and max.
+//! dom0's instrument is the same for every guest (the agent's client); the kernel's own
+//! figure stands beside it. Ratios against Linux divide medians of dom0's figures.
+
+use harness::netbench::NetReport;
+use harness::stats::Spread;
+use harness::table::render_grid;
+use harness::xen::cost::ExitCost;
+use harness::xen::run::GuestRun;
+use serde_json::{json, Value};
+
+/// The driven benchmarks, their unit, and whether smaller is better.
+const DRIVEN: [(&str, &str, bool); 3] =
+    [("udp_rr", "ns", true), ("tcp_rr", "ns", true), ("tcp_stream", "Mbit/s", false)];
+
+/// Network guests of one kind, in round order.
+pub struct Kind<'a> {
+    /// The variant's label, or `linux`.
+    pub label: String,
+    /// One guest per round.
+    pub rounds: Vec<&'a GuestRun>,
+}
+
+impl Kind<'_> {
+    fn reports(&self) -> Vec<NetReport> {
+        self.rounds.iter().filter_map(|g| g.last().and_then(|a| a.net.clone())).collect()
+    }
+
+    /// dom0's figure for `bench` over the rounds.
+    pub fn host(&self, bench: &str) -> Option<Spread> {
+        Spread::of(self.reports().iter().filter_map(|r| r.driven(bench).map(|d| d.host_value)))
+    }
+
+    /// The kernel's own figure for `bench` over the rounds.
+    pub fn kernel(&self, bench: &str) -> Option<Spread> {
+        Spread::of(self.reports().iter().filter_map(|r| r.driven(bench)?.kernel.as_ref().map(|k| k.value)))
+    }
+
+    /// Ping's mean round trip over the rounds (ms).
+    pub fn ping(&self) -> Option<Spread> {
+        Spread::of(self.reports().iter().filter_map(|r| r.ping.map(|p| p.avg_ms)))
+    }
+
+    /// Total exits per packet of `bench` over the rounds.
+    pub fn exits(&self, bench: &str) -> Option<Spread> {
+        Spread::of(self.rounds.iter().filter_map(|g| g.phase(bench).and_then(ExitCost::of)).map(|c| c.total))
+    }
+}
+
+/// Groups the network guests by kind, in the order kinds first appear.
+pub fn kinds<'a>(net: &[&'a GuestRun]) -> Vec<Kind<'a>> {
+    let mut out: Vec<Kind<'a>> = Vec::new();
+    for g in net {
+        let label = g.guest.variant().map_or_else(|| "linux".to_string(), |v| v.label.to_string());
+        match out.iter_mut().find(|k| k.label == label) {
+            Some(k) => k.rounds.push(g),
+            None => out.push(Kind { label, rounds: vec![g] }),
+        }
+    }
+    out
+}
+
+fn show(s: Option<Spread>, decimals: usize) -> String {
+    s.map_or("-".into(), |s| s.show(decimals))
+}
+
+/// Prints the table: median [min-max] of dom0's figures, the kernel's own medians, exits
+/// per packet, the rr figures' max/min across rounds, and ratios against Linux.
+pub fn print(net: &[&GuestRun]) {
+    let kinds = kinds(net);
+    let linux = kinds.iter().find(|k| k.label == "linux");
+    let rounds = kinds.iter().map(|k| k.rounds.len()).max().unwrap_or(0);
+    let mut header = vec!["network".to_string(), "unit".to_string()];
+    for k in &kinds {
+        header.extend([format!("{} (dom0)", k.label), "kernel's own".into(), "exits/packet".into()]);
+    }
+    header.push("vs linux (medians, dom0)".into());
+    let mut grid = Vec::new();
+    let mut row = vec!["ping_rtt".to_string(), "ms".to_string()];
+    for k in &kinds {
+        row.extend([show(k.ping(), 2), String::new(), String::new()]);
+    }
+    grid.push(row);
+    for (bench, unit, _) in DRIVEN {
+        let mut row = vec![bench.to_string(), unit.to_string()];
+        let mut ratios = Vec::new();
+        for k in &kinds {
+            row.extend([show(k.host(bench), 0), show(k.kernel(bench), 0), show(k.exits(bench), 2)]);
+            if let (Some(v), Some(l), false) = (k.host(bench), linux.and_then(|l| l.host(bench)), k.label == "linux") {
+                ratios.push(format!("{} x{:.2}", k.label, v.median / l.median));
+            }
+        }
+        row.push(ratios.join(", "));
+        grid.push(row);
+    }
+    for bench in ["udp_rr", "tcp_rr"] {
+        let mut row = vec![format!("{bench} max/min"), "x".to_string()];
+        for k in &kinds {
+            let m = k.host(bench).and_then(|s| s.max_over_min());
+            row.extend([m.map_or("-".into(), |m| format!("{m:.2}")), String::new(), String::new()]);
+        }
+        grid.push(row);
+    }
+    let title = format!(
+        "network, {rounds} interleaved round(s) in one host boot: median [min-max] of dom0's figures \
+         (rr: ns per transaction; stream: Mbit/s into the guest), the kernel's own medians, total exits per packet"
+    );
+    println!("\n{}", render_grid(&title, &header, &grid));
+    for g in net {
+        if let Some(f) = g.last().and_then(|a| a.net.as_ref()).and_then(|r| r.flood) {
+            println!(
+                "{}: flood of {} datagrams, {} received; live grants {:?} before, {:?} after",
+                g.name(),
+                f.sent,
+                f.rx,
+                f.grants.0,
+                f.grants.1
+            );
+        }
+    }
+}
+
+/// The network JSON: per kind, the spread of every figure, and every round's drive with
+/// its attempts and exits per packet.
+pub fn json(net: &[&GuestRun]) -> Value {
+    let kinds: Vec<Value> = kinds(net)
+        .iter()
+        .map(|k| {
+            let figures: serde_json::Map<String, Value> = DRIVEN
+                .iter()
+                .map(|(b, unit, _)| {
+                    (b.to_string(), json!({ "unit": unit, "dom0": k.host(b), "kernel": k.kernel(b), "exits_per_packet": k.exits(b) }))
+                })
+                .collect();
+            let rounds: Vec<Value> = k
+                .rounds
+                .iter()
+                .map(|g| {
+                    json!({
+                        "guest": g.name(),
+                        "attempts": g.result.attempts.len(),
+                        "retry_reasons": g.result.retry_reasons(),
+                        "drive": g.last().and_then(|a| a.net.clone()),
+                        "exits_per_packet": DRIVEN.iter().map(|(b, _, _)| (b.to_string(), json!(g.phase(b).and_then(ExitCost::of)))).collect::<serde_json::Map<_, _>>(),
+                    })
+                })
+                .collect();
+            json!({ "kind": k.label, "ping_ms": k.ping(), "figures": figures, "rounds": rounds })
+        })
+        .collect();
+    json!({ "host": "xen", "network": kinds })
+}
