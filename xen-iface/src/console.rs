@@ -2,13 +2,17 @@
 //! `out_prod` and notifies the console event channel; xenconsoled reads up to
 //! `out_cons`.
 //!
-//! The writer keeps its own producer index and never reads it back from the page, reads
-//! the backend's consumer index once per write, and refuses indexes that claim more bytes
-//! in flight than the ring holds (a broken or hostile backend): the console then goes
-//! quiet instead of overwriting what it has not sent.
+//! `out` is a [`crate::byte_ring`] ring with the guest as producer: the writer keeps its
+//! own producer index and never reads it back from the page, reads the backend's consumer
+//! index once per write, and refuses one that moves backwards or past what was written (a
+//! broken or hostile backend): the console then goes quiet instead of overwriting what it
+//! has not sent.
 
+use crate::byte_ring::{Layout, Producer};
 use crate::shared::SharedMem;
-use core::sync::atomic::{fence, Ordering};
+
+/// The backend's indexes are impossible.
+pub use crate::byte_ring::IndexError as Broken;
 
 /// Bytes in the `in` ring.
 pub const IN_SIZE: usize = 1024;
@@ -27,55 +31,31 @@ pub const OUT_PROD: usize = IN_CONS + 12;
 /// Bytes of `struct xencons_interface`.
 pub const INTERFACE_SIZE: usize = IN_CONS + 16;
 
-/// The backend's indexes are impossible.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Broken {
-    /// Producer index (ours).
-    pub prod: u32,
-    /// Consumer index (the backend's).
-    pub cons: u32,
-}
+/// Where `out` and its indexes are.
+const OUT_RING: Layout = Layout { data: OUT, size: OUT_SIZE as u32, prod: OUT_PROD, cons: OUT_CONS };
+const _: () = assert!(OUT_SIZE.is_power_of_two());
 
 /// Writer state for the `out` ring.
 #[derive(Clone, Copy, Debug)]
 pub struct ConsoleOut {
-    prod: u32,
+    out: Producer,
 }
 
 impl ConsoleOut {
     /// Takes over a ring, starting after whatever an earlier boot stage produced.
     pub fn attach(mem: &impl SharedMem) -> Result<Self, Broken> {
-        let prod = mem.read_u32(OUT_PROD);
-        let cons = mem.read_u32(OUT_CONS);
-        if prod.wrapping_sub(cons) as usize > OUT_SIZE {
-            return Err(Broken { prod, cons });
-        }
-        Ok(ConsoleOut { prod })
+        Ok(ConsoleOut { out: Producer::attach(mem, OUT_RING)? })
     }
 
     /// Copies as much of `bytes` as fits into the ring and publishes it; returns how
     /// many bytes were taken (0 when the ring is full).
     pub fn write(&mut self, mem: &impl SharedMem, bytes: &[u8]) -> Result<usize, Broken> {
-        let cons = mem.read_u32(OUT_CONS);
-        fence(Ordering::Acquire); // the index before the space it frees
-        let used = self.prod.wrapping_sub(cons) as usize;
-        if used > OUT_SIZE {
-            return Err(Broken { prod: self.prod, cons });
-        }
-        let n = (OUT_SIZE - used).min(bytes.len());
-        for (i, &b) in bytes[..n].iter().enumerate() {
-            let at = self.prod.wrapping_add(i as u32) as usize % OUT_SIZE;
-            mem.write_u8(OUT + at, b);
-        }
-        fence(Ordering::Release); // the bytes before the index that publishes them
-        self.prod = self.prod.wrapping_add(n as u32);
-        mem.write_u32(OUT_PROD, self.prod);
-        Ok(n)
+        self.out.write(mem, bytes)
     }
 
     /// True when the backend has consumed everything written.
     pub fn drained(&self, mem: &impl SharedMem) -> bool {
-        mem.read_u32(OUT_CONS) == self.prod
+        self.out.drained(mem)
     }
 }
 
@@ -146,6 +126,10 @@ mod tests {
         w.write(&mem, b"hello").unwrap();
         mem.write_u32(OUT_CONS, 4000); // "consumed" bytes never produced
         assert_eq!(w.write(&mem, b"x"), Err(Broken { prod: 5, cons: 4000 }));
+        mem.write_u32(OUT_CONS, 3);
+        assert_eq!(w.write(&mem, b"x"), Ok(1));
+        mem.write_u32(OUT_CONS, 2); // backwards: the same rule as xenstore's rings
+        assert_eq!(w.write(&mem, b"x"), Err(Broken { prod: 6, cons: 2 }));
         mem.write_u32(OUT_PROD, 9000);
         mem.write_u32(OUT_CONS, 0);
         assert!(ConsoleOut::attach(&mem).is_err());

@@ -17,6 +17,11 @@
 //! value shows their bit, or they fail); only its existing mapping remains, and Xen's
 //! unmap clears the last bit. The reference stays allocated as "revoking" until a later
 //! `revoke` finds the entry idle; the page must not be reused before that.
+//!
+//! [`loan`] holds pages together with their grants, so a driver takes them all back in
+//! one call on every path, and never frees a page the peer may still map.
+
+pub mod loan;
 
 use crate::shared::SharedMem;
 use core::mem::size_of;

@@ -98,6 +98,21 @@ pub mod param {
     pub const CONSOLE_PFN: u32 = 17;
     /// PV console event channel.
     pub const CONSOLE_EVTCHN: u32 = 18;
+
+    /// The address of the page a `*_PFN` parameter names, if the whole page lies below
+    /// `limit` (the end of the identity map). Frame 0 names nothing; a frame number whose
+    /// address does not fit in 64 bits is refused before any shift can drop its high
+    /// bits.
+    pub fn page_address(pfn: u64, limit: u64) -> Option<u64> {
+        let addr = pfn.checked_mul(4096).filter(|_| pfn != 0)?;
+        (addr.checked_add(4096)? <= limit).then_some(addr)
+    }
+
+    /// The port an `*_EVTCHN` parameter names, if it is one the 2-level event channel
+    /// ABI has (port 0 is never bound).
+    pub fn event_port(value: u64) -> Option<u32> {
+        u32::try_from(value).ok().filter(|&p| p != 0 && p < crate::events::NR_PORTS)
+    }
 }
 
 /// `struct xen_hvm_param`.
@@ -293,6 +308,25 @@ const _: () = assert!(size_of::<AddToPhysmap>() == 24);
 mod tests {
     use super::*;
     use core::mem::offset_of;
+
+    /// Issue 11, item 7: `pfn << 12` dropped a huge frame number's high bits before the
+    /// 4 GiB check, and `port as u32` cut a port's.
+    #[test]
+    fn parameters_out_of_range_are_refused() {
+        const LOW_4G: u64 = 1 << 32;
+        assert_eq!(param::page_address(0xfeffc, LOW_4G), Some(0xfeff_c000));
+        assert_eq!(param::page_address(0xfffff, LOW_4G), Some(0xffff_f000));
+        assert_eq!(param::page_address(0x100000, LOW_4G), None);
+        assert_eq!(param::page_address(0, LOW_4G), None);
+        let wraps = (1u64 << 52) | 1; // << 12 would give 0x1000
+        assert_eq!(wraps << 12, 0x1000);
+        assert_eq!(param::page_address(wraps, LOW_4G), None);
+        assert_eq!(param::page_address(u64::MAX, u64::MAX), None);
+        assert_eq!(param::event_port(3), Some(3));
+        assert_eq!(param::event_port((1 << 32) | 3), None, "would be cut to port 3");
+        assert_eq!(param::event_port(0), None);
+        assert_eq!(param::event_port(crate::events::NR_PORTS as u64), None);
+    }
 
     #[test]
     fn layouts_match_headers() {

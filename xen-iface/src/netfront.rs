@@ -9,7 +9,14 @@
 //! the driver never reads outside its own buffer.
 //!
 //! The driver negotiates neither scatter-gather nor GSO nor receive checksum offload, so
-//! a response with `NETRXF_more_data` or `NETRXF_extra_info` is a violation too.
+//! a response with `NETRXF_more_data` or `NETRXF_extra_info` is a violation too; and it
+//! sends no extra-info slots, so a `NETIF_RSP_NULL` transmit response (which answers
+//! one, and carries no id) is a violation as well.
+//!
+//! Around the rings:
+//! - [`open`]: the connection: the xenbus handshake, the pages lent, and the clean-up of
+//!   every path that fails.
+//! - [`device`]: an open netfront: its pages, rings and port; frames in and out.
 
 use crate::grant::GrantRef;
 use crate::netif::{
@@ -18,6 +25,9 @@ use crate::netif::{
 };
 use crate::ring::RingError;
 use crate::shared::SharedMem;
+
+pub mod device;
+pub mod open;
 
 /// Ids on the transmit ring.
 pub const TX_IDS: usize = TX_RING_SIZE as usize;
@@ -36,6 +46,9 @@ pub enum Violation {
         /// Its flags.
         flags: u16,
     },
+    /// A `NETIF_RSP_NULL` transmit response: it answers an extra-info slot, and this
+    /// front end sends none.
+    NullTxResponse,
 }
 
 /// Why a call failed.
@@ -70,6 +83,7 @@ pub enum RxEvent {
 }
 
 /// Both rings of one netfront.
+#[derive(Debug)]
 pub struct NetfrontRings {
     tx: TxRing,
     rx: RxRing,
@@ -233,7 +247,7 @@ impl NetfrontRings {
         let mut n = 0;
         while let Some(rsp) = self.tx.next_response_as::<TxResponse>(tx_mem) {
             match check_tx_response(&rsp, &self.tx_in_flight).map_err(|e| self.fail(Violation::Netif(e)))? {
-                TxOutcome::Null => {}
+                TxOutcome::Null => return Err(self.fail(Violation::NullTxResponse)),
                 TxOutcome::Done { id, .. } => {
                     self.tx_in_flight.remove(id);
                     self.tx_release(id);

@@ -54,8 +54,12 @@ impl TimeInfo {
 
     /// The scale Xen would publish for a TSC of `hz`: its `set_time_scale` algorithm
     /// (shift until 1 GHz < rate <= 2 GHz, then `div_frac`, a truncated 32-bit fraction).
-    /// Used to check the arithmetic against Xen's own numbers.
-    pub fn scale_for(hz: u64) -> (u32, i8) {
+    /// Used to check the arithmetic against Xen's own numbers. `None` for 0 Hz, which
+    /// has no scale (the doubling would never reach 1 GHz).
+    pub fn scale_for(hz: u64) -> Option<(u32, i8)> {
+        if hz == 0 {
+            return None;
+        }
         let mut tps = hz;
         let mut shift: i8 = 0;
         let target = 1_000_000_000u64;
@@ -67,7 +71,8 @@ impl TimeInfo {
             tps <<= 1;
             shift += 1;
         }
-        ((((target as u128) << 32) / tps as u128) as u32, shift)
+        // 1 GHz < tps <= 2 GHz here, so the fraction is below 2^32 and the shift within ±64.
+        Some(((((target as u128) << 32) / tps as u128) as u32, shift))
     }
 }
 
@@ -103,15 +108,25 @@ mod tests {
     #[test]
     fn scale_matches_xen_for_real_rates() {
         // (TSC Hz, Xen's mul, shift) as Xen's set_time_scale computes them.
-        assert_eq!(TimeInfo::scale_for(2_445_430_000), (3_512_647_915, -1));
-        assert_eq!(TimeInfo::scale_for(1_000_000_000), (2_147_483_648, 1));
-        assert_eq!(TimeInfo::scale_for(3_000_000_000), (2_863_311_530, -1));
+        assert_eq!(TimeInfo::scale_for(2_445_430_000), Some((3_512_647_915, -1)));
+        assert_eq!(TimeInfo::scale_for(1_000_000_000), Some((2_147_483_648, 1)));
+        assert_eq!(TimeInfo::scale_for(3_000_000_000), Some((2_863_311_530, -1)));
         for hz in [1_000_000u64, 999_999_999, 2_112_000_000, 4_000_000_000, 10_000_000_000] {
-            let (mul, shift) = TimeInfo::scale_for(hz);
+            let (mul, shift) = TimeInfo::scale_for(hz).unwrap();
             // One second of TSC ticks must scale to one second, within 1 ppm.
             let ns = scale_delta(hz, mul, shift) as i64;
             assert!((ns - 1_000_000_000).abs() <= 1000, "{hz} Hz: {ns} ns");
         }
+    }
+
+    /// Issue 11, item 7: 0 Hz doubled for ever (and overflowed the shift).
+    #[test]
+    fn rates_at_the_edges_have_a_scale_or_none() {
+        assert_eq!(TimeInfo::scale_for(0), None);
+        assert_eq!(TimeInfo::scale_for(1), Some((4_000_000_000, 30)));
+        let (mul, shift) = TimeInfo::scale_for(u64::MAX).unwrap();
+        assert_eq!(shift, -34);
+        assert!(mul > 1 << 31);
     }
 
     #[test]

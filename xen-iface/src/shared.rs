@@ -3,7 +3,10 @@
 //! The protocols in this crate never hold references into shared memory: every access is
 //! one load or store through [`SharedMem`], which the kernel implements with volatile
 //! accesses on the real page and host tests implement over plain buffers (and use to
-//! play a misbehaving peer).
+//! play a misbehaving peer). A frame the peer wrote is copied out with
+//! [`SharedMem::read_bytes`] into memory the peer cannot reach before anyone looks at it
+//! as a slice: a `&[u8]` over memory another domain may write at the same time would be
+//! undefined behaviour.
 
 /// A page (or several) shared with a peer domain.
 pub trait SharedMem {
@@ -17,6 +20,23 @@ pub trait SharedMem {
     fn read_u8(&self, offset: usize) -> u8;
     /// Stores a byte (ignored outside `len()`).
     fn write_u8(&self, offset: usize, value: u8);
+    /// Copies `out.len()` bytes starting at `offset` into `out`: the one way to see a
+    /// run of shared bytes as a slice (a private copy, which the peer cannot change
+    /// under the reader). Bytes outside `len()` read as 0. Implementations may read
+    /// wider than a byte; the default reads byte by byte.
+    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = offset.checked_add(i).map_or(0, |at| self.read_u8(at));
+        }
+    }
+    /// Copies `bytes` into the memory at `offset` (bytes outside `len()` are dropped).
+    fn write_bytes(&self, offset: usize, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            if let Some(at) = offset.checked_add(i) {
+                self.write_u8(at, *b);
+            }
+        }
+    }
     /// Loads an aligned little-endian u32 as one access.
     fn read_u32(&self, offset: usize) -> u32;
     /// Stores an aligned little-endian u32 as one access.
@@ -93,5 +113,24 @@ pub(crate) mod testing {
             self.write_u64(offset, old | bits);
             old
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::FakePage;
+    use super::SharedMem;
+
+    #[test]
+    fn byte_copies_stay_inside_the_memory() {
+        let mem = FakePage::new(16);
+        mem.write_bytes(12, b"abcdefgh"); // the last four bytes are dropped
+        let mut out = [0xffu8; 8];
+        mem.read_bytes(12, &mut out);
+        assert_eq!(&out, b"abcd\0\0\0\0");
+        mem.read_bytes(usize::MAX - 2, &mut out); // offsets that overflow read as 0
+        assert_eq!(out, [0; 8]);
+        mem.write_bytes(usize::MAX - 2, b"xyz");
+        assert!(!mem.0.borrow().contains(&b'x'));
     }
 }

@@ -10,6 +10,8 @@
 //! - [`ring`]: `struct xenstore_domain_interface` and the byte-ring writer/reader that
 //!   validate xenstored's indexes.
 //! - [`client`]: one request at a time over the ring, watch events on the side.
+//! - [`session`]: synchronous requests with a deadline; what is not the awaited reply is
+//!   dropped and counted.
 //!
 //! Everything xenstored sends is untrusted: a violation is an [`Error`], never a panic.
 //! [`Error::is_fatal`] tells the driver whether to mark the connection broken (the
@@ -18,14 +20,18 @@
 pub mod client;
 pub mod reply;
 pub mod ring;
+pub mod session;
 pub mod wire;
 
+#[cfg(test)]
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
 pub use client::{Client, Polled};
 pub use reply::{Decoder, DirEntries, Message, Reply, WatchEvent, XsErrno};
 pub use ring::XsRing;
+pub use session::{CallError, Owned, Session, Waiter};
 pub use wire::{encode, Header, MsgType, Outstanding, Request};
 
 /// Everything that can go wrong talking to xenstored.
@@ -56,6 +62,9 @@ pub enum Error {
     PayloadTooLong(u32),
     /// An earlier fatal error broke the connection.
     Broken,
+    /// A request was abandoned before xenstored took all of its bytes: the request
+    /// stream cannot be framed any more.
+    Stalled,
     // -- One bad message (dropped; the connection carries on).
     /// A message type that is not in `xs_wire.h` (or was removed from it).
     UnknownType(u32),
@@ -84,6 +93,6 @@ impl Error {
     /// True if the connection must be marked broken: the peer's indexes or framing can
     /// no longer be trusted, so no later byte can be interpreted.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Error::RingIndex { .. } | Error::PayloadTooLong(_) | Error::Broken)
+        matches!(self, Error::RingIndex { .. } | Error::PayloadTooLong(_) | Error::Broken | Error::Stalled)
     }
 }

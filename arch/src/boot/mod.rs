@@ -4,8 +4,17 @@
 //! enters long mode and calls the kernel's `kernel_entry(start_info_paddr)`. This module
 //! carries the stub and reads the start-of-day data it was given: the command line and
 //! the memory map from [`HvmStartInfo`]. [`crate::paging`] later takes over the page tables.
+//!
+//! What the loader's structure points to is read only where the checks of
+//! `xen_iface::start_info` allow: below the end of the identity map, a memory map of at
+//! most a page of entries, a command line of at most [`MAX_CMDLINE`] bytes. The reading
+//! itself goes through one copy function ([`BootInfo::read_with`]), so host tests run it
+//! over fake physical memory.
 
-use xen_iface::start_info::{HvmMemmapEntry, HvmStartInfo, StartInfoError, MEMMAP_TYPE_RAM};
+use xen_iface::start_info::{until_nul, HvmMemmapEntry, HvmStartInfo, StartInfoError, MEMMAP_TYPE_RAM};
+
+/// The end of what the boot stub identity-maps: the low 4 GiB.
+pub const IDENTITY_MAP_END: u64 = 1 << 32;
 
 #[cfg(target_os = "none")]
 core::arch::global_asm!(include_str!("pvh.S"), options(att_syntax));
@@ -77,20 +86,46 @@ impl BootInfo {
     /// `paddr` must be the `%ebx` value of a PVH entry, with the low 4 GiB identity-mapped,
     /// and the memory it points to must stay untouched for the kernel's lifetime.
     pub unsafe fn read(paddr: u64) -> Result<Self, StartInfoError> {
-        // SAFETY: the caller guarantees paddr points at a start info block (identity map).
-        let si = unsafe { core::ptr::read_unaligned(paddr as *const HvmStartInfo) };
+        Self::read_with(paddr, IDENTITY_MAP_END, |addr, out| {
+            for (i, b) in out.iter_mut().enumerate() {
+                // SAFETY: `read_with` asks only for bytes below IDENTITY_MAP_END, which the
+                // boot stub identity-maps (the caller's contract), in the start info or the
+                // tables and string it points to.
+                *b = unsafe { core::ptr::read_volatile((addr as usize + i) as *const u8) };
+            }
+        })
+    }
+
+    /// Reads the start info at `paddr` through `copy(addr, out)`, which fills `out` with
+    /// the bytes at physical address `addr`. Asks only for bytes below `limit`: the start
+    /// info itself, a memory map that `HvmStartInfo::memmap` accepted, and the command
+    /// line up to its NUL or [`MAX_CMDLINE`] bytes, one byte at a time.
+    pub fn read_with(paddr: u64, limit: u64, mut copy: impl FnMut(u64, &mut [u8])) -> Result<Self, StartInfoError> {
+        xen_iface::start_info::check_reach("start info", paddr, HvmStartInfo::SIZE as u64, limit)?;
+        let mut raw = [0u8; HvmStartInfo::SIZE];
+        copy(paddr, &mut raw);
+        let si = HvmStartInfo::from_bytes(&raw);
         si.validate()?;
-        let entries = (0..si.memmap_len()).map(|i| {
-            let at = si.memmap_paddr + (i * core::mem::size_of::<HvmMemmapEntry>()) as u64;
-            // SAFETY: version >= 1 start infos carry memmap_entries valid entries at memmap_paddr.
-            unsafe { core::ptr::read_unaligned(at as *const HvmMemmapEntry) }
+        let memmap = si.memmap(limit)?;
+        let mut cmd = [0u8; MAX_CMDLINE];
+        let mut cmd_len = 0;
+        if let Some(w) = si.cmdline(MAX_CMDLINE, limit)? {
+            // Byte by byte, so nothing past the NUL is touched.
+            for (i, b) in cmd.iter_mut().take(w.len).enumerate() {
+                copy(w.addr + i as u64, core::slice::from_mut(b));
+                if *b == 0 {
+                    break;
+                }
+                cmd_len = i + 1;
+            }
+        }
+        let (base, n) = memmap.map_or((0, 0), |m| (m.addr, m.len));
+        let entries = (0..n).map(|i| {
+            let mut raw = [0u8; HvmMemmapEntry::SIZE];
+            copy(base + (i * HvmMemmapEntry::SIZE) as u64, &mut raw); // in reach: checked by memmap()
+            HvmMemmapEntry::from_bytes(&raw)
         });
-        let cmdline: &[u8] = if si.cmdline_paddr != 0 {
-            // SAFETY: the loader passes a NUL-terminated string, untouched until copied below.
-            unsafe { core::ffi::CStr::from_ptr(si.cmdline_paddr as *const core::ffi::c_char) }.to_bytes()
-        } else {
-            b""
-        };
+        let cmdline = until_nul(cmd.get(..cmd_len).unwrap_or(&[]));
         Self::from_parts(&si, entries, cmdline)
     }
 }
@@ -114,6 +149,76 @@ mod tests {
         assert_eq!(bi.ram(), &[RamRange { start: 0, end: 0x9fc00 }, RamRange { start: 0x100000, end: 0x7fe0000 }]);
         assert_eq!(bi.rsdp, Some(0xf5a00));
         assert_eq!(bi.cmdline(), "mode=hvm");
+    }
+
+    /// Physical memory for `read_with`: `mem` at address 0; a read past it fails the test.
+    fn reader(mem: &[u8]) -> impl FnMut(u64, &mut [u8]) + '_ {
+        move |addr, out| {
+            for (i, b) in out.iter_mut().enumerate() {
+                let at = addr as usize + i;
+                *b = *mem.get(at).unwrap_or_else(|| panic!("read at {at:#x}, past the loader's memory"));
+            }
+        }
+    }
+
+    fn start_info_at(mem: &mut [u8], at: usize, si: &HvmStartInfo) {
+        let words = [
+            si.magic as u64 | (si.version as u64) << 32,
+            si.flags as u64 | (si.nr_modules as u64) << 32,
+            si.modlist_paddr,
+            si.cmdline_paddr,
+            si.rsdp_paddr,
+            si.memmap_paddr,
+            si.memmap_entries as u64 | (si.reserved as u64) << 32,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            mem[at + 8 * i..at + 8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    /// Issue 11, item 6: the memory map count and the command line's NUL search were
+    /// unbounded.
+    #[test]
+    fn reads_only_what_the_checks_allow() {
+        let mut mem = vec![0u8; 0x3000];
+        let si = HvmStartInfo {
+            magic: XEN_HVM_START_MAGIC_VALUE,
+            version: 1,
+            cmdline_paddr: 0x2000,
+            memmap_paddr: 0x1000,
+            memmap_entries: 2,
+            ..Default::default()
+        };
+        start_info_at(&mut mem, 0x100, &si);
+        let entry = |addr: u64, size: u64| [addr, size, MEMMAP_TYPE_RAM as u64].map(u64::to_le_bytes).concat();
+        mem[0x1000..0x1018].copy_from_slice(&entry(0, 0x9fc00));
+        mem[0x1018..0x1030].copy_from_slice(&entry(0x100000, 0x100000));
+        mem[0x2000..0x200a].copy_from_slice(b"mode=hvm\0x");
+        let bi = BootInfo::read_with(0x100, 0x3000, reader(&mem)).unwrap();
+        assert_eq!(bi.ram(), &[RamRange { start: 0, end: 0x9fc00 }, RamRange { start: 0x100000, end: 0x200000 }]);
+        assert_eq!(bi.cmdline(), "mode=hvm");
+
+        // A huge count is refused before any entry is read.
+        start_info_at(&mut mem, 0x100, &HvmStartInfo { memmap_entries: u32::MAX, ..si });
+        assert_eq!(
+            BootInfo::read_with(0x100, 0x3000, reader(&mem)).err(),
+            Some(StartInfoError::MemmapTooLong(u32::MAX))
+        );
+        // A table that runs past the memory, or whose end wraps.
+        start_info_at(&mut mem, 0x100, &HvmStartInfo { memmap_paddr: 0x2ff0, ..si });
+        assert!(matches!(BootInfo::read_with(0x100, 0x3000, reader(&mem)), Err(StartInfoError::OutOfReach { .. })));
+        start_info_at(&mut mem, 0x100, &HvmStartInfo { memmap_paddr: u64::MAX - 30, ..si });
+        assert!(matches!(BootInfo::read_with(0x100, 0x3000, reader(&mem)), Err(StartInfoError::OutOfReach { .. })));
+        // A command line without a NUL up to the end of memory: read to the end, no further.
+        start_info_at(&mut mem, 0x100, &HvmStartInfo { cmdline_paddr: 0x2ff8, ..si });
+        mem[0x2ff8..].copy_from_slice(b"abcdefgh");
+        assert_eq!(BootInfo::read_with(0x100, 0x3000, reader(&mem)).unwrap().cmdline(), "abcdefgh");
+        // ... and one longer than MAX_CMDLINE is cut there.
+        let mut big = vec![b'a'; 0x2000 + MAX_CMDLINE + 100];
+        start_info_at(&mut big, 0x100, &HvmStartInfo { cmdline_paddr: 0x2000, memmap_paddr: 0, ..si });
+        assert_eq!(BootInfo::read_with(0x100, big.len() as u64, reader(&big)).unwrap().cmdline().len(), MAX_CMDLINE);
+        // The start info itself must be in reach.
+        assert!(BootInfo::read_with(0x2fe0, 0x3000, reader(&mem)).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use super::shared::SharedPage;
 use super::Xen;
 use spin::Mutex;
+use xen_iface::grant::loan::GrantOps;
 use xen_iface::grant::{GrantError, GrantRef, GrantTable, ENTRIES_PER_FRAME};
 use xen_iface::hypercall::XENMAPSPACE_GRANT_TABLE;
 
@@ -74,5 +75,16 @@ impl Grants {
     /// References still free.
     pub fn free(&self) -> usize {
         self.table.lock().free_count()
+    }
+}
+
+/// The table as `xen_iface::grant::loan` uses it (drivers lend pages through this).
+impl GrantOps for &Grants {
+    fn grant(&mut self, domid: u16, frame: u64, readonly: bool) -> Result<GrantRef, GrantError> {
+        Grants::grant(self, domid, frame, readonly)
+    }
+
+    fn revoke(&mut self, gref: GrantRef) -> Result<(), GrantError> {
+        Grants::revoke(self, gref)
     }
 }

@@ -26,8 +26,10 @@ const FLUSH_SPINS: u32 = 50_000_000;
 pub enum XenConsoleError {
     /// The HVM parameter could not be read.
     Param(u32, i64),
-    /// The ring frame lies outside the identity-mapped low 4 GiB.
+    /// The ring frame (this number) is 0 or not wholly inside the identity-mapped low 4 GiB.
     Unmapped(u64),
+    /// The event channel parameter is not a port.
+    BadPort(u64),
     /// The ring's indexes are impossible.
     Broken,
 }
@@ -47,15 +49,13 @@ impl XenConsole {
         let pfn = xen.hvm_param(param::CONSOLE_PFN).map_err(|e| XenConsoleError::Param(param::CONSOLE_PFN, e))?;
         let port =
             xen.hvm_param(param::CONSOLE_EVTCHN).map_err(|e| XenConsoleError::Param(param::CONSOLE_EVTCHN, e))?;
-        let addr = pfn << 12;
-        if pfn == 0 || addr >= 1 << 32 {
-            return Err(XenConsoleError::Unmapped(addr));
-        }
+        let addr = param::page_address(pfn, 1 << 32).ok_or(XenConsoleError::Unmapped(pfn))?;
+        let port = param::event_port(port).ok_or(XenConsoleError::BadPort(port))?;
         // SAFETY: Xen names this frame as our console ring; it lies in the identity-mapped
         // low 4 GiB (checked) and only this driver touches it.
         let page = unsafe { SharedPage::new(addr, INTERFACE_SIZE) };
         let out = ConsoleOut::attach(&page).map_err(|_| XenConsoleError::Broken)?;
-        Ok(XenConsole { xen, page, port: port as u32, out: Mutex::new(out), broken: AtomicBool::new(false) })
+        Ok(XenConsole { xen, page, port, out: Mutex::new(out), broken: AtomicBool::new(false) })
     }
 }
 
@@ -78,7 +78,7 @@ impl Console for XenConsole {
                     core::hint::spin_loop();
                 }
                 Ok(n) => {
-                    bytes = &bytes[n..];
+                    bytes = bytes.get(n..).unwrap_or(&[]);
                     self.xen.evtchn_send(self.port);
                 }
                 Err(_) => {

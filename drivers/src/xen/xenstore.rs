@@ -1,52 +1,43 @@
-//! The xenstore client driver: requests over the shared ring, replies waited for with a
-//! deadline. The driver sets no watches; a watch event on the ring is logged and dropped.
+//! The xenstore driver: `xen_iface::xenstore::Session` given its shared page, the event
+//! channel to xenstored, and the kernel's clock.
 //!
 //! The ring and its event channel come from HVM parameters (for PVH and HVM guests
-//! alike). The protocol is `xen_iface::xenstore`'s; this module adds the memory, the
-//! notifications, the waiting, and owned copies of what comes back. Requests are
-//! synchronous: one at a time, under a lock.
+//! alike), both checked before use. Requests are synchronous, one at a time under a lock,
+//! each with a deadline the session checks on every iteration; a request that misses it
+//! is abandoned (its late reply dropped by id) and the next one goes out as usual. The
+//! driver sets no watches: watch events, like any other message that is not the awaited
+//! reply, are dropped and counted; the first few are logged.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use arch::platform::Clock;
 use arch::xen::shared::SharedPage;
 use arch::xen::Xen;
+use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 use xen_iface::hypercall::param;
+use xen_iface::xenbus::Store;
 use xen_iface::xenstore::ring::INTERFACE_SIZE;
-use xen_iface::xenstore::{Client, Error as XsError, Message, Reply, Request};
+use xen_iface::xenstore::session::{Counters, Dropped};
+use xen_iface::xenstore::{CallError, Error as XsError, Session, Waiter};
 
 /// How long a request may wait for its reply.
 const REPLY_TIMEOUT_NS: u64 = 10_000_000_000;
+/// Dropped messages logged; later ones are only counted.
+const DROPS_LOGGED: u32 = 8;
+/// The end of the identity map, where the ring page must lie.
+const MAPPED: u64 = 1 << 32;
 
-/// Why a xenstore operation failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why xenstore could not be attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreError {
-    /// The protocol layer refused or xenstored answered with an error.
-    Xs(XsError),
-    /// No reply within the deadline.
-    Timeout,
     /// An HVM parameter could not be read.
     Param(u32, i64),
-    /// The ring frame is outside the identity-mapped low 4 GiB.
+    /// The ring frame is 0 or not wholly inside the identity-mapped low 4 GiB.
     Unmapped(u64),
-    /// The reply was not the kind the request expects.
-    Unexpected,
-}
-
-impl From<XsError> for StoreError {
-    fn from(e: XsError) -> Self {
-        StoreError::Xs(e)
-    }
-}
-
-/// A reply, copied out of the ring.
-enum Owned {
-    Value(Vec<u8>),
-    /// A listing, not kept: no request of this driver asks for one.
-    Directory,
-    Done,
-    Transaction(u32),
+    /// The event channel parameter is not a port.
+    BadPort(u64),
+    /// The ring's indexes are impossible.
+    Ring(XsError),
 }
 
 /// The xenstore connection.
@@ -55,7 +46,36 @@ pub struct XenStore {
     clock: &'static dyn Clock,
     page: SharedPage,
     port: u32,
-    client: Mutex<Client>,
+    session: Mutex<Session>,
+    drops_logged: AtomicU32,
+}
+
+/// The kernel's side of a blocking call: its clock, xenstored's event channel, a spin.
+struct Kernel<'a> {
+    store: &'a XenStore,
+}
+
+impl Waiter for Kernel<'_> {
+    fn now_ns(&mut self) -> u64 {
+        self.store.clock.now_ns()
+    }
+
+    fn notify(&mut self) {
+        self.store.xen.evtchn_send(self.store.port);
+    }
+
+    fn relax(&mut self) {
+        core::hint::spin_loop();
+    }
+
+    fn dropped(&mut self, what: Dropped) {
+        let n = self.store.drops_logged.fetch_add(1, Ordering::Relaxed);
+        if n < DROPS_LOGGED {
+            log::warn!("xenstore: dropped {what:?} (no watch is set; no request waits for it)");
+        } else if n == DROPS_LOGGED {
+            log::warn!("xenstore: further dropped messages are counted, not logged");
+        }
+    }
 }
 
 impl XenStore {
@@ -63,110 +83,68 @@ impl XenStore {
     pub fn init(xen: Xen, clock: &'static dyn Clock) -> Result<XenStore, StoreError> {
         let pfn = xen.hvm_param(param::STORE_PFN).map_err(|e| StoreError::Param(param::STORE_PFN, e))?;
         let port = xen.hvm_param(param::STORE_EVTCHN).map_err(|e| StoreError::Param(param::STORE_EVTCHN, e))?;
-        let addr = pfn << 12;
-        if pfn == 0 || addr >= 1 << 32 {
-            return Err(StoreError::Unmapped(addr));
-        }
+        let addr = param::page_address(pfn, MAPPED).ok_or(StoreError::Unmapped(pfn))?;
+        let port = param::event_port(port).ok_or(StoreError::BadPort(port))?;
         // SAFETY: Xen names this frame as our xenstore ring; it lies in the identity-mapped
-        // low 4 GiB and only this driver uses it.
+        // low 4 GiB (checked) and only this driver uses it.
         let page = unsafe { SharedPage::new(addr, INTERFACE_SIZE) };
-        let mut client = Client::new();
-        client.attach(&page)?;
-        Ok(XenStore { xen, clock, page, port: port as u32, client: Mutex::new(client) })
-    }
-
-    fn request(&self, req: &Request<'_>, tx: u32) -> Result<Owned, StoreError> {
-        let mut c = self.client.lock();
-        c.send(&self.page, req, tx)?;
-        self.xen.evtchn_send(self.port);
-        let deadline = self.clock.now_ns().saturating_add(REPLY_TIMEOUT_NS);
-        loop {
-            let polled = c.poll(&self.page)?;
-            if polled.notify {
-                self.xen.evtchn_send(self.port);
-            }
-            let outcome = match polled.message {
-                Some(Ok(Message::Reply(r))) => Some(Ok(match r {
-                    Reply::Value(v) => Owned::Value(v.to_vec()),
-                    Reply::Directory(_) => Owned::Directory,
-                    Reply::Done => Owned::Done,
-                    Reply::TransactionStarted(id) => Owned::Transaction(id),
-                })),
-                Some(Ok(Message::Event(_))) => {
-                    log::warn!("xenstore: dropped a watch event (this driver sets no watches)");
-                    None
-                }
-                Some(Err(e)) => Some(Err(e)),
-                None if self.clock.now_ns() > deadline => return Err(StoreError::Timeout),
-                None => {
-                    core::hint::spin_loop();
-                    None
-                }
-            };
-            match outcome {
-                Some(Ok(reply)) => return Ok(reply),
-                // A bad message that answered our request is the answer; a stray one is dropped.
-                Some(Err(e)) if c.outstanding().is_none() => return Err(e.into()),
-                Some(Err(e)) => log::warn!("xenstore: dropped a bad message ({e:?})"),
-                None => {}
-            }
-        }
+        let mut session = Session::new();
+        session.attach(&page).map_err(StoreError::Ring)?;
+        Ok(XenStore { xen, clock, page, port, session: Mutex::new(session), drops_logged: AtomicU32::new(0) })
     }
 
     /// Reads the value at `path`.
-    pub fn read(&self, path: &str) -> Result<Vec<u8>, StoreError> {
-        match self.request(&Request::Read(path), 0)? {
-            Owned::Value(v) => Ok(v),
-            _ => Err(StoreError::Unexpected),
-        }
-    }
-
-    /// Reads the value at `path` as text.
-    pub fn read_string(&self, path: &str) -> Result<String, StoreError> {
-        String::from_utf8(self.read(path)?).map_err(|_| StoreError::Xs(XsError::BadPayload))
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, CallError> {
+        self.session.lock().read(&self.page, path, REPLY_TIMEOUT_NS, &mut Kernel { store: self })
     }
 
     /// Writes `value` at `path`, in transaction `tx` (0: none).
-    pub fn write(&self, path: &str, value: &str, tx: u32) -> Result<(), StoreError> {
-        match self.request(&Request::Write(path, value.as_bytes()), tx)? {
-            Owned::Done => Ok(()),
-            _ => Err(StoreError::Unexpected),
-        }
+    pub fn write(&self, path: &str, value: &[u8], tx: u32) -> Result<(), CallError> {
+        self.session.lock().write(&self.page, path, value, tx, REPLY_TIMEOUT_NS, &mut Kernel { store: self })
     }
 
     /// Starts a transaction; returns its id.
-    pub fn transaction_start(&self) -> Result<u32, StoreError> {
-        match self.request(&Request::TransactionStart, 0)? {
-            Owned::Transaction(id) => Ok(id),
-            _ => Err(StoreError::Unexpected),
-        }
+    pub fn transaction_start(&self) -> Result<u32, CallError> {
+        self.session.lock().transaction_start(&self.page, REPLY_TIMEOUT_NS, &mut Kernel { store: self })
     }
 
-    /// Ends transaction `tx`: commits if `commit`. `Xs(Xs(EAGAIN))` means "conflict,
-    /// start again".
-    pub fn transaction_end(&self, tx: u32, commit: bool) -> Result<(), StoreError> {
-        match self.request(&Request::TransactionEnd { commit }, tx)? {
-            Owned::Done => Ok(()),
-            _ => Err(StoreError::Unexpected),
-        }
+    /// Ends transaction `tx`, committing it if `commit`.
+    pub fn transaction_end(&self, tx: u32, commit: bool) -> Result<(), CallError> {
+        self.session.lock().transaction_end(&self.page, tx, commit, REPLY_TIMEOUT_NS, &mut Kernel { store: self })
     }
 
-    /// Reads `path` until `accept` likes its value or `timeout_ns` passes; returns the
-    /// last value read.
-    pub fn wait_for(&self, path: &str, timeout_ns: u64, accept: impl Fn(&str) -> bool) -> Result<String, StoreError> {
-        let deadline = self.clock.now_ns().saturating_add(timeout_ns);
-        loop {
-            let v = self.read_string(path).unwrap_or_default();
-            if accept(&v) {
-                return Ok(v);
-            }
-            if self.clock.now_ns() > deadline {
-                return Err(StoreError::Timeout);
-            }
-            let pause = self.clock.now_ns() + 1_000_000;
-            while self.clock.now_ns() < pause {
-                core::hint::spin_loop();
-            }
+    /// What the session dropped so far.
+    pub fn counters(&self) -> Counters {
+        self.session.lock().counters()
+    }
+}
+
+/// The xenbus handshake's access to xenstore.
+impl Store for &XenStore {
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, CallError> {
+        XenStore::read(self, path)
+    }
+
+    fn write(&mut self, path: &str, value: &[u8], tx: u32) -> Result<(), CallError> {
+        XenStore::write(self, path, value, tx)
+    }
+
+    fn transaction_start(&mut self) -> Result<u32, CallError> {
+        XenStore::transaction_start(self)
+    }
+
+    fn transaction_end(&mut self, tx: u32, commit: bool) -> Result<(), CallError> {
+        XenStore::transaction_end(self, tx, commit)
+    }
+
+    fn now_ns(&mut self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    fn pause(&mut self) {
+        let until = self.clock.now_ns().saturating_add(1_000_000);
+        while self.clock.now_ns() < until {
+            core::hint::spin_loop();
         }
     }
 }

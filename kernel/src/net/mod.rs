@@ -82,11 +82,12 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
             }
         } else {
             match services.run(&mut sockets, p, dev.nic().stats()) {
-                Outcome::Quit => quit_by = Some(now + QUIT_LINGER_NS),
+                Outcome::Quit => quit_by = Some(now.saturating_add(QUIT_LINGER_NS)),
                 Outcome::Activity => last_activity = now,
                 Outcome::Idle => {}
             }
-            if !serving_only && now - last_activity > idle_limit {
+            // The clock may step back (Xen's TSC-stable pvclock is not clamped): saturate.
+            if !serving_only && now.saturating_sub(last_activity) > idle_limit {
                 kprintln!(
                     "ERROR net: no word from the benchmark driver on port {CONTROL_PORT} for {} s",
                     opts.netwait_s
@@ -109,7 +110,7 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
             .map_or(u64::MAX, |d| d.total_micros().saturating_mul(1000))
             .min(if armed { MAX_SLEEP_NS } else { POLL_NS })
             .min(quit_by.map_or(u64::MAX, |d: u64| d.saturating_sub(now)));
-        p.timer.set_deadline_ns(now + wait);
+        p.timer.set_deadline_ns(now.saturating_add(wait));
         arch::cpu::idle();
     }
 }

@@ -219,3 +219,18 @@ fn caller_mistakes_are_not_the_back_ends() {
     assert_eq!(r.tx_submit(&b.tx, id, 1, 5000), Err(NetfrontError::Misuse));
     assert_eq!(r.broken(), None);
 }
+
+/// Issue 11, item 4: a `NETIF_RSP_NULL` response was skipped without its id, so after
+/// 256 of them transmit was `Busy` for good on a device that called itself healthy.
+#[test]
+fn a_null_transmit_response_breaks_the_device() {
+    let (mut b, mut r) = FakeBack::new();
+    let id = r.tx_alloc().unwrap();
+    r.tx_submit(&b.tx, id, 1, 64).unwrap();
+    let (_, _, got) = b.take_tx().unwrap();
+    assert_eq!(got, id);
+    b.tx_respond(id, crate::netif::NETIF_RSP_NULL);
+    assert_eq!(r.tx_reclaim(&b.tx), Err(NetfrontError::Broken(Violation::NullTxResponse)));
+    assert_eq!(r.broken(), Some(Violation::NullTxResponse));
+    assert!(r.tx_alloc().is_none(), "broken, not silently Busy");
+}

@@ -7,7 +7,8 @@
 //! xenstored's event channel when a call says so, and calls `poll` again until it
 //! returns no message (xenstored does not notify again for bytes already in the ring).
 //! A fatal error marks the client broken; every later call then fails with
-//! [`Error::Broken`].
+//! [`Error::Broken`]. A request whose reply does not come is given up with
+//! [`Client::abandon`]; [`super::session`] does that at its deadline.
 
 use super::reply::{interpret, Decoder, Message};
 use super::ring::XsRing;
@@ -24,14 +25,19 @@ pub struct Polled<'a> {
     /// outstanding request, a watch event, or the error that cost that message
     /// (never fatal; the client carries on).
     pub message: Option<Result<Message<'a>, Error>>,
+    /// The message answered the outstanding request (a reply, or an error in its place):
+    /// nothing is outstanding any more.
+    pub answered: bool,
 }
 
-/// The guest's xenstore connection (about 8 KiB: keep it in a static or a box).
+/// The guest's xenstore connection (about 12 KiB: keep it in a static or a box).
 #[derive(Clone, Debug)]
 pub struct Client {
     ring: XsRing,
     dec: Decoder,
-    out: [u8; MSG_MAX],
+    /// Request bytes not yet in the ring: the current request, after the rest of an
+    /// earlier one that xenstored answered before taking all of it.
+    out: [u8; 2 * MSG_MAX],
     out_len: usize,
     out_sent: usize,
     next_req_id: u32,
@@ -51,7 +57,7 @@ impl Client {
         Client {
             ring: XsRing::new(),
             dec: Decoder::new(),
-            out: [0; MSG_MAX],
+            out: [0; 2 * MSG_MAX],
             out_len: 0,
             out_sent: 0,
             next_req_id: 1,
@@ -87,6 +93,8 @@ impl Client {
 
     /// Sends `req` in transaction `tx_id` (0: none); returns its `req_id`. Notify
     /// xenstored afterwards; whatever did not fit in the ring goes out in later polls.
+    /// If xenstored answered the previous request before taking all of it, the rest of
+    /// that request goes first, so the stream stays framed.
     pub fn send(&mut self, mem: &impl SharedMem, req: &Request<'_>, tx_id: u32) -> Result<u32, Error> {
         if self.broken {
             return Err(Error::Broken);
@@ -95,8 +103,15 @@ impl Client {
             return Err(Error::Busy);
         }
         let req_id = self.next_req_id;
-        self.out_len = encode(req, req_id, tx_id, &mut self.out)?;
-        self.out_sent = 0;
+        let rest = self.out_len.saturating_sub(self.out_sent);
+        if rest > MSG_MAX {
+            // Early answers to two requests while xenstored took the bytes of neither.
+            return Err(self.fail(Error::Stalled));
+        }
+        self.out.copy_within(self.out_sent..self.out_len.max(self.out_sent), 0);
+        (self.out_sent, self.out_len) = (0, rest);
+        let room = self.out.get_mut(rest..rest + MSG_MAX).ok_or(Error::BufferTooSmall)?;
+        self.out_len = rest + encode(req, req_id, tx_id, room)?;
         self.next_req_id = req_id.wrapping_add(1).max(1);
         self.outstanding = Some(Outstanding { req_id, ty: req.msg_type() });
         self.flush(mem).map_err(|e| self.fail(e))?;
@@ -112,6 +127,23 @@ impl Client {
         Ok(n)
     }
 
+    /// Gives up waiting for the outstanding request's reply (its deadline passed) and
+    /// returns its id: a late reply then answers nothing and comes out of [`Client::poll`]
+    /// as [`Error::UnexpectedReply`] with that id, and the next request can be sent. If
+    /// part of the request never went into the ring (xenstored stopped taking bytes),
+    /// the request stream can no longer be framed: the client is broken
+    /// ([`Error::Stalled`]).
+    pub fn abandon(&mut self) -> Result<Option<u32>, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let Some(o) = self.outstanding.take() else { return Ok(None) };
+        if self.out_sent < self.out_len {
+            return Err(self.fail(Error::Stalled));
+        }
+        Ok(Some(o.req_id))
+    }
+
     /// Moves bytes both ways and interprets at most one complete message. `Err` only
     /// for fatal errors.
     pub fn poll(&mut self, mem: &impl SharedMem) -> Result<Polled<'_>, Error> {
@@ -123,14 +155,14 @@ impl Client {
         let notify = wrote > 0 || read > 0;
         let outstanding = self.outstanding;
         let Some((hdr, payload)) = self.dec.take() else {
-            return Ok(Polled { notify, message: None });
+            return Ok(Polled { notify, message: None, answered: false });
         };
         let result = interpret(&hdr, payload, outstanding);
-        let answers = matches!(outstanding, Some(o) if o.req_id == hdr.req_id);
-        if answers && hdr.ty != MsgType::WatchEvent as u32 {
+        let answered = matches!(outstanding, Some(o) if o.req_id == hdr.req_id) && hdr.ty != MsgType::WatchEvent as u32;
+        if answered {
             // Answered, well-formed or not: a bad reply is still the reply.
             self.outstanding = None;
         }
-        Ok(Polled { notify, message: Some(result) })
+        Ok(Polled { notify, message: Some(result), answered })
     }
 }

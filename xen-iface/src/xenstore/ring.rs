@@ -2,16 +2,17 @@
 //! byte rings, `req` (guest to xenstored) and `rsp` (replies and watch events), each
 //! with a free-running producer and consumer index.
 //!
-//! [`XsRing`] is the guest's side. It keeps its own producer (`req_prod`) and consumer
-//! (`rsp_cons`) and never reads them back; xenstored's indexes are read once per call and
-//! refused if they claim more than the ring holds or move backwards. The caller notifies
-//! xenstored's event channel whenever a call moved bytes.
+//! [`XsRing`] is the guest's side: a [`crate::byte_ring`] producer on `req` and consumer
+//! on `rsp`. It keeps its own producer (`req_prod`) and consumer (`rsp_cons`) and never
+//! reads them back; xenstored's indexes are read once per call and refused if they claim
+//! more than the ring holds or move backwards. The caller notifies xenstored's event
+//! channel whenever a call moved bytes.
 
 use super::reply::Decoder;
 use super::Error;
+use crate::byte_ring::{Consumer, IndexError, Layout, Producer};
 use crate::shared::SharedMem;
 use core::mem::size_of;
-use core::sync::atomic::{fence, Ordering};
 
 /// `XENSTORE_RING_SIZE`: bytes in each ring.
 pub const RING_SIZE: usize = 1024;
@@ -78,84 +79,58 @@ pub struct DomainInterface {
 }
 const _: () = assert!(size_of::<DomainInterface>() == INTERFACE_SIZE);
 
-/// Position of free-running index `idx` in a ring at `base`.
-fn at(base: usize, idx: u32) -> usize {
-    base + (idx as usize & (RING_SIZE - 1))
+/// Where `req` and its indexes are.
+const REQ_RING: Layout = Layout { data: REQ, size: RING_SIZE as u32, prod: REQ_PROD, cons: REQ_CONS };
+/// Where `rsp` and its indexes are.
+const RSP_RING: Layout = Layout { data: RSP, size: RING_SIZE as u32, prod: RSP_PROD, cons: RSP_CONS };
+const _: () = assert!(RING_SIZE.is_power_of_two());
+
+impl From<IndexError> for Error {
+    fn from(e: IndexError) -> Self {
+        Error::RingIndex { prod: e.prod, cons: e.cons }
+    }
 }
 
 /// The guest's side of the two rings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct XsRing {
-    req_prod: u32,
-    /// `req_cons` as last seen (it may only move towards `req_prod`).
-    req_cons_seen: u32,
-    rsp_cons: u32,
-    /// `rsp_prod` as last seen (it may only move forwards, at most a ring ahead).
-    rsp_prod_seen: u32,
+    req: Producer,
+    rsp: Consumer,
+}
+
+impl Default for XsRing {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl XsRing {
     /// A ring not yet attached to a page (all indexes 0).
     pub const fn new() -> Self {
-        XsRing { req_prod: 0, req_cons_seen: 0, rsp_cons: 0, rsp_prod_seen: 0 }
+        // Attaching to a zeroed page gives exactly this.
+        XsRing { req: Producer::detached(REQ_RING), rsp: Consumer::detached(RSP_RING) }
     }
 
     /// Takes over the page as left by the toolstack or an earlier boot stage. Requests
     /// still in `req` stay there for xenstored; replies still in `rsp` answer requests
-    /// this kernel never sent and are skipped (as Linux does).
+    /// this kernel never sent and are skipped (as Linux does). Writes nothing if it
+    /// refuses the indexes.
     pub fn attach(mem: &impl SharedMem) -> Result<Self, Error> {
-        let (req_prod, req_cons) = (mem.read_u32(REQ_PROD), mem.read_u32(REQ_CONS));
-        let (rsp_prod, rsp_cons) = (mem.read_u32(RSP_PROD), mem.read_u32(RSP_CONS));
-        for (prod, cons) in [(req_prod, req_cons), (rsp_prod, rsp_cons)] {
-            if prod.wrapping_sub(cons) as usize > RING_SIZE {
-                return Err(Error::RingIndex { prod, cons });
-            }
-        }
-        if rsp_prod != rsp_cons {
-            mem.write_u32(RSP_CONS, rsp_prod);
-        }
-        Ok(XsRing { req_prod, req_cons_seen: req_cons, rsp_cons: rsp_prod, rsp_prod_seen: rsp_prod })
+        let req = Producer::attach(mem, REQ_RING)?;
+        let mut rsp = Consumer::attach(mem, RSP_RING)?;
+        rsp.skip(mem);
+        Ok(XsRing { req, rsp })
     }
 
     /// Copies as much of `bytes` into `req` as there is room for and publishes it;
     /// returns how many were taken (0 when the ring is full).
     pub fn write(&mut self, mem: &impl SharedMem, bytes: &[u8]) -> Result<usize, Error> {
-        let cons = mem.read_u32(REQ_CONS);
-        fence(Ordering::Acquire); // the index before reusing the space it frees
-                                  // xenstored consumes only what we produced, and never un-consumes.
-        if cons.wrapping_sub(self.req_cons_seen) > self.req_prod.wrapping_sub(self.req_cons_seen) {
-            return Err(Error::RingIndex { prod: self.req_prod, cons });
-        }
-        self.req_cons_seen = cons;
-        let used = self.req_prod.wrapping_sub(cons) as usize;
-        let n = RING_SIZE.saturating_sub(used).min(bytes.len());
-        for (i, &b) in bytes.iter().take(n).enumerate() {
-            mem.write_u8(at(REQ, self.req_prod.wrapping_add(i as u32)), b);
-        }
-        if n > 0 {
-            fence(Ordering::Release); // the bytes before the index that publishes them
-            self.req_prod = self.req_prod.wrapping_add(n as u32);
-            mem.write_u32(REQ_PROD, self.req_prod);
-        }
-        Ok(n)
+        Ok(self.req.write(mem, bytes)?)
     }
 
     /// True when xenstored has consumed every request byte written.
     pub fn requests_drained(&self, mem: &impl SharedMem) -> bool {
-        mem.read_u32(REQ_CONS) == self.req_prod
-    }
-
-    /// Reads `rsp_prod` once and validates it; returns the bytes available.
-    fn rsp_available(&mut self, mem: &impl SharedMem) -> Result<usize, Error> {
-        let prod = mem.read_u32(RSP_PROD);
-        fence(Ordering::Acquire); // the index before the bytes it publishes
-        let avail = prod.wrapping_sub(self.rsp_cons);
-        // Going backwards (even to a value still ahead of rsp_cons) or past a full ring.
-        if (prod.wrapping_sub(self.rsp_prod_seen) as i32) < 0 || avail as usize > RING_SIZE {
-            return Err(Error::RingIndex { prod, cons: self.rsp_cons });
-        }
-        self.rsp_prod_seen = prod;
-        Ok(avail as usize)
+        self.req.drained(mem)
     }
 
     /// Moves bytes from `rsp` into `dec` until it holds a complete message or the ring
@@ -163,43 +138,25 @@ impl XsRing {
     /// be waiting for room). Call [`Decoder::take`] afterwards, and again this, until no
     /// message comes out.
     pub fn read(&mut self, mem: &impl SharedMem, dec: &mut Decoder) -> Result<usize, Error> {
-        let mut avail = self.rsp_available(mem)?;
+        self.rsp.available(mem)?;
         let mut total = 0;
         let result = loop {
-            let dst = dec.spare();
-            let n = dst.len().min(avail);
+            let n = self.rsp.take(mem, dec.spare());
             if n == 0 {
                 break dec.advance(0);
             }
-            for (i, d) in dst.iter_mut().take(n).enumerate() {
-                *d = mem.read_u8(at(RSP, self.rsp_cons.wrapping_add((total + i) as u32)));
-            }
             total += n;
-            avail -= n;
             if let Err(e) = dec.advance(n) {
                 break Err(e);
             }
         };
-        if total > 0 {
-            fence(Ordering::Release); // done reading the bytes before handing the space back
-            self.rsp_cons = self.rsp_cons.wrapping_add(total as u32);
-            mem.write_u32(RSP_CONS, self.rsp_cons);
-        }
+        self.rsp.publish(mem);
         result.map(|()| total)
     }
 
     /// Reads raw bytes from `rsp` into `out` (no framing); returns how many.
     pub fn read_bytes(&mut self, mem: &impl SharedMem, out: &mut [u8]) -> Result<usize, Error> {
-        let n = self.rsp_available(mem)?.min(out.len());
-        for (i, d) in out.iter_mut().take(n).enumerate() {
-            *d = mem.read_u8(at(RSP, self.rsp_cons.wrapping_add(i as u32)));
-        }
-        if n > 0 {
-            fence(Ordering::Release);
-            self.rsp_cons = self.rsp_cons.wrapping_add(n as u32);
-            mem.write_u32(RSP_CONS, self.rsp_cons);
-        }
-        Ok(n)
+        Ok(self.rsp.read(mem, out)?)
     }
 }
 
@@ -250,9 +207,12 @@ mod tests {
         // xenstored takes 100 bytes.
         mem.write_u32(REQ_CONS, (u32::MAX - 9).wrapping_add(100));
         assert_eq!(r.write(&mem, &data[RING_SIZE..]), Ok(100));
-        let first = at(REQ, u32::MAX - 9);
+        let first = REQ + (u32::MAX - 9) as usize % RING_SIZE;
         assert_eq!(mem.read_u8(first), 0);
-        assert_eq!(mem.read_u8(at(REQ, (u32::MAX - 9).wrapping_add(RING_SIZE as u32))), data[RING_SIZE]);
+        assert_eq!(
+            mem.read_u8(REQ + (u32::MAX - 9).wrapping_add(RING_SIZE as u32) as usize % RING_SIZE),
+            data[RING_SIZE]
+        );
         assert!(!r.requests_drained(&mem));
     }
 

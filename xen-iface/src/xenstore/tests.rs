@@ -1,160 +1,13 @@
 //! Host tests of the xenstore client against a fake xenstored on the other side of a
 //! [`FakePage`], which can also misbehave.
 
+use super::fake::FakeXenstored;
 use super::reply::interpret;
-use super::ring::{INTERFACE_SIZE, REQ, REQ_CONS, REQ_PROD, RING_SIZE, RSP, RSP_CONS, RSP_PROD};
-use super::wire::{ABS_PATH_MAX, HEADER_SIZE, PAYLOAD_MAX};
+use super::ring::{INTERFACE_SIZE, REQ_CONS, REQ_PROD, RING_SIZE, RSP_CONS, RSP_PROD};
+use super::wire::{ABS_PATH_MAX, PAYLOAD_MAX};
 use super::*;
 use crate::shared::testing::FakePage;
 use crate::shared::SharedMem;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-/// A tiny xenstored: a flat map of paths, watches, and transaction ids (no isolation).
-#[derive(Default)]
-struct FakeXenstored {
-    store: BTreeMap<String, Vec<u8>>,
-    watches: Vec<(String, String)>,
-    next_tx: u32,
-    inbuf: Vec<u8>,
-    out: VecDeque<u8>,
-    /// Requests seen: header and payload.
-    seen: Vec<(Header, Vec<u8>)>,
-    /// Applied to the next reply (not events) before it is queued.
-    mangle: Option<fn(&mut Header, &mut Vec<u8>)>,
-}
-
-impl FakeXenstored {
-    fn new() -> Self {
-        FakeXenstored { next_tx: 41, ..Default::default() }
-    }
-
-    fn queue(&mut self, h: Header, payload: &[u8]) {
-        self.out.extend(h.to_bytes());
-        self.out.extend(payload);
-    }
-
-    fn reply(&mut self, req: &Header, ty: MsgType, payload: &[u8]) {
-        let mut h = Header { ty: ty as u32, req_id: req.req_id, tx_id: req.tx_id, len: payload.len() as u32 };
-        let mut p = payload.to_vec();
-        if let Some(m) = self.mangle.take() {
-            m(&mut h, &mut p);
-        }
-        self.queue(h, &p);
-    }
-
-    fn event(&mut self, path: &str, token: &str) {
-        let p = format!("{path}\0{token}\0");
-        self.queue(Header { ty: MsgType::WatchEvent as u32, req_id: 0, tx_id: 0, len: p.len() as u32 }, p.as_bytes());
-    }
-
-    fn fire(&mut self, path: &str) {
-        let hits: Vec<_> = self
-            .watches
-            .iter()
-            .filter(|(w, _)| path == w || path.starts_with(&format!("{w}/")))
-            .map(|(_, t)| t.clone())
-            .collect();
-        for t in hits {
-            self.event(path, &t);
-        }
-    }
-
-    /// Takes the request bytes, answers complete requests, writes what fits of the replies.
-    fn service(&mut self, mem: &FakePage) {
-        let (mut cons, prod) = (mem.read_u32(REQ_CONS), mem.read_u32(REQ_PROD));
-        while cons != prod {
-            self.inbuf.push(mem.read_u8(REQ + cons as usize % RING_SIZE));
-            cons = cons.wrapping_add(1);
-        }
-        mem.write_u32(REQ_CONS, cons);
-        while self.inbuf.len() >= HEADER_SIZE {
-            let h = Header::from_bytes(self.inbuf[..HEADER_SIZE].try_into().unwrap());
-            let end = HEADER_SIZE + h.len as usize;
-            if self.inbuf.len() < end {
-                break;
-            }
-            let p: Vec<u8> = self.inbuf.drain(..end).skip(HEADER_SIZE).collect();
-            self.seen.push((h, p.clone()));
-            self.handle(&h, &p);
-        }
-        self.pump(mem);
-    }
-
-    fn handle(&mut self, h: &Header, p: &[u8]) {
-        let strs: Vec<String> = p.split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
-        let path = strs[0].clone();
-        let ok = |x: &mut Self| x.reply(h, MsgType::from_u32(h.ty).unwrap(), b"OK\0");
-        match MsgType::from_u32(h.ty).unwrap() {
-            MsgType::Read => match self.store.get(&path).cloned() {
-                Some(v) => self.reply(h, MsgType::Read, &v),
-                None => self.reply(h, MsgType::Error, b"ENOENT\0"),
-            },
-            MsgType::Write => {
-                let value = &p[path.len() + 1..];
-                self.store.insert(path.clone(), value.to_vec());
-                ok(self);
-                self.fire(&path);
-            }
-            MsgType::Mkdir => {
-                self.store.entry(path.clone()).or_default();
-                ok(self);
-            }
-            MsgType::Rm => {
-                let before = self.store.len();
-                self.store.retain(|k, _| k != &path && !k.starts_with(&format!("{path}/")));
-                if self.store.len() == before {
-                    self.reply(h, MsgType::Error, b"ENOENT\0");
-                } else {
-                    ok(self);
-                    self.fire(&path);
-                }
-            }
-            MsgType::Directory => {
-                let prefix = format!("{path}/");
-                let kids: BTreeSet<&str> = self
-                    .store
-                    .keys()
-                    .filter_map(|k| k.strip_prefix(&prefix))
-                    .map(|rest| rest.split('/').next().unwrap())
-                    .collect();
-                let body: Vec<u8> = kids.iter().flat_map(|k| k.bytes().chain([0])).collect();
-                self.reply(h, MsgType::Directory, &body);
-            }
-            MsgType::Watch => {
-                self.watches.push((path.clone(), strs[1].clone()));
-                ok(self);
-                self.event(&path, &strs[1]); // xenstored fires every new watch once
-            }
-            MsgType::Unwatch => {
-                self.watches.retain(|(w, t)| !(w == &path && t == &strs[1]));
-                ok(self);
-            }
-            MsgType::TransactionStart => {
-                self.next_tx += 1;
-                let id = format!("{}\0", self.next_tx);
-                self.reply(h, MsgType::TransactionStart, id.as_bytes());
-            }
-            MsgType::TransactionEnd => ok(self),
-            _ => self.reply(h, MsgType::Error, b"ENOSYS\0"),
-        }
-    }
-
-    /// Takes the request bytes without answering.
-    fn swallow(&mut self, mem: &FakePage) {
-        mem.write_u32(REQ_CONS, mem.read_u32(REQ_PROD));
-    }
-
-    /// Writes queued reply bytes into `rsp` as far as there is room.
-    fn pump(&mut self, mem: &FakePage) {
-        let (cons, mut prod) = (mem.read_u32(RSP_CONS), mem.read_u32(RSP_PROD));
-        while prod.wrapping_sub(cons) < RING_SIZE as u32 {
-            let Some(b) = self.out.pop_front() else { break };
-            mem.write_u8(RSP + prod as usize % RING_SIZE, b);
-            prod = prod.wrapping_add(1);
-        }
-        mem.write_u32(RSP_PROD, prod);
-    }
-}
 
 /// A message, owned, so tests can collect them.
 #[derive(Debug, PartialEq, Eq)]
@@ -484,4 +337,34 @@ fn caller_errors_send_nothing() {
     assert_eq!(mem.read_u32(REQ_PROD), 0);
     assert_eq!(c.outstanding(), None);
     assert_eq!(INTERFACE_SIZE, 2076);
+}
+
+/// A reply that comes before its request went into the ring whole (a misbehaving
+/// xenstored) used to let the next request be written over the unsent rest.
+#[test]
+fn an_early_reply_keeps_the_request_stream_framed() {
+    let (mem, mut c, mut x) = setup();
+    let big = vec![b'v'; 3000];
+    let id = c.send(&mem, &Request::Write("k", &big), 0).unwrap();
+    x.swallow(&mem); // takes the first KiB, answers at once
+    x.queue(Header { ty: MsgType::Write as u32, req_id: id, tx_id: 0, len: 3 }, b"OK\0");
+    x.pump(&mem);
+    assert_eq!(c.poll(&mem).unwrap().message.map(own), Some(Got::Done));
+    c.send(&mem, &Request::Read("k"), 0).unwrap();
+    // From now on xenstored reads every byte the guest writes.
+    let mut received = Vec::new();
+    for _ in 0..20 {
+        c.poll(&mem).unwrap();
+        let (mut cons, prod) = (mem.read_u32(REQ_CONS), mem.read_u32(REQ_PROD));
+        while cons != prod {
+            received.push(mem.read_u8(super::ring::REQ + cons as usize % RING_SIZE));
+            cons = cons.wrapping_add(1);
+        }
+        mem.write_u32(REQ_CONS, prod);
+    }
+    // After the first KiB: the write's rest, then the read.
+    let want_rest = super::wire::HEADER_SIZE + 2 + 3000 - RING_SIZE;
+    assert_eq!(received.len(), want_rest + super::wire::HEADER_SIZE + 2);
+    assert!(received[..want_rest].iter().all(|&b| b == b'v'), "the rest of the write");
+    assert_eq!(&received[want_rest + super::wire::HEADER_SIZE..], b"k\0", "then the read, whole");
 }
