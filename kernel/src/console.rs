@@ -1,8 +1,10 @@
 //! Where the kernel's text goes: the chosen consoles, `kprintln!`, and the `log` backend.
 //!
 //! Lines are written whole under one lock so that interleaved output stays readable.
-//! [`emergency`] is for the panic path: it takes the lock if it can and writes anyway if
-//! it cannot (the holder will never run again).
+//! That lock guards no data: the list of consoles is copied out from under its own lock,
+//! which is never held while anything is written. So [`emergency`], for the panic path,
+//! can always write: it takes the line lock if it can and writes without it if the code
+//! it interrupted holds it (that code never resumes), with no lock to break.
 
 use arch::platform::Console;
 use core::fmt::{self, Write};
@@ -10,55 +12,56 @@ use spin::Mutex;
 
 const MAX_CONSOLES: usize = 3;
 
-struct Sinks {
-    list: [Option<&'static dyn Console>; MAX_CONSOLES],
-}
+type List = [Option<&'static dyn Console>; MAX_CONSOLES];
+
+/// The consoles in use. Held only to copy the list in or out, with interrupts off.
+static LIST: Mutex<List> = Mutex::new([None; MAX_CONSOLES]);
+/// Held while a line is written, so lines do not interleave.
+static LINE: Mutex<()> = Mutex::new(());
+
+/// Formatted text into every console of a list.
+struct Sinks(List);
 
 impl Write for Sinks {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in self.list.iter().flatten() {
+        for c in self.0.iter().flatten() {
             c.write(s.as_bytes());
         }
         Ok(())
     }
 }
 
-static SINKS: Mutex<Sinks> = Mutex::new(Sinks { list: [None; MAX_CONSOLES] });
-
 /// Sends all further output to `consoles` (at most three).
 pub fn set(consoles: &[&'static dyn Console]) {
-    let mut s = SINKS.lock();
-    s.list = [None; MAX_CONSOLES];
-    for (slot, c) in s.list.iter_mut().zip(consoles) {
+    let mut list: List = [None; MAX_CONSOLES];
+    for (slot, c) in list.iter_mut().zip(consoles) {
         *slot = Some(*c);
     }
+    x86_64::instructions::interrupts::without_interrupts(|| *LIST.lock() = list);
 }
 
 /// Writes formatted text (use [`kprintln!`]).
 pub fn print(args: fmt::Arguments<'_>) {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        let _ = SINKS.lock().write_fmt(args);
+        let _line = LINE.lock();
+        let list = *LIST.lock(); // a copy: the list lock is not held while writing
+        let _ = Sinks(list).write_fmt(args);
     });
 }
 
-/// Writes even if the console lock is held (panic path only).
+/// Writes even if a line is being written (panic path only).
 pub fn emergency(args: fmt::Arguments<'_>) {
-    if let Some(mut s) = SINKS.try_lock() {
-        let _ = s.write_fmt(args);
-        return;
-    }
-    // SAFETY: only called on the way to power-off with interrupts disabled; whoever
-    // holds the lock was interrupted by this fault and never resumes.
-    unsafe { SINKS.force_unlock() };
-    let _ = SINKS.lock().write_fmt(args);
+    // The list lock is only ever held for a copy with interrupts off, so this finds it
+    // free; if not, there is nowhere known to write.
+    let Some(list) = LIST.try_lock().map(|l| *l) else { return };
+    // Taken if free; if the interrupted code holds it, it never resumes: write anyway.
+    let _line = LINE.try_lock();
+    let _ = Sinks(list).write_fmt(args);
 }
 
 /// Waits (bounded) until every console has passed on what it was given: before power-off.
 pub fn flush() {
-    let list = match SINKS.try_lock() {
-        Some(s) => s.list,
-        None => return,
-    };
+    let Some(list) = LIST.try_lock().map(|l| *l) else { return };
     for c in list.iter().flatten() {
         c.flush();
     }

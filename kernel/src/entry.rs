@@ -1,4 +1,7 @@
-//! `kernel_entry`: from the boot stub to power-off.
+//! [`kernel_main`]: from the boot stub to power-off.
+//!
+//! `arch::entry_point!` makes it what the PVH stub runs, with the [`Start`] that carries
+//! the loader's start info.
 //!
 //! Order matters: consoles and fault handlers first (so every later failure is
 //! readable), then the boot info is copied out of loader memory, then the heap, page
@@ -7,11 +10,10 @@
 //! report: the kernel is up, with its time from the entry point; benchmarks come after.
 
 use crate::{bench, console, heap, net, platform, power};
-use arch::acpi::AcpiInfo;
-use arch::boot::BootInfo;
 use arch::hypervisor::Hypervisor;
 use arch::platform::Console;
 use arch::platform::ExitStatus;
+use arch::start::Start;
 use drivers::console::{DebugCon, Uart16550};
 use proto::cmdline::{self, Choice, Fault};
 use proto::lines::{ModeReport, Ready};
@@ -24,18 +26,17 @@ fn fail(args: core::fmt::Arguments<'_>) -> ! {
     power::off(ExitStatus::Failure)
 }
 
-/// Called by the PVH stub with the start info's physical address.
-#[no_mangle]
-pub extern "C" fn kernel_entry(start_info: u32) -> ! {
+arch::entry_point!(kernel_main);
+
+/// Run by the PVH stub with what it was handed.
+fn kernel_main(start: Start) -> ! {
     let entry_tsc = arch::cpu::rdtsc();
-    // SAFETY: COM1 is the PC's first UART, or unused ports where there is none.
-    let com1 = unsafe { Uart16550::probe(Uart16550::COM1) }.map(alloc_free_static);
+    let com1 = Uart16550::probe_com1().map(alloc_free_static);
     early_consoles(com1, None);
     arch::gdt::init();
     arch::trap::init();
 
-    // SAFETY: start_info is the PVH entry's %ebx; the boot stub identity-maps low memory.
-    let boot = match unsafe { BootInfo::read(start_info as u64) } {
+    let boot = match start.boot_info() {
         Ok(b) => b,
         Err(e) => fail(format_args!("boot: not a PVH start ({e:?})")),
     };
@@ -65,8 +66,7 @@ pub extern "C" fn kernel_entry(start_info: u32) -> ! {
     if let Some(sig) = hv.other_signature() {
         log::info!("hypervisor '{sig}' offers no interface this kernel uses: reported as none");
     }
-    // SAFETY: low memory is identity-mapped; the RSDP address comes from the loader.
-    let acpi = match unsafe { AcpiInfo::read(boot.rsdp) } {
+    let acpi = match arch::firmware::acpi(&boot) {
         Ok(a) => Some(a),
         Err(e) => {
             log::warn!("no usable ACPI tables: {e:?}");

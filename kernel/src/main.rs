@@ -5,7 +5,12 @@
 //! benchmarks → network service → power-off. What the kernel and its host harness both
 //! speak (command line, output lines, control protocol) is the `hy-proto` crate, tested
 //! on the host.
+//!
+//! No `unsafe` here: what needs it (the entry symbol, the boot handoff, the heap's RAM,
+//! devices at addresses the firmware names, the benchmarks' volatile loops) is `arch`'s
+//! and `drivers`' behind safe functions.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 #[cfg(target_os = "none")]
 extern crate alloc;

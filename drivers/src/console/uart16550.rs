@@ -21,6 +21,19 @@ impl Uart16550 {
     /// COM1's I/O base.
     pub const COM1: u16 = 0x3f8;
 
+    /// COM1, programmed, if a UART answers there (see [`Self::probe`]).
+    pub fn probe_com1() -> Option<Self> {
+        // SAFETY: the PC's fixed I/O map: 0x3f8-0x3ff are COM1's registers, or unused
+        // ports where the machine has no COM1 (a Xen PVH domain).
+        unsafe { Self::probe(Self::COM1) }
+    }
+
+    /// COM1, programmed for 115200 8N1 (see [`Self::init`]).
+    pub fn com1() -> Self {
+        // SAFETY: as in `probe_com1`.
+        unsafe { Self::init(Self::COM1) }
+    }
+
     /// The UART at `base`, programmed, if one answers there: its scratch register keeps
     /// what is written to it, where a missing device reads back 0xff. A guest without one
     /// (a Xen PVH domain) then writes nothing to it, each byte of which would have cost

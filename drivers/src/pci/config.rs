@@ -10,16 +10,16 @@ use x86_64::instructions::port::Port;
 
 /// Port-I/O configuration access. The address/data pair is one shared resource, so
 /// accesses are serialised.
+#[derive(Default)]
 pub struct PortIo {
     lock: Mutex<()>,
 }
 
 impl PortIo {
-    /// The mechanism.
-    ///
-    /// # Safety
-    /// Ports 0xcf8/0xcfc must be the PCI configuration ports (true on PCs).
-    pub const unsafe fn new() -> Self {
+    /// The mechanism. Safe on the platform's word: on a PC, ports 0xcf8/0xcfc are the
+    /// configuration address and data ports; a guest without PCI (a Xen PVH domain) has
+    /// nothing there, so reads give all-ones (no function) and writes are dropped.
+    pub const fn new() -> Self {
         PortIo { lock: Mutex::new(()) }
     }
 
@@ -29,7 +29,8 @@ impl PortIo {
             | (addr.device as u32 & 0x1f) << 11
             | (addr.function as u32 & 0x7) << 8
             | (offset as u32 & 0xfc);
-        // SAFETY: `new`'s contract: 0xcf8 is the configuration address port.
+        // SAFETY: the PC's fixed I/O map: 0xcf8 is the configuration address port (see
+        // `new`); selecting a register has no other effect.
         unsafe { Port::<u32>::new(0xcf8).write(value) };
     }
 }

@@ -4,6 +4,9 @@
 //! message address, data and a vector-control word whose bit 0 masks the vector. Under
 //! a hypervisor that emulates the device, every table write (programming, masking,
 //! unmasking) is a trapped MMIO access: the cost hybrid mode avoids.
+//!
+//! Drivers program and mask entries through [`VectorTable`], which [`MsixTable`]
+//! implements on the mapped table and host tests implement with a fake.
 
 use super::{cap, capabilities, read_bar, Bar, ConfigSpace, PciAddress};
 use arch::mmio::Mmio;
@@ -13,6 +16,16 @@ const CTRL_ENABLE: u16 = 1 << 15;
 const CTRL_FUNCTION_MASK: u16 = 1 << 14;
 const ENTRY_SIZE: usize = 16;
 const VECTOR_MASKED: u32 = 1;
+
+/// A device's table of interrupt vectors, each entry masked on its own.
+pub trait VectorTable: Send + Sync + 'static {
+    /// Programs entry `entry` with `msg`, leaving it masked.
+    fn program(&self, entry: u16, msg: MsiMessage);
+    /// Masks entry `entry`.
+    fn mask(&self, entry: u16);
+    /// Unmasks entry `entry`; a message that arrived while masked is delivered now.
+    fn unmask(&self, entry: u16);
+}
 
 /// Where the MSI-X capability says the table is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +129,22 @@ impl MsixTable {
     #[inline]
     pub fn unmask(&self, entry: u16) {
         self.word(entry, 3).write(0);
+    }
+}
+
+impl VectorTable for MsixTable {
+    fn program(&self, entry: u16, msg: MsiMessage) {
+        MsixTable::program(self, entry, msg)
+    }
+
+    #[inline]
+    fn mask(&self, entry: u16) {
+        MsixTable::mask(self, entry)
+    }
+
+    #[inline]
+    fn unmask(&self, entry: u16) {
+        MsixTable::unmask(self, entry)
     }
 }
 

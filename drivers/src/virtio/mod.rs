@@ -1,12 +1,18 @@
-//! Virtio 1.x over PCI: the modern transport, split virtqueues and the network device.
+//! Virtio 1.x: the transport trait and its PCI implementation, split virtqueues and the
+//! network device.
 //!
-//! [`pci`] finds the device's configuration structures through its vendor capabilities
-//! and drives the common configuration (status, features, queues); [`queue`] is the split
-//! ring, which treats everything the device writes as untrusted; [`net`] builds the NIC.
+//! [`transport`] is what a driver needs from a device (status, features, queues,
+//! doorbells) and [`pci`] provides it over the modern PCI transport's capabilities;
+//! [`queue`] is the split ring over shared memory, which treats everything the device
+//! writes as untrusted; [`net`] builds the NIC on any transport and memory. In host
+//! tests, `fake` plays the device — healthy or misbehaving — behind the same traits.
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod net;
 pub mod pci;
 pub mod queue;
+pub mod transport;
 
 /// Device status bits (virtio 1.2, 2.1).
 pub mod status {

@@ -1,8 +1,15 @@
-//! virtio-net over the modern PCI transport, with one MSI-X vector for receive.
+//! virtio-net on any [`Transport`] and DMA memory, with one MSI-X vector for receive.
 //!
 //! Queue 0 receives, queue 1 transmits. Every receive descriptor is posted at start and
 //! reposted as soon as its frame was handed up; transmit descriptors are reclaimed
 //! lazily when a send needs one, and the device is asked not to interrupt for them.
+//! Frames pass through two buffers of the driver's own: a received frame is copied out
+//! of device-writable memory before the stack sees a byte of it, and a frame to send is
+//! built there and copied in, so no Rust reference ever covers memory the device writes.
+//!
+//! The device is untrusted: whatever breaks the ring protocol (see [`super::queue`])
+//! sets FAILED in the device status and marks the driver broken; every call then fails
+//! with [`NicError::Broken`] and the kernel carries on without the network.
 //!
 //! Receive interrupts follow the mask/poll/unmask pattern: the MSI-X handler masks its
 //! vector in the device's MSI-X table and the network loop polls until the queue is
@@ -10,17 +17,23 @@
 //! and unmask is a trapped MMIO write; this is the cost the hybrid mode's event channels
 //! remove. Without MSI-X the driver works polled. The handler is the device's
 //! `RxInterrupt`, the state it shares with the driver, so devices do not share anything.
+//!
+//! [`VirtioNet::init`] brings up a PCI function on the kernel heap; the generic
+//! [`VirtioNet::start`] is what host tests drive with a fake transport (`net/tests.rs`).
 
-use super::pci::{TransportError, VirtioPci};
+use super::pci::VirtioPci;
 use super::queue::{Direction, QueueError, SplitQueue};
+use super::transport::{negotiate, Notify, Transport, TransportError};
 use super::{feature, status, NO_VECTOR};
+use crate::dma::{DmaAlloc, DmaBuffer, HeapDma};
 use crate::nic::{Nic, NicError, NicStats};
-use crate::pci::msix::{MsixCapability, MsixTable};
-use crate::pci::{ConfigSpace, PciFunction};
+use crate::pci::msix::{MsixCapability, MsixTable, VectorTable};
+use crate::pci::{ConfigSpace, PciAddress, PciFunction};
 use alloc::boxed::Box;
-use arch::mmio::Mmio;
+use alloc::vec;
 use arch::platform::{InterruptController, Irq, IrqHandler};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use xen_iface::shared::SharedMem;
 
 /// `VIRTIO_NET_F_MAC`.
 const F_MAC: u64 = 1 << 5;
@@ -51,15 +64,15 @@ pub enum NetInitError {
 }
 
 /// A device's receive interrupt: the state its MSI-X handler shares with the driver.
-struct RxInterrupt {
-    table: MsixTable,
+struct RxInterrupt<V> {
+    table: V,
     /// True while the vector is masked in the table.
     masked: AtomicBool,
     /// Interrupts taken.
     count: AtomicU64,
 }
 
-impl IrqHandler for RxInterrupt {
+impl<V: VectorTable> IrqHandler for RxInterrupt<V> {
     fn handle(&self, _irq: Irq) {
         self.count.fetch_add(1, Ordering::Relaxed);
         if !self.masked.swap(true, Ordering::AcqRel) {
@@ -68,79 +81,94 @@ impl IrqHandler for RxInterrupt {
     }
 }
 
-/// A virtio-net device.
-pub struct VirtioNet {
-    transport: VirtioPci,
-    rx: SplitQueue,
-    tx: SplitQueue,
-    rx_notify: Mmio<u16>,
-    tx_notify: Mmio<u16>,
+/// A virtio-net device on transport `T`, its queues in memory `M`.
+pub struct VirtioNet<T: Transport, M: SharedMem> {
+    transport: T,
+    rx: SplitQueue<M>,
+    tx: SplitQueue<M>,
+    rx_notify: T::Notifier,
+    tx_notify: T::Notifier,
     mac: [u8; 6],
     /// The receive interrupt; `None` when the driver polls.
-    rx_irq: Option<&'static RxInterrupt>,
+    rx_irq: Option<&'static RxInterrupt<T::Vectors>>,
+    /// Where a received frame is copied before it is handed up.
+    rx_frame: Box<[u8]>,
+    /// Where a frame to send is built before it is copied to the device.
+    tx_frame: Box<[u8]>,
     broken: bool,
     stats: NicStats,
 }
 
-// SAFETY: the driver's MMIO handles and DMA buffers are only used through &mut self
-// (or, for the MSI-X table, through its `RxInterrupt`'s atomics); nothing is tied to a
-// thread.
-unsafe impl Send for VirtioNet {}
-
-impl VirtioNet {
+impl VirtioNet<VirtioPci, DmaBuffer> {
     /// True if `f` is a virtio-net function.
     pub fn matches(f: &PciFunction) -> bool {
         f.vendor == super::VENDOR_ID && DEVICE_IDS.contains(&f.device)
     }
 
-    /// Brings the device up: reset, negotiate, queues, MSI-X (if the controller and the
-    /// device support it), DRIVER_OK.
+    /// Brings up PCI function `f`, its queues on the kernel heap: see [`Self::start`].
     pub fn init(cfg: &dyn ConfigSpace, f: &PciFunction, irqs: &dyn InterruptController) -> Result<Self, NetInitError> {
         let t = VirtioPci::new(cfg, f.addr).map_err(NetInitError::Transport)?;
+        Self::start(t, &HeapDma, irqs, || msix_table(cfg, f.addr))
+    }
+}
+
+/// The function's MSI-X table, enabled with every vector masked, if it has a usable one.
+fn msix_table(cfg: &dyn ConfigSpace, addr: PciAddress) -> Option<MsixTable> {
+    let cap = MsixCapability::find(cfg, addr)?;
+    match MsixTable::enable(cfg, addr, &cap) {
+        Ok(table) => Some(table),
+        Err(e) => {
+            log::warn!("virtio-net: MSI-X unusable ({e:?}), polling");
+            None
+        }
+    }
+}
+
+impl<T: Transport, M: SharedMem> VirtioNet<T, M> {
+    /// Brings the device up: reset, negotiate, MSI-X (if `vectors` yields a table and the
+    /// controller has a vector), queues from `dma`, DRIVER_OK.
+    pub fn start<D: DmaAlloc<Mem = M>>(
+        t: T,
+        dma: &D,
+        irqs: &dyn InterruptController,
+        vectors: impl FnOnce() -> Option<T::Vectors>,
+    ) -> Result<Self, NetInitError> {
         t.reset();
         t.add_status(status::ACKNOWLEDGE | status::DRIVER);
-        let features = t.negotiate(feature::VERSION_1 | F_MAC, feature::VERSION_1).map_err(NetInitError::Transport)?;
+        let features =
+            negotiate(&t, feature::VERSION_1 | F_MAC, feature::VERSION_1).map_err(NetInitError::Transport)?;
 
-        let rx_irq = match MsixCapability::find(cfg, f.addr) {
-            Some(cap) => match MsixTable::enable(cfg, f.addr, &cap) {
-                Ok(table) => {
-                    let irq: &'static RxInterrupt = Box::leak(Box::new(RxInterrupt {
-                        table,
-                        masked: AtomicBool::new(true),
-                        count: AtomicU64::new(0),
-                    }));
-                    match irqs.alloc_msi(irq) {
-                        Ok((_, msg)) => {
-                            irq.table.program(RX_MSIX_ENTRY, msg);
-                            Some(irq)
-                        }
-                        Err(e) => {
-                            log::warn!("virtio-net: no vector ({e:?}), polling");
-                            None
-                        }
+        let rx_irq = match vectors() {
+            Some(table) => {
+                let irq: &'static RxInterrupt<T::Vectors> =
+                    Box::leak(Box::new(RxInterrupt { table, masked: AtomicBool::new(true), count: AtomicU64::new(0) }));
+                match irqs.alloc_msi(irq) {
+                    Ok((_, msg)) => {
+                        irq.table.program(RX_MSIX_ENTRY, msg);
+                        Some(irq)
+                    }
+                    Err(e) => {
+                        log::warn!("virtio-net: no vector ({e:?}), polling");
+                        None
                     }
                 }
-                Err(e) => {
-                    log::warn!("virtio-net: MSI-X unusable ({e:?}), polling");
-                    None
-                }
-            },
+            }
             None => None,
         };
         let rx_vector = if rx_irq.is_some() { RX_MSIX_ENTRY } else { NO_VECTOR };
         t.set_config_vector(NO_VECTOR);
 
-        let queue = |index: u16, dir: Direction| -> Result<SplitQueue, NetInitError> {
+        let queue = |index: u16, dir: Direction| -> Result<SplitQueue<M>, NetInitError> {
             let max = t.queue_max_size(index).map_err(NetInitError::Transport)?;
             if max == 0 {
                 return Err(NetInitError::NoQueue(index));
             }
             // Largest power of two the device allows, capped.
             let size = 1u16 << (15 - max.min(MAX_QUEUE).leading_zeros());
-            SplitQueue::new(size, BUF_LEN, dir).map_err(NetInitError::Queue)
+            SplitQueue::new(dma, size, BUF_LEN, dir).map_err(NetInitError::Queue)
         };
         let mut rx = queue(RX_QUEUE, Direction::FromDevice)?;
-        let tx = queue(TX_QUEUE, Direction::ToDevice)?;
+        let mut tx = queue(TX_QUEUE, Direction::ToDevice)?;
         tx.suppress_interrupts();
         let rx_notify =
             t.setup_queue(RX_QUEUE, rx.size(), rx.addresses(), rx_vector).map_err(NetInitError::Transport)?;
@@ -159,7 +187,7 @@ impl VirtioNet {
             mac = [0x02, 0, 0, 0, 0, 0x01]; // locally administered
         }
         t.add_status(status::DRIVER_OK);
-        rx_notify.write(RX_QUEUE);
+        rx_notify.notify();
         Ok(VirtioNet {
             transport: t,
             rx,
@@ -168,6 +196,8 @@ impl VirtioNet {
             tx_notify,
             mac,
             rx_irq,
+            rx_frame: vec![0; BUF_LEN].into_boxed_slice(),
+            tx_frame: vec![0; BUF_LEN].into_boxed_slice(),
             broken: false,
             stats: NicStats::default(),
         })
@@ -180,7 +210,7 @@ impl VirtioNet {
                 if !self.broken {
                     log::error!(
                         "virtio-net {}: device broke the ring protocol ({v:?}); interface disabled",
-                        self.transport.addr
+                        self.transport.location()
                     );
                     self.transport.add_status(status::FAILED);
                     self.broken = true;
@@ -206,7 +236,12 @@ impl VirtioNet {
     }
 }
 
-impl Nic for VirtioNet {
+impl<T, M> Nic for VirtioNet<T, M>
+where
+    T: Transport + Send,
+    T::Notifier: Send,
+    M: SharedMem + Send,
+{
     fn mac(&self) -> [u8; 6] {
         self.mac
     }
@@ -230,13 +265,17 @@ impl Nic for VirtioNet {
             self.reclaim_tx()?;
         }
         let id = self.tx.alloc().ok_or(NicError::Busy)?;
-        let buf = self.tx.buffer_mut(id).map_err(|_| NicError::Busy)?;
-        buf[..HDR_LEN].fill(0);
-        fill(&mut buf[HDR_LEN..HDR_LEN + len]);
+        let frame = &mut self.tx_frame[..HDR_LEN + len]; // len <= MAX_FRAME, within BUF_LEN
+        frame[..HDR_LEN].fill(0);
+        fill(&mut frame[HDR_LEN..]);
+        if self.tx.write_buffer(id, 0, frame).is_err() {
+            let _ = self.tx.release(id);
+            return Err(NicError::Busy);
+        }
         let r = self.tx.submit(id, HDR_LEN + len);
         self.check(r)?;
         if self.tx.needs_notify() {
-            self.tx_notify.write(TX_QUEUE);
+            self.tx_notify.notify();
         }
         self.stats.tx_frames += 1;
         Ok(())
@@ -256,8 +295,10 @@ impl Nic for VirtioNet {
             Err(e) => return self.check(Err(e)).map(|_| false),
         };
         if written > HDR_LEN {
-            let buf = self.rx.buffer_mut(id).map_err(|_| NicError::Broken)?;
-            consume(&buf[HDR_LEN..written]);
+            // `pop_used` checked written <= BUF_LEN, the frame buffer's size.
+            let frame = self.rx_frame.get_mut(..written).ok_or(NicError::Broken)?;
+            self.rx.read_buffer(id, 0, frame).map_err(|_| NicError::Broken)?;
+            consume(&frame[HDR_LEN..]);
             self.stats.rx_frames += 1;
         } else {
             self.stats.bad_responses += 1; // a runt: nothing but (part of) a header
@@ -265,7 +306,7 @@ impl Nic for VirtioNet {
         let r = self.rx.submit(id, BUF_LEN);
         self.check(r)?;
         if self.rx.needs_notify() {
-            self.rx_notify.write(RX_QUEUE);
+            self.rx_notify.notify();
         }
         Ok(true)
     }
@@ -289,3 +330,6 @@ impl Nic for VirtioNet {
         NicStats { interrupts: self.rx_irq.map_or(0, |i| i.count.load(Ordering::Relaxed)), ..self.stats }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,12 +2,16 @@
 //!
 //! A modern device describes its register blocks with vendor-specific PCI capabilities
 //! (`cfg_type` 1 = common, 2 = notify, 3 = ISR, 4 = device-specific), each a window into
-//! one of its memory BARs. This module maps those windows and offers the operations the
-//! drivers need: reset, status, feature negotiation, queue setup and notification.
+//! one of its memory BARs. This module maps those windows and implements [`Transport`]
+//! on them: reset, status, features, queue setup and notification. Its vector table is
+//! the function's MSI-X table ([`MsixTable`]).
 
-use super::status;
+use super::queue::QueueAddresses;
+use super::transport::{Notify, Transport, TransportError};
+use crate::pci::msix::MsixTable;
 use crate::pci::{self, cap, read_bar, Bar, ConfigSpace, PciAddress};
 use arch::mmio::Mmio;
+use core::fmt;
 
 const CFG_COMMON: u8 = 1;
 const CFG_NOTIFY: u8 = 2;
@@ -33,23 +37,6 @@ mod common {
     pub const QUEUE_DEVICE: usize = 0x30;
     /// Size of the structure.
     pub const LEN: u32 = 0x38;
-}
-
-/// Why the transport could not be set up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportError {
-    /// A required capability (common, notify, device) is missing: not a modern device.
-    NotModern,
-    /// A capability points outside its BAR or at a non-memory BAR.
-    BadCapability,
-    /// A window could not be mapped.
-    Map(arch::paging::MapError),
-    /// The device rejected the features the driver can live with.
-    FeaturesRejected,
-    /// A queue index the device does not have.
-    NoSuchQueue(u16),
-    /// The device did not take the MSI-X vector.
-    VectorRejected,
 }
 
 /// A window (BAR address and length) named by one vendor capability.
@@ -130,9 +117,30 @@ impl VirtioPci {
         // in `new`) at their natural alignment, in a window mapped in `new`.
         unsafe { Mmio::at(self.common + offset) }
     }
+}
 
-    /// Resets the device and waits for the reset to complete.
-    pub fn reset(&self) {
+/// A queue's notification register and the value written to it (the queue's index).
+pub struct PciNotifier {
+    register: Mmio<u16>,
+    queue: u16,
+}
+
+impl Notify for PciNotifier {
+    #[inline]
+    fn notify(&self) {
+        self.register.write(self.queue);
+    }
+}
+
+impl Transport for VirtioPci {
+    type Notifier = PciNotifier;
+    type Vectors = MsixTable;
+
+    fn location(&self) -> &dyn fmt::Display {
+        &self.addr
+    }
+
+    fn reset(&self) {
         self.reg::<u8>(common::DEVICE_STATUS).write(0);
         for _ in 0..1_000_000 {
             if self.reg::<u8>(common::DEVICE_STATUS).read() == 0 {
@@ -142,44 +150,31 @@ impl VirtioPci {
         }
     }
 
-    /// Adds bits to the device status.
-    pub fn add_status(&self, bits: u8) {
-        let s = self.reg::<u8>(common::DEVICE_STATUS).read();
-        self.reg::<u8>(common::DEVICE_STATUS).write(s | bits);
-    }
-
-    /// The device status.
-    pub fn status(&self) -> u8 {
+    fn status(&self) -> u8 {
         self.reg::<u8>(common::DEVICE_STATUS).read()
     }
 
-    /// Offers the device the features in `wanted` that it has, requires `required`, and
-    /// completes negotiation (FEATURES_OK). Returns the accepted set.
-    pub fn negotiate(&self, wanted: u64, required: u64) -> Result<u64, TransportError> {
+    fn set_status(&self, status: u8) {
+        self.reg::<u8>(common::DEVICE_STATUS).write(status);
+    }
+
+    fn device_features(&self) -> u64 {
         let mut offered = 0u64;
         for half in 0..2u32 {
             self.reg::<u32>(common::DEVICE_FEATURE_SELECT).write(half);
             offered |= (self.reg::<u32>(common::DEVICE_FEATURE).read() as u64) << (32 * half);
         }
-        let accepted = offered & wanted;
-        if accepted & required != required {
-            self.add_status(status::FAILED);
-            return Err(TransportError::FeaturesRejected);
-        }
-        for half in 0..2u32 {
-            self.reg::<u32>(common::DRIVER_FEATURE_SELECT).write(half);
-            self.reg::<u32>(common::DRIVER_FEATURE).write((accepted >> (32 * half)) as u32);
-        }
-        self.add_status(status::FEATURES_OK);
-        if self.status() & status::FEATURES_OK == 0 {
-            self.add_status(status::FAILED);
-            return Err(TransportError::FeaturesRejected);
-        }
-        Ok(accepted)
+        offered
     }
 
-    /// Selects queue `index` and returns its maximum size (0 = absent).
-    pub fn queue_max_size(&self, index: u16) -> Result<u16, TransportError> {
+    fn set_driver_features(&self, features: u64) {
+        for half in 0..2u32 {
+            self.reg::<u32>(common::DRIVER_FEATURE_SELECT).write(half);
+            self.reg::<u32>(common::DRIVER_FEATURE).write((features >> (32 * half)) as u32);
+        }
+    }
+
+    fn queue_max_size(&self, index: u16) -> Result<u16, TransportError> {
         if index >= self.reg::<u16>(common::NUM_QUEUES).read() {
             return Err(TransportError::NoSuchQueue(index));
         }
@@ -187,20 +182,18 @@ impl VirtioPci {
         Ok(self.reg::<u16>(common::QUEUE_SIZE).read())
     }
 
-    /// Sets up queue `index` with `size` entries at the given ring addresses, routes it
-    /// to MSI-X `vector` (or `NO_VECTOR`) and enables it. Returns its notify address.
-    pub fn setup_queue(
+    fn setup_queue(
         &self,
         index: u16,
         size: u16,
-        (desc, driver, device): (u64, u64, u64),
+        addresses: QueueAddresses,
         vector: u16,
-    ) -> Result<Mmio<u16>, TransportError> {
+    ) -> Result<PciNotifier, TransportError> {
         self.queue_max_size(index)?;
         self.reg::<u16>(common::QUEUE_SIZE).write(size);
-        self.reg::<u64>(common::QUEUE_DESC).write(desc);
-        self.reg::<u64>(common::QUEUE_DRIVER).write(driver);
-        self.reg::<u64>(common::QUEUE_DEVICE).write(device);
+        self.reg::<u64>(common::QUEUE_DESC).write(addresses.desc);
+        self.reg::<u64>(common::QUEUE_DRIVER).write(addresses.driver);
+        self.reg::<u64>(common::QUEUE_DEVICE).write(addresses.device);
         self.reg::<u16>(common::QUEUE_MSIX_VECTOR).write(vector);
         if self.reg::<u16>(common::QUEUE_MSIX_VECTOR).read() != vector {
             return Err(TransportError::VectorRejected);
@@ -212,16 +205,15 @@ impl VirtioPci {
         self.reg::<u16>(common::QUEUE_ENABLE).write(1);
         // SAFETY: off + 2 lies inside the notify window mapped in `new`; the register is
         // a 16-bit queue notification register.
-        Ok(unsafe { Mmio::at(self.notify + off as usize) })
+        let register = unsafe { Mmio::at(self.notify + off as usize) };
+        Ok(PciNotifier { register, queue: index })
     }
 
-    /// Routes configuration-change interrupts to MSI-X `vector` (or `NO_VECTOR`).
-    pub fn set_config_vector(&self, vector: u16) {
+    fn set_config_vector(&self, vector: u16) {
         self.reg::<u16>(common::MSIX_CONFIG).write(vector);
     }
 
-    /// Reads a byte of the device-specific configuration; 0 past its end.
-    pub fn device_config_u8(&self, offset: u32) -> u8 {
+    fn device_config_u8(&self, offset: u32) -> u8 {
         if offset >= self.device_len {
             return 0;
         }

@@ -4,11 +4,13 @@
 //!
 //! All three are loops of 64-bit loads and stores, as lmbench's are. The copy is such a
 //! loop too, not `memcpy`: the kernel's `memcpy` is `rep movs`, which hardware runs
-//! fast but an emulator such as QEMU's TCG runs one element per step.
+//! fast but an emulator such as QEMU's TCG runs one element per step. The write and
+//! copy loops are `arch::membench`'s, whose volatile stores keep them loops.
 
 use super::{emit, skip};
 use crate::platform::Platform;
 use alloc::vec::Vec;
+use arch::membench::{copy_volatile, fill_volatile};
 use core::hint::black_box;
 
 const BUFFER: usize = 32 << 20;
@@ -36,21 +38,6 @@ fn read_pass(buf: &[u64]) -> u64 {
         d = d.wrapping_add(chunk[3]);
     }
     a ^ b ^ c ^ d
-}
-
-fn copy_pass(dst: &mut [u64], src: &[u64]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        // SAFETY: d is a valid, exclusive reference; volatile keeps the loop a loop
-        // (the compiler would otherwise turn it into a memcpy call).
-        unsafe { core::ptr::write_volatile(d, *s) };
-    }
-}
-
-fn write_pass(buf: &mut [u64], value: u64) {
-    for w in buf.iter_mut() {
-        // SAFETY: w is a valid, exclusive reference; volatile keeps the stores.
-        unsafe { core::ptr::write_volatile(w, value) };
-    }
 }
 
 /// Repeats `pass` until MIN_SPAN_NS elapsed, as phase `name`; returns MB/s for
@@ -82,11 +69,11 @@ pub fn run(p: &Platform) {
         black_box(read_pass(&src));
     });
     emit(p, "mem_bw_read", "MB/s", mbs, passes);
-    let (mbs, passes) = measure(p, "mem_bw_write", bytes, |i| write_pass(&mut src, i));
+    let (mbs, passes) = measure(p, "mem_bw_write", bytes, |i| fill_volatile(&mut src, i));
     emit(p, "mem_bw_write", "MB/s", mbs, passes);
     let dst = &mut dst_buf[COPY_SKEW_WORDS..];
     let (mbs, passes) = measure(p, "mem_bw_copy", bytes, |_| {
-        copy_pass(dst, &src);
+        copy_volatile(dst, &src);
         black_box(&mut *dst);
     });
     emit(p, "mem_bw_copy", "MB/s", mbs, passes);

@@ -2,14 +2,16 @@
 //!
 //! The buffer is split into 64-byte lines linked in one random cycle (Sattolo's
 //! shuffle), so each load depends on the previous one and hardware prefetchers cannot
-//! guess the next line. The result is nanoseconds per load.
+//! guess the next line. The result is nanoseconds per load. The links and the chase are
+//! `arch::membench::Chain`'s; the shuffle is here.
 
 use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
 use alloc::vec::Vec;
+use arch::membench::Chain;
 use core::hint::black_box;
 
-const LINE: usize = 64;
+const LINE: usize = Chain::LINE;
 const SIZES: [(usize, &str); 8] = [
     (4 << 10, "mem_lat_4k"),
     (16 << 10, "mem_lat_16k"),
@@ -34,10 +36,8 @@ impl XorShift {
     }
 }
 
-/// Links the lines of `buf` into one random cycle; returns the first line's address.
-fn build_chain(buf: &mut [usize], rng: &mut XorShift) -> Option<usize> {
-    let per_line = LINE / core::mem::size_of::<usize>();
-    let lines = buf.len() / per_line;
+/// A random single cycle over `lines` lines (Sattolo's shuffle); `None` if memory is short.
+fn cycle(lines: usize, rng: &mut XorShift) -> Option<Vec<u32>> {
     let mut order: Vec<u32> = Vec::new();
     order.try_reserve_exact(lines).ok()?;
     order.extend(0..lines as u32);
@@ -45,23 +45,7 @@ fn build_chain(buf: &mut [usize], rng: &mut XorShift) -> Option<usize> {
         let j = (rng.next() % i as u64) as usize; // Sattolo: j < i gives a single cycle
         order.swap(i, j);
     }
-    let base = buf.as_ptr() as usize;
-    for w in 0..lines {
-        let from = order[w] as usize;
-        let to = order[(w + 1) % lines] as usize;
-        buf[from * per_line] = base + to * LINE;
-    }
-    Some(base + order[0] as usize * LINE)
-}
-
-fn chase(start: usize, loads: usize) -> usize {
-    let mut p = start;
-    for _ in 0..loads {
-        // SAFETY: every link written by build_chain holds the address of a line of the
-        // same live buffer.
-        p = unsafe { core::ptr::read_volatile(p as *const usize) };
-    }
-    p
+    Some(order)
 }
 
 /// Runs every size that fits in the heap.
@@ -75,15 +59,15 @@ pub fn run(p: &Platform) {
             continue;
         }
         buf.resize(words, 0);
-        let Some(start) = build_chain(&mut buf, &mut rng) else {
+        let Some(chain) = cycle(size / LINE, &mut rng).and_then(|order| Chain::link(buf, &order)) else {
             skip(name, format_args!("reason=heap"));
             continue;
         };
         let loads = (size / LINE * 2).max(MIN_LOADS);
-        black_box(chase(start, size / LINE)); // warm caches and TLBs
+        black_box(chain.chase(size / LINE)); // warm caches and TLBs
         let (t0, t1) = phase(p, name, loads as u64, || {
             let t0 = p.clock.now_ns();
-            black_box(chase(start, loads));
+            black_box(chain.chase(loads));
             (t0, p.clock.now_ns())
         });
         emit(p, name, "ns", per_op(t0, t1, loads as u64), loads as u64);

@@ -8,7 +8,6 @@ use arch::acpi::AcpiInfo;
 use arch::apic::timer::LapicTimer;
 use arch::apic::{ApicMode, Lapic};
 use arch::cpu::Features;
-use arch::hpet::Hpet;
 use arch::platform::{Clock, NoMarker, PhaseMarker};
 use arch::tsc::TscClock;
 use arch::xen::{Xen, XenTraceMarker};
@@ -46,9 +45,9 @@ pub fn tsc_clock(hz: u64) -> &'static TscClock {
 
 /// The HPET as a clock, from the ACPI tables.
 pub fn hpet_clock(acpi: Option<&AcpiInfo>) -> Result<&'static dyn Clock, PlatformError> {
-    let base = acpi.and_then(|a| a.hpet).ok_or(misfit("clock", "clock=hpet: the firmware tables list no HPET"))?;
-    // SAFETY: the address comes from the firmware's HPET table.
-    Ok(leak(unsafe { Hpet::new(base) }.map_err(setup("HPET"))?))
+    let hpet =
+        acpi.and_then(arch::firmware::hpet).ok_or(misfit("clock", "clock=hpet: the firmware tables list no HPET"))?;
+    Ok(leak(hpet.map_err(setup("HPET"))?))
 }
 
 /// The LAPIC timer in the mode `timer=` asks for, deadlines in `clock`'s time.

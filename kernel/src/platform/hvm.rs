@@ -6,7 +6,6 @@ use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, s
 use super::{Platform, PlatformError};
 use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
-use arch::apic::ioapic::IoApic;
 use arch::apic::LapicController;
 use arch::cpu::Features;
 use arch::hypervisor::Hypervisor;
@@ -79,8 +78,7 @@ pub(super) fn build(
     let features = Features::read();
     arch::pic::disable();
     for io in &acpi.io_apics {
-        // SAFETY: the address comes from the firmware's MADT.
-        let ioapic = unsafe { IoApic::new(io.address, io.gsi_base) }.map_err(setup("IO-APIC"))?;
+        let ioapic = arch::firmware::io_apic(io).map_err(setup("IO-APIC"))?;
         ioapic.mask_all();
         log::info!("IO-APIC {} at {:#x}: GSIs {:?}, all masked", io.id, io.address, ioapic.gsis());
         leak(ioapic);
@@ -95,12 +93,11 @@ pub(super) fn build(
     };
     let timer = lapic_timer(opts, &features, lapic, clock, tsc)?;
 
-    // SAFETY: 0xcf8/0xcfc are the PCI configuration ports of the emulated PC.
-    let cfg: &'static PortIo = leak(unsafe { PortIo::new() });
+    let cfg: &'static PortIo = leak(PortIo::new());
     let nic = open_nic(cfg, controller);
     let nic_name = nic.as_ref().map_or("none", |n| n.name());
-    // SAFETY: COM1 is the emulated PC's first UART (already programmed at boot).
-    let com1: &'static Uart16550 = leak(unsafe { Uart16550::init(Uart16550::COM1) });
+    // COM1 is the emulated PC's first UART (already programmed at boot).
+    let com1: &'static Uart16550 = leak(Uart16550::com1());
     // On Xen, port 0xe9 lands in the hypervisor's log too, without the device model.
     let consoles: &'static [&'static dyn Console] =
         if xen.is_some() { leak([com1 as &dyn Console, &DebugCon]) } else { leak([com1 as &dyn Console]) };

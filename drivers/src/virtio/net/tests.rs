@@ -1,0 +1,387 @@
+//! `VirtioNet` against a fake transport and fake DMA memory: the healthy path (bring-up,
+//! receive, refill, send, reclaim, interrupts) and a device that misbehaves in each way
+//! the driver checks. A misbehaving device must leave the driver broken — FAILED in the
+//! device status, every call refused — and nothing may panic.
+
+use super::*;
+use crate::virtio::fake::{DeviceQueue, FakeDma, FakeIrqs, FakeMem, FakeTransport, FakeVectors};
+
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+const QUEUE: u16 = 16;
+
+type Net = VirtioNet<FakeTransport, FakeMem>;
+
+fn device() -> FakeTransport {
+    FakeTransport::new(feature::VERSION_1 | F_MAC | 1 << 0 /* CSUM, not wanted */, QUEUE, &MAC)
+}
+
+fn start(
+    dev: &FakeTransport,
+    dma: &FakeDma,
+    irqs: &FakeIrqs,
+    vectors: Option<FakeVectors>,
+) -> Result<Net, NetInitError> {
+    VirtioNet::start(dev.clone(), dma, irqs, || vectors)
+}
+
+/// A started driver and the device's view of its two queues.
+struct Rig {
+    net: Net,
+    dev: FakeTransport,
+    dma: FakeDma,
+    rx: DeviceQueue,
+    tx: DeviceQueue,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with(FakeIrqs::default(), None)
+    }
+
+    fn with(irqs: FakeIrqs, vectors: Option<FakeVectors>) -> Rig {
+        let (dev, dma) = (device(), FakeDma::default());
+        let irqs: &'static FakeIrqs = Box::leak(Box::new(irqs));
+        let net = start(&dev, &dma, irqs, vectors).expect("a healthy device comes up");
+        let (rxq, txq) = {
+            let d = dev.device();
+            (d.queues[0].unwrap(), d.queues[1].unwrap())
+        };
+        let rx = DeviceQueue::new(&dma, rxq.size, rxq.at);
+        let tx = DeviceQueue::new(&dma, txq.size, txq.at);
+        Rig { net, dev, dma, rx, tx }
+    }
+
+    /// The device receives `frame`: into the next posted buffer, behind a zero header.
+    fn deliver(&mut self, frame: &[u8]) {
+        let t = self.rx.take().expect("a posted receive buffer");
+        assert_eq!((t.len as usize, t.flags), (BUF_LEN, 2), "device-writable, whole buffer");
+        assert!(self.dma.write(t.addr, &[0; HDR_LEN]));
+        assert!(self.dma.write(t.addr + HDR_LEN as u64, frame));
+        self.rx.put(t.id as u32, (HDR_LEN + frame.len()) as u32);
+    }
+
+    /// What one `receive` handed up: `Ok(None)` if it called back with nothing.
+    fn receive(&mut self) -> Result<Option<Vec<u8>>, NicError> {
+        let mut got = None;
+        self.net.receive(&mut |f| got = Some(f.to_vec()))?;
+        Ok(got)
+    }
+
+    fn send(&mut self, frame: &[u8]) -> Result<(), NicError> {
+        self.net.transmit(frame.len(), &mut |b| b.copy_from_slice(frame))
+    }
+
+    /// The device completes the next transmitted frame and returns what it read.
+    fn complete_tx(&mut self) -> Vec<u8> {
+        let t = self.tx.take().expect("a transmitted frame");
+        assert_eq!(t.flags, 0, "device-readable");
+        let bytes = self.dma.read(t.addr, t.len as usize).unwrap();
+        self.tx.put(t.id as u32, 0);
+        bytes
+    }
+
+    fn status(&self) -> u8 {
+        self.dev.device().status
+    }
+
+    /// The driver gave up on the device and refuses everything, without panicking.
+    fn assert_broken(&mut self) {
+        assert_ne!(self.status() & status::FAILED, 0, "FAILED set in the device status");
+        assert!(!self.net.can_receive());
+        assert!(!self.net.can_transmit());
+        assert_eq!(self.receive(), Err(NicError::Broken));
+        assert_eq!(self.send(&[1; 60]), Err(NicError::Broken));
+        assert!(!self.net.enable_rx_interrupt());
+        assert_eq!(self.net.stats().bad_responses, 1);
+        assert_eq!(self.dev.device().notifications[1], 0, "nothing sent after breaking");
+    }
+}
+
+fn frame(n: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| n ^ i as u8).collect()
+}
+
+// The healthy path.
+
+#[test]
+fn brings_the_device_up() {
+    let r = Rig::new();
+    let d = r.dev.device();
+    assert_eq!(d.resets, 1);
+    let s = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
+    assert_eq!(d.status, s);
+    assert_eq!(d.driver_features, feature::VERSION_1 | F_MAC, "only what the driver knows");
+    assert_eq!(d.config_vector, NO_VECTOR);
+    let (rxq, txq) = (d.queues[0].unwrap(), d.queues[1].unwrap());
+    assert_eq!((rxq.size, rxq.vector, txq.size, txq.vector), (QUEUE, NO_VECTOR, QUEUE, NO_VECTOR));
+    assert_eq!(d.notifications, [1, 0], "receive buffers posted and announced once");
+    drop(d);
+    assert_eq!(r.net.mac(), MAC);
+    assert_eq!(r.rx.pending(), QUEUE, "every receive buffer posted");
+    assert_eq!(r.tx.avail_flags(), 1, "no interrupts for transmit completions");
+}
+
+#[test]
+fn queue_size_is_the_largest_power_of_two_allowed() {
+    let dev = FakeTransport::new(feature::VERSION_1, 1000, &[]);
+    let net = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None).unwrap();
+    let d = dev.device();
+    assert_eq!(d.queues[0].unwrap().size, MAX_QUEUE);
+    assert_eq!(net.mac(), [0x02, 0, 0, 0, 0, 0x01], "no MAC feature: a local address");
+    let dev = FakeTransport::new(feature::VERSION_1, 100, &[]);
+    start(&dev, &FakeDma::default(), &FakeIrqs::default(), None).unwrap();
+    assert_eq!(dev.device().queues[1].unwrap().size, 64);
+}
+
+#[test]
+fn receives_and_refills() {
+    let mut r = Rig::new();
+    assert!(!r.net.can_receive());
+    assert_eq!(r.receive(), Ok(None));
+    r.deliver(&frame(1, 60));
+    assert_eq!(r.rx.pending(), QUEUE - 1);
+    assert!(r.net.can_receive());
+    assert_eq!(r.receive(), Ok(Some(frame(1, 60))));
+    assert_eq!(r.rx.pending(), QUEUE, "the buffer is posted again");
+    assert_eq!(r.dev.device().notifications[0], 2, "and announced");
+    assert_eq!(r.receive(), Ok(None));
+    assert_eq!(r.net.stats().rx_frames, 1);
+}
+
+#[test]
+fn receives_across_ring_wraps() {
+    let mut r = Rig::new();
+    for n in 0..(5 * QUEUE as usize + 3) {
+        let f = frame(n as u8, 14 + n % 1500);
+        r.deliver(&f);
+        assert_eq!(r.receive(), Ok(Some(f)), "frame {n}");
+    }
+    assert_eq!(r.net.stats().rx_frames, 5 * QUEUE as u64 + 3);
+    assert_eq!(r.net.stats().bad_responses, 0);
+}
+
+#[test]
+fn a_full_ring_of_frames_is_taken_in_order() {
+    let mut r = Rig::new();
+    for n in 0..QUEUE {
+        r.deliver(&frame(n as u8, 100));
+    }
+    for n in 0..QUEUE {
+        assert_eq!(r.receive(), Ok(Some(frame(n as u8, 100))));
+    }
+    assert_eq!(r.rx.pending(), QUEUE);
+}
+
+#[test]
+fn no_notification_when_the_device_declines_them() {
+    let mut r = Rig::new();
+    r.rx.set_no_notify(true);
+    r.tx.set_no_notify(true);
+    r.deliver(&frame(2, 60));
+    r.receive().unwrap();
+    r.send(&frame(3, 60)).unwrap();
+    assert_eq!(r.dev.device().notifications, [1, 0]);
+}
+
+#[test]
+fn runt_frame_is_dropped_and_counted() {
+    let mut r = Rig::new();
+    let t = r.rx.take().unwrap();
+    r.rx.put(t.id as u32, HDR_LEN as u32); // a header and nothing else
+    assert_eq!(r.receive(), Ok(None));
+    assert_eq!(r.net.stats().bad_responses, 1);
+    assert_eq!(r.rx.pending(), QUEUE, "the buffer is posted again");
+    r.deliver(&frame(4, 60));
+    assert_eq!(r.receive(), Ok(Some(frame(4, 60))), "not broken");
+}
+
+#[test]
+fn sends_frames_the_device_reads() {
+    let mut r = Rig::new();
+    assert!(r.net.can_transmit());
+    r.send(&frame(5, 1514)).unwrap();
+    let mut expected = vec![0; HDR_LEN];
+    expected.extend(frame(5, 1514));
+    assert_eq!(r.complete_tx(), expected);
+    assert_eq!(r.dev.device().notifications[1], 1);
+    assert_eq!(r.net.stats().tx_frames, 1);
+    assert_eq!(r.send(&[0; 1515]), Err(NicError::TooLarge));
+}
+
+#[test]
+fn transmit_reclaims_completed_frames_when_full() {
+    let mut r = Rig::new();
+    for n in 0..QUEUE {
+        r.send(&frame(n as u8, 60)).unwrap();
+    }
+    assert!(!r.net.can_transmit());
+    assert_eq!(r.send(&frame(0, 60)), Err(NicError::Busy));
+    for _ in 0..3 {
+        r.complete_tx();
+    }
+    assert!(r.net.can_transmit());
+    for n in 0..3 {
+        r.send(&frame(100 + n, 60)).unwrap();
+    }
+    assert_eq!(r.send(&frame(0, 60)), Err(NicError::Busy));
+    assert_eq!(r.net.stats().tx_frames, QUEUE as u64 + 3);
+}
+
+#[test]
+fn interrupt_masks_itself_and_the_driver_unmasks() {
+    let vectors = FakeVectors::new();
+    let mut r = Rig::with(FakeIrqs::default(), Some(vectors.clone()));
+    assert_eq!(r.dev.device().queues[0].unwrap().vector, RX_MSIX_ENTRY, "receive queue on entry 0");
+    assert!(vectors.0.programmed.lock().unwrap().is_some());
+    assert!(vectors.masked(), "starts masked");
+    assert!(r.net.enable_rx_interrupt());
+    assert!(!vectors.masked());
+    assert!(r.net.enable_rx_interrupt(), "unmasking twice writes once");
+    assert_eq!(vectors.writes(), 1);
+    assert_eq!(r.net.stats().interrupts, 0);
+}
+
+#[test]
+fn interrupt_handler_masks_and_counts() {
+    let vectors = FakeVectors::new();
+    let irqs: &'static FakeIrqs = Box::leak(Box::default());
+    let (dev, dma) = (device(), FakeDma::default());
+    let mut net = start(&dev, &dma, irqs, Some(vectors.clone())).unwrap();
+    net.enable_rx_interrupt();
+    irqs.raise(0);
+    assert!(vectors.masked());
+    irqs.raise(0); // already masked: no second write
+    assert_eq!(vectors.writes(), 2);
+    assert_eq!(net.stats().interrupts, 2);
+    net.enable_rx_interrupt();
+    assert!(!vectors.masked());
+}
+
+#[test]
+fn without_a_vector_the_driver_polls() {
+    let irqs = FakeIrqs::exhausted();
+    let mut r = Rig::with(irqs, Some(FakeVectors::new()));
+    assert_eq!(r.dev.device().queues[0].unwrap().vector, NO_VECTOR);
+    assert!(!r.net.enable_rx_interrupt());
+    r.deliver(&frame(6, 60));
+    assert_eq!(r.receive(), Ok(Some(frame(6, 60))));
+}
+
+// A misbehaving device.
+
+#[test]
+fn rx_id_out_of_range_breaks_the_driver() {
+    let mut r = Rig::new();
+    r.rx.put(QUEUE as u32, 60);
+    assert!(r.net.can_receive());
+    assert_eq!(r.receive(), Err(NicError::Broken));
+    r.assert_broken();
+}
+
+#[test]
+fn rx_length_past_the_buffer_breaks_the_driver() {
+    let mut r = Rig::new();
+    let t = r.rx.take().unwrap();
+    r.rx.put(t.id as u32, BUF_LEN as u32 + 1);
+    let mut called = false;
+    assert_eq!(r.net.receive(&mut |_| called = true), Err(NicError::Broken));
+    assert!(!called, "nothing handed up");
+    r.assert_broken();
+}
+
+#[test]
+fn rx_used_index_jump_breaks_the_driver() {
+    let mut r = Rig::new();
+    r.rx.publish(QUEUE + 1);
+    assert_eq!(r.receive(), Err(NicError::Broken));
+    r.assert_broken();
+}
+
+#[test]
+fn rx_used_index_going_backwards_breaks_the_driver() {
+    let mut r = Rig::new();
+    r.deliver(&frame(8, 60));
+    r.receive().unwrap();
+    r.rx.publish(0);
+    assert_eq!(r.receive(), Err(NicError::Broken));
+    r.assert_broken();
+}
+
+#[test]
+fn tx_id_out_of_range_breaks_the_driver() {
+    let mut r = Rig::new();
+    for n in 0..QUEUE {
+        r.send(&frame(n as u8, 60)).unwrap();
+    }
+    r.tx.take().unwrap();
+    r.tx.put(0xffff, 0);
+    assert_eq!(r.send(&frame(0, 60)), Err(NicError::Broken));
+    assert_ne!(r.status() & status::FAILED, 0);
+    assert!(!r.net.can_transmit());
+    assert_eq!(r.receive(), Err(NicError::Broken));
+}
+
+#[test]
+fn tx_id_not_in_flight_breaks_the_driver() {
+    let mut r = Rig::new();
+    for n in 0..QUEUE {
+        r.send(&frame(n as u8, 60)).unwrap();
+    }
+    let t = r.tx.take().unwrap();
+    r.tx.put(t.id as u32, 0);
+    r.tx.put(t.id as u32, 0); // the same frame completed twice: reclaimed, then not in flight
+    assert!(!r.net.can_transmit(), "reclaim finds the duplicate");
+    assert_eq!(r.send(&frame(0, 60)), Err(NicError::Broken));
+    assert_ne!(r.status() & status::FAILED, 0);
+}
+
+#[test]
+fn tx_used_index_jump_breaks_the_driver() {
+    let mut r = Rig::new();
+    for n in 0..QUEUE {
+        r.send(&frame(n as u8, 60)).unwrap();
+    }
+    r.tx.publish(0x8000);
+    assert_eq!(r.send(&frame(0, 60)), Err(NicError::Broken));
+    assert!(!r.net.can_receive());
+}
+
+#[test]
+fn device_that_never_acknowledges_features_is_refused() {
+    let dev = device();
+    dev.device().accepts_features = false;
+    let r = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None);
+    assert_eq!(r.err(), Some(NetInitError::Transport(TransportError::FeaturesRejected)));
+    let d = dev.device();
+    assert_ne!(d.status & status::FAILED, 0);
+    assert_eq!(d.status & status::DRIVER_OK, 0);
+    assert!(d.queues.iter().all(Option::is_none), "no queue set up");
+}
+
+#[test]
+fn device_without_version_1_is_refused() {
+    let dev = FakeTransport::new(F_MAC, QUEUE, &MAC);
+    let r = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None);
+    assert_eq!(r.err(), Some(NetInitError::Transport(TransportError::FeaturesRejected)));
+    assert_ne!(dev.device().status & status::FAILED, 0);
+}
+
+#[test]
+fn device_without_a_queue_is_refused() {
+    let dev = device();
+    dev.device().queue_max[1] = 0;
+    let r = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None);
+    assert_eq!(r.err(), Some(NetInitError::NoQueue(1)));
+    dev.device().queue_max.truncate(1);
+    let r = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None);
+    assert_eq!(r.err(), Some(NetInitError::Transport(TransportError::NoSuchQueue(1))));
+}
+
+#[test]
+fn device_rejecting_the_vector_is_refused() {
+    let dev = device();
+    dev.device().rejects_vectors = true;
+    let irqs: &'static FakeIrqs = Box::leak(Box::default());
+    let r = start(&dev, &FakeDma::default(), irqs, Some(FakeVectors::new()));
+    assert_eq!(r.err(), Some(NetInitError::Transport(TransportError::VectorRejected)));
+}
