@@ -267,7 +267,9 @@ impl Default for Options {
 
 impl fmt::Display for Options {
     /// The command line that [`parse`]s back to these options: `mode=` and `bench=`
-    /// always, every other option only where it differs from its default.
+    /// always, every other option only where it differs from its default. Options that
+    /// `parse` cannot produce (`netwait_s` 0, a prefix above 32) are written as they are,
+    /// and the line is then refused by `parse` naming that option: never silently changed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = Options::default();
         write!(f, "mode={} bench={}", self.mode.name(), self.bench)?;

@@ -166,7 +166,7 @@ pub struct Ready {
 impl Ready {
     fn parse_fields(rest: &str) -> Result<Ready, LineError> {
         let v = rest.strip_prefix(" boot_ns=").ok_or(err("READY line without ' boot_ns='"))?;
-        let boot_ns = v.parse().map_err(|_| err("READY boot_ns= is not a count of ns"))?;
+        let boot_ns = count(v).ok_or(err("READY boot_ns= is not a count of ns"))?;
         Ok(Ready { boot_ns })
     }
 }
@@ -208,15 +208,53 @@ impl<'a> BenchRecord<'a> {
         c.expect(",\"unit\":")?;
         let unit = c.string()?;
         c.expect(",\"value\":")?;
-        let value: f64 = c.number()?.parse().map_err(|_| err("BENCH \"value\" is not a number"))?;
+        let value = json_number(c.number()?).ok_or(err("BENCH \"value\" is not a finite JSON number"))?;
         c.expect(",\"iterations\":")?;
-        let iterations = c.number()?.parse().map_err(|_| err("BENCH \"iterations\" is not a count"))?;
+        let iterations = count(c.number()?).ok_or(err("BENCH \"iterations\" is not a count"))?;
         c.expect("}")?;
         if !c.0.is_empty() {
             return Err(err("BENCH line has text after its object"));
         }
         Ok(BenchRecord { name, mode, unit, value, iterations })
     }
+}
+
+/// A decimal count: digits only (no sign, no blanks), within u64.
+fn count(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+}
+
+/// A number in JSON's grammar (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`) whose value
+/// is finite: no `NaN`, `inf`, leading `+` or `.5`, and no `1e999`.
+fn json_number(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let digits = |i: usize| b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    match digits(i) {
+        0 => return None,
+        n if n > 1 && b[i] == b'0' => return None,
+        n => i += n,
+    }
+    if b.get(i) == Some(&b'.') {
+        let n = digits(i + 1);
+        if n == 0 {
+            return None;
+        }
+        i += 1 + n;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(i);
+        if n == 0 {
+            return None;
+        }
+        i += n;
+    }
+    let v: f64 = s.parse().ok()?;
+    (i == b.len() && v.is_finite()).then_some(v)
 }
 
 /// A reader over the fixed-shape JSON the kernel writes.
@@ -346,6 +384,13 @@ mod tests {
             r#"BENCH {"mode":"hvm","name":"x","unit":"ns","value":1.0,"iterations":4}"#,
             r#"BENCH {"name":"x\q","mode":"hvm","unit":"ns","value":1.0,"iterations":4}"#,
             r#"BENCH {"name":"x\u12","mode":"hvm","unit":"ns","value":1.0,"iterations":4}"#,
+            r#"BENCH {"name":"x","mode":"hvm","unit":"ns","value":NaN,"iterations":1}"#,
+            r#"BENCH {"name":"x","mode":"hvm","unit":"ns","value":inf,"iterations":1}"#,
+            r#"BENCH {"name":"x","mode":"hvm","unit":"ns","value":1e999,"iterations":1}"#,
+            r#"BENCH {"name":"x","mode":"hvm","unit":"ns","value":+1.0,"iterations":1}"#,
+            r#"BENCH {"name":"x","mode":"hvm","unit":"ns","value":.5,"iterations":1}"#,
+            r#"BENCH {"name":"x","mode":"hvm","unit":"ns","value":01.5,"iterations":1}"#,
+            r#"BENCH {"name":"x","mode":"hvm","unit":"ns","value":1.0,"iterations":+4}"#,
         ] {
             assert!(matches!(Line::classify(line), Line::Bench(Err(_))), "{line}");
         }
@@ -385,6 +430,9 @@ mod tests {
         assert_eq!(Line::classify("READY boot_ns=1234567\r"), Line::Ready(Ok(r)));
         assert!(matches!(Line::classify("READY"), Line::Ready(Err(_))));
         assert!(matches!(Line::classify("READY boot_ns=-1"), Line::Ready(Err(_))));
+        assert!(matches!(Line::classify("READY boot_ns=+5"), Line::Ready(Err(_))));
+        assert_eq!(json_number("-0.25e-3"), Some(-0.25e-3));
+        assert_eq!(json_number("1234.568"), Some(1234.568));
     }
 
     #[test]

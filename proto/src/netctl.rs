@@ -107,10 +107,14 @@ impl Stats {
     /// Unknown keys are ignored (a newer peer may count more).
     pub fn parse(line: &str) -> Option<Stats> {
         let rest = line.trim_end().strip_prefix("STATS")?;
+        if !(rest.is_empty() || rest.starts_with(' ')) {
+            return None;
+        }
         let (mut s, mut have) = (Stats::default(), (false, false));
         for word in rest.split_ascii_whitespace() {
             let (k, v) = word.split_once('=')?;
-            let v: u64 = v.parse().ok()?;
+            let v: u64 =
+                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) { v.parse().ok()? } else { return None };
             match k {
                 "rx" => (s.rx, have.0) = (v, true),
                 "tx" => (s.tx, have.1) = (v, true),
@@ -270,6 +274,8 @@ mod tests {
         assert_eq!((linux.rx, linux.grants, linux.bytes), (10, None, Some(640)));
         assert_eq!(Stats::parse("STATS rx=1"), None);
         assert_eq!(Stats::parse("STATS rx=1 tx=x"), None);
+        assert_eq!(Stats::parse("STATSrx=1 tx=2"), None);
+        assert_eq!(Stats::parse("STATS rx=+1 tx=2"), None);
         assert_eq!(Stats::parse("OK"), None);
     }
 
