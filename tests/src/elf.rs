@@ -81,6 +81,16 @@ pub fn loaded_bytes(b: &[u8]) -> Result<u64, ElfError> {
     Ok(segments(b)?.iter().filter(|s| s.kind == PT_LOAD).map(|s| s.mem_size).sum())
 }
 
+/// The physical address just past the loaded image (the end of its highest `PT_LOAD`).
+pub fn load_end(b: &[u8]) -> Result<u64, ElfError> {
+    segments(b)?
+        .iter()
+        .filter(|s| s.kind == PT_LOAD)
+        .map(|s| s.paddr.saturating_add(s.mem_size))
+        .max()
+        .ok_or_else(|| ElfError("no PT_LOAD segment".into()))
+}
+
 /// One ELF note.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {

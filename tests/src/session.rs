@@ -100,19 +100,33 @@ pub fn run(cfg: &SessionConfig) -> Result<SessionResult, HarnessError> {
     })
 }
 
-/// Smallest guest RAM (MiB) in which the kernel boots and finishes `bench=clock`,
-/// found by bisection in `[lo, hi]`; `hi` must work.
-pub fn min_memory(kernel: &Path, lo: u32, hi: u32) -> Result<u32, HarnessError> {
+/// The least guest RAM (MiB) that can work for `image`: the image must fit below it (QEMU
+/// cannot load it otherwise, and then waits for ever with no output), and the kernel needs
+/// at least 1 MiB of heap after its end (it stops with "no usable heap" below that).
+pub fn memory_floor(image: &[u8]) -> Result<u32, HarnessError> {
+    const MIB: u64 = 1 << 20;
+    const MIN_HEAP: u64 = MIB;
+    let end = crate::elf::load_end(image).map_err(|e| HarnessError(e.to_string()))?;
+    Ok((end + MIN_HEAP).div_ceil(MIB) as u32)
+}
+
+/// Smallest guest RAM (MiB) in which the kernel boots and finishes `bench=clock`, found by
+/// bisection between the [`memory_floor`] of its image and `hi`, which must work. No boot
+/// below the floor is tried (QEMU would wait for ever), and each boot ends as soon as QEMU
+/// does: the kernel powers off at once when it lacks memory.
+pub fn min_memory(kernel: &Path, hi: u32) -> Result<u32, HarnessError> {
+    let image = std::fs::read(kernel).map_err(|e| HarnessError(format!("{}: {e}", kernel.display())))?;
+    let floor = memory_floor(&image)?;
     let boots = |mib: u32| -> Result<bool, HarnessError> {
         let mut qc = QemuConfig::standard(kernel, "bench=clock", &format!("memprobe-{mib}"));
         qc.memory_mib = mib;
         let mut vm = Qemu::start(&qc, EmulatorLock::acquire()?)?;
-        Ok(matches!(vm.wait_exit(Duration::from_secs(60)), Ok(Exit::Success)) && vm.summary().done)
+        Ok(matches!(vm.wait_exit(Duration::from_secs(30)), Ok(Exit::Success)) && vm.summary().done)
     };
     if !boots(hi)? {
         return Err(HarnessError(format!("the kernel does not boot in {hi} MiB")));
     }
-    let (mut bad, mut good) = (lo.saturating_sub(1), hi);
+    let (mut bad, mut good) = (floor.saturating_sub(1), hi);
     while good - bad > 1 {
         let mid = bad + (good - bad) / 2;
         if boots(mid)? {

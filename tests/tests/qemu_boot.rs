@@ -233,3 +233,18 @@ fn the_control_port_refuses_garbage_and_reports_counters() {
     assert_eq!(ctl.command(Command::Quit).unwrap(), "BYE");
     assert_eq!(vm.wait_exit(Duration::from_secs(30)).unwrap(), Exit::Success);
 }
+
+#[test]
+fn the_memory_probe_starts_at_the_floor_and_never_waits_for_a_timeout() {
+    let image = std::fs::read(kernel()).unwrap();
+    let floor = session::memory_floor(&image).unwrap();
+    let end = elf::load_end(&image).unwrap();
+    assert!(u64::from(floor) << 20 >= end + (1 << 20), "floor {floor} MiB below the image end {end:#x} + 1 MiB heap");
+    let t0 = std::time::Instant::now();
+    let mib = session::min_memory(&kernel(), 256).unwrap();
+    let took = t0.elapsed();
+    // Bisection from the floor to 256 MiB is 8 boots; each ends as soon as the kernel
+    // powers off (a boot that lacked memory stops at once), none waits for a timeout.
+    assert!(took < Duration::from_secs(60), "the probe took {took:?}");
+    assert!((floor..=floor + 2).contains(&mib), "min_memory {mib} MiB, floor {floor} MiB");
+}

@@ -45,8 +45,14 @@ pub fn run(a: &Args) -> Result<(), String> {
     rows.push(Row::host("image_loaded", "KiB", loaded as f64 / 1024.0, "PT_LOAD memory size"));
     if a.memprobe {
         eprintln!("==> finding the smallest memory the kernel boots in (bisection, bench=clock)");
-        let mib = session::min_memory(&a.kernel, 4, 256).map_err(|e| e.to_string())?;
-        rows.push(Row::host("min_memory", "MiB", mib as f64, "QEMU -m, boots to DONE"));
+        let floor = session::memory_floor(&image).map_err(|e| e.to_string())?;
+        let mib = session::min_memory(&a.kernel, 256).map_err(|e| e.to_string())?;
+        rows.push(Row::host(
+            "min_memory",
+            "MiB",
+            mib as f64,
+            &format!("QEMU -m, boots to DONE (floor {floor}: image end + 1 MiB heap)"),
+        ));
     }
     let ml = s.mode.as_ref().map(ToString::to_string).unwrap_or_default();
     println!("\n{}", table::render(&format!("host=qemu mode={mode}  ({})\n{ml}", r.network), &rows));
