@@ -4,7 +4,7 @@
 //! mid-run or a tool that hangs ends within its deadline with an error naming the guest
 //! and the step. The same agent runs every guest on the real Xen host.
 
-use harness::xen::plan::{BridgeAddr, ConsoleKind, GuestPlan, LineMatch, Plan, TraceSettings};
+use harness::xen::plan::{Action, BridgeAddr, ConsoleKind, GuestPlan, LineMatch, Plan, TraceSettings};
 use harness::xen::results::{DeathCause, GuestResult, Outcome, RunResults};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,7 @@ impl Fake {
             done: LineMatch::Exact("DONE".into()),
             timeout_s,
             net: None,
+            actions: vec![],
         }
     }
 
@@ -200,4 +201,22 @@ fn a_hanging_tool_is_bounded_and_named() {
         }
         o => panic!("{o:?}"),
     }
+}
+
+#[test]
+fn actions_run_once_when_their_line_appears() {
+    let f = Fake::new("actions");
+    let mut g = f.guest("g", "normal", 30);
+    let xl = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    g.actions = vec![Action {
+        on: LineMatch::Prefix("READY ".into()),
+        xl: vec![xl(&["pause", "{name}"]), xl(&["network-detach", "{name}", "0"]), xl(&["unpause", "{name}"])],
+    }];
+    let (r, _) = f.run(vec![g], 1);
+    let a = &only(&r).attempts[0];
+    assert_eq!(a.outcome, Outcome::Finished);
+    assert_eq!(a.actions, ["xl pause g: ok", "xl network-detach g 0: ok", "xl unpause g: ok"]);
+    let calls = std::fs::read_to_string(f.dir.join("state/calls")).unwrap();
+    // The agent's own unpause first, then the action's three commands, once.
+    assert_eq!(calls, "unpause g\npause g\nnetwork-detach g 0\nunpause g\n");
 }

@@ -9,8 +9,11 @@ use harness::netbench::{NetReport, Server};
 use harness::paths;
 use harness::xen::cost::ExitCost;
 use harness::xen::guests::{net_plan, Guest, Variant};
+use harness::xen::plan::{Action, LineMatch};
+use harness::xen::results::Outcome;
 use harness::xen::run::{run_guests, GuestRun};
 use harness::xentrace::{SVM_EXIT_MSR, SVM_EXIT_NPF};
+use proto::cmdline::BenchSet;
 use std::sync::OnceLock;
 
 /// Datagrams of the flood through the netfront (100,000 packets, with margin for
@@ -26,6 +29,21 @@ struct NetRun {
     hybrid: GuestRun,
     hvm: GuestRun,
     linux: GuestRun,
+    detached: GuestRun,
+}
+
+/// A hybrid guest whose vif is taken away while its netfront waits for the back end:
+/// dom0 pauses it at that line, detaches the vif, and lets it go on.
+fn detached_mid_init() -> Guest {
+    let mut g = Guest::kernel(Variant::HYBRID, BenchSet::NONE.with("cpuid", true).with("net", true), "");
+    g.plan.name = "hy-hybrid-detach".into();
+    g.plan.overrides.push("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:04,ip=10.0.0.4\"]".into());
+    let xl = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    g.plan.actions = vec![Action {
+        on: LineMatch::Contains("netfront: rings granted".into()),
+        xl: vec![xl(&["pause", "{name}"]), xl(&["network-detach", "{name}", "0"]), xl(&["unpause", "{name}"])],
+    }];
+    g
 }
 
 fn run() -> &'static NetRun {
@@ -36,13 +54,14 @@ fn run() -> &'static NetRun {
             Guest::kernel_net(Variant::HYBRID, 2, net_plan(Server::Hykernel, rr, stream, FLOOD)),
             Guest::kernel_net(Variant::HVM, 3, net_plan(Server::Hykernel, rr, stream, 0)),
             Guest::linux_net(20, net_plan(Server::Linux, rr, stream, 0)),
+            detached_mid_init(),
         ];
         let work = paths::logs().join("xen-net-test");
-        let [hybrid, hvm, linux]: [GuestRun; 3] = run_guests(&work, &paths::kernel(), &guests, 2400)
+        let [hybrid, hvm, linux, detached]: [GuestRun; 4] = run_guests(&work, &paths::kernel(), &guests, 2400)
             .map_err(|e| e.to_string())?
             .try_into()
             .map_err(|_| "one result per guest".to_string())?;
-        Ok(NetRun { hybrid, hvm, linux })
+        Ok(NetRun { hybrid, hvm, linux, detached })
     });
     r.as_ref().unwrap_or_else(|e| panic!("Xen host run failed: {e}"))
 }
@@ -142,11 +161,37 @@ fn netfront_interrupts_cost_no_apic_exits() {
 }
 
 #[test]
+fn a_back_end_taken_away_mid_init_is_survived_without_a_granted_page_in_the_heap() {
+    let g = &run().detached;
+    let a = g.last().expect("it ran");
+    assert_eq!(a.outcome, Outcome::Finished, "{:?}", g.lines);
+    assert_eq!(a.actions.len(), 3, "dom0 paused it, detached the vif, let it go on: {:?}", a.actions);
+    assert!(a.actions.iter().all(|x| x.ends_with(": ok")), "{:?}", a.actions);
+    // One line says what failed and what was taken back: "netfront: <why>; N grants
+    // revoked, M pages leaked (still mapped by the back end); continuing without network
+    // (K grants live)". Every grant still live is a leaked page: none went back to the heap.
+    let line = g.lines.iter().find(|l| l.contains("netfront: ") && l.contains("continuing without network"));
+    let line = line.unwrap_or_else(|| panic!("no failure line: {:?}", g.lines));
+    let number_before = |word: &str| -> u64 {
+        let i = line.find(word).unwrap_or_else(|| panic!("{word:?} in {line}"));
+        line[..i].split(|c: char| !c.is_ascii_digit()).rfind(|w| !w.is_empty()).and_then(|n| n.parse().ok()).unwrap()
+    };
+    let (revoked, leaked, live) =
+        (number_before(" grants revoked"), number_before(" pages leaked"), number_before(" grants live"));
+    assert!(revoked + leaked > 0, "the rings and buffers had been granted: {line}");
+    assert_eq!(live, leaked, "a live grant that is not a leaked page: {line}");
+    // The other benchmarks ran, and the network one says why it did not.
+    assert!(g.summary.bench("cpuid").is_some(), "{:?}", g.lines);
+    assert!(g.summary.skips.iter().any(|s| s == "net reason=no-nic"), "{:?}", g.summary.skips);
+    assert!(g.summary.done && g.problem().is_none(), "{:?}", g.problem());
+}
+
+#[test]
 fn no_guest_needed_a_retry_the_linux_peer_did_not() {
     let r = run();
-    for g in [&r.hybrid, &r.hvm] {
+    for g in [&r.hybrid, &r.hvm, &r.detached] {
         assert!(g.retries() <= r.linux.retries(), "{}: {:?}", g.name(), g.result.retry_reasons());
     }
-    let total = r.hybrid.retries() + r.hvm.retries() + r.linux.retries();
+    let total = r.hybrid.retries() + r.hvm.retries() + r.linux.retries() + r.detached.retries();
     assert!(total <= 1, "{total} retries in one run");
 }

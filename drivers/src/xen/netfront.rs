@@ -114,6 +114,9 @@ impl Host for Kernel {
         }
         channel.mask(); // bind unmasks; stay masked until the loop arms it
         self.channel = Some(channel);
+        // The rings are granted by now; the handshake waits for the back end next. The
+        // host's test of a back end taken away mid-init acts on this line.
+        log::info!("netfront: rings granted, event channel {port}; waiting for back end domain {domid}");
         Ok(port)
     }
 

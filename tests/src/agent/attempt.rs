@@ -8,7 +8,7 @@ use super::tail::FileTail;
 use super::verdict::{self, Evidence};
 use super::xl::{self, Tools};
 use crate::netbench::{self, Endpoints, NetReport};
-use crate::xen::plan::{ConsoleKind, GuestPlan, TraceSettings};
+use crate::xen::plan::{Action, ConsoleKind, GuestPlan, TraceSettings};
 use crate::xen::results::{Attempt, Outcome, Timing};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -111,6 +111,7 @@ pub fn run(cx: &Context<'_>, g: &GuestPlan, number: u32) -> Attempt {
         trace_complete: false,
         xen_log: Vec::new(),
         net: None,
+        actions: Vec::new(),
     };
     say(&format!("{}: attempt {number}", g.name));
     // Xen's ring from before this guest is kept for the record, then emptied.
@@ -240,10 +241,25 @@ fn boot(
     }
 
     let mut w = Watch { g, t0, lines: Vec::new(), timing: a.timing, serving: false, failures: Vec::new() };
+    let mut pending: Vec<&Action> = g.actions.iter().collect();
     let mut tail = FileTail::new(console.to_path_buf());
     let mut net: Option<mpsc::Receiver<NetReport>> = None;
     let xl_status = loop {
-        w.take(tail.poll());
+        let seen = tail.poll();
+        pending.retain(|action| {
+            if !seen.iter().any(|l| action.on.matches(&l.text)) {
+                return true;
+            }
+            for cmd in &action.xl {
+                let args: Vec<String> = cmd.iter().map(|a| a.replace("{name}", &g.name)).collect();
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                let result = cx.tools.xl(&refs).map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string());
+                say(&format!("{}: action: xl {}: {result}", g.name, args.join(" ")));
+                a.actions.push(format!("xl {}: {result}", args.join(" ")));
+            }
+            false
+        });
+        w.take(seen);
         if let (true, None, Some(n)) = (w.serving, &net, &g.net) {
             let (tx, rx) = mpsc::channel();
             let (ep, plan) = (Endpoints::direct(n.ip), n.plan.clone());

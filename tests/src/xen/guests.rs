@@ -126,6 +126,7 @@ impl Guest {
                 done: LineMatch::Exact("DONE".into()),
                 timeout_s: 600,
                 net: None,
+                actions: vec![],
             },
         }
     }
@@ -170,6 +171,7 @@ impl Guest {
                 done: LineMatch::Prefix("HY-DOMU: Linux up".into()),
                 timeout_s: 300,
                 net: None,
+                actions: vec![],
             },
         }
     }

@@ -63,6 +63,8 @@ pub enum LineMatch {
     Prefix(String),
     /// A line that is exactly this text.
     Exact(String),
+    /// A line that contains this text (a log line, after its timestamp).
+    Contains(String),
 }
 
 impl LineMatch {
@@ -71,6 +73,7 @@ impl LineMatch {
         match self {
             LineMatch::Prefix(p) => line.starts_with(p.as_str()),
             LineMatch::Exact(e) => line == e,
+            LineMatch::Contains(c) => line.contains(c.as_str()),
         }
     }
 }
@@ -94,6 +97,19 @@ pub struct GuestPlan {
     pub timeout_s: u32,
     /// The network drive, if the guest serves the network.
     pub net: Option<GuestNet>,
+    /// Toolstack commands to run while the guest runs, each once, when its line appears.
+    #[serde(default)]
+    pub actions: Vec<Action>,
+}
+
+/// `xl` commands the agent runs when a console line appears: how a test takes a device
+/// away from a running guest, say. `{name}` in an argument is the domain's name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// The line that triggers it.
+    pub on: LineMatch,
+    /// The `xl` commands, in order, each an argument list (`["pause", "{name}"]`).
+    pub xl: Vec<Vec<String>>,
 }
 
 /// The guest's network services and how dom0 drives them.
@@ -116,6 +132,7 @@ mod tests {
         assert!(LineMatch::Prefix("NET ready".into()).matches("NET ready ip=10.0.0.2/24"));
         assert!(!LineMatch::Exact("DONE".into()).matches("DONE!"));
         assert!(LineMatch::Exact("DONE".into()).matches("DONE"));
+        assert!(LineMatch::Contains("netfront: rings".into()).matches("[ 0.1] INFO  x: netfront: rings granted"));
     }
 
     #[test]
@@ -130,6 +147,7 @@ mod tests {
                 done: LineMatch::Exact("DONE".into()),
                 timeout_s: 300,
                 net: None,
+                actions: vec![],
             }],
             bridge: BridgeAddr { ip: Ipv4Addr::new(10, 0, 0, 1), prefix: 24 },
             trace: TraceSettings::default(),

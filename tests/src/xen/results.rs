@@ -154,6 +154,9 @@ pub struct Attempt {
     pub xen_log: Vec<String>,
     /// What its network drive measured, if it had one and got that far.
     pub net: Option<NetReport>,
+    /// The plan's actions that ran: each `xl` command with how it ended.
+    #[serde(default)]
+    pub actions: Vec<String>,
 }
 
 #[cfg(test)]
