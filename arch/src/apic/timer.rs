@@ -101,11 +101,11 @@ fn calibrate(lapic: &Lapic, clock: &TscClock) -> u64 {
     lapic.write(reg::LVT_TIMER, LVT_MASKED);
     lapic.write(reg::TIMER_INITIAL, u32::MAX);
     let start = clock.now_ns();
-    while clock.now_ns() - start < 10_000_000 {
+    while clock.now_ns().saturating_sub(start) < 10_000_000 {
         core::hint::spin_loop();
     }
     let ticks = u32::MAX - lapic.read(reg::TIMER_CURRENT);
-    let elapsed = clock.now_ns() - start;
+    let elapsed = clock.now_ns().saturating_sub(start).max(1);
     lapic.write(reg::TIMER_INITIAL, 0);
     ((ticks as u128) << 32).checked_div(elapsed as u128).unwrap_or(1 << 32) as u64
 }

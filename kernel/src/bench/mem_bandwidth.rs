@@ -47,11 +47,11 @@ fn measure(p: &Platform, name: &str, bytes_per_pass: usize, mut pass: impl FnMut
     p.marker.begin(name, 0);
     let start = p.clock.now_ns();
     let mut passes = 0u64;
-    while p.clock.now_ns() - start < MIN_SPAN_NS {
+    while p.clock.now_ns().saturating_sub(start) < MIN_SPAN_NS {
         pass(passes);
         passes += 1;
     }
-    let span = p.clock.now_ns() - start;
+    let span = p.clock.now_ns().saturating_sub(start).max(1);
     p.marker.end(name, passes * bytes_per_pass as u64);
     (bytes_per_pass as f64 * passes as f64 * 1000.0 / span as f64, passes)
 }

@@ -38,7 +38,7 @@ pub fn phase<R>(p: &Platform, name: &str, iterations: u64, f: impl FnOnce() -> R
 
 /// Nanoseconds per operation from a clock span.
 pub fn per_op(start_ns: u64, end_ns: u64, ops: u64) -> f64 {
-    (end_ns - start_ns) as f64 / ops.max(1) as f64
+    end_ns.saturating_sub(start_ns) as f64 / ops.max(1) as f64
 }
 
 /// Runs the selected local benchmarks.
