@@ -116,6 +116,11 @@ pub trait InterruptController: Sync {
     fn name(&self) -> &'static str;
     /// Name of the end-of-interrupt mechanism for the mode report (`lapic-mmio`, `none`, …).
     fn eoi_name(&self) -> &'static str;
+    /// How a device's MSI arrives, for the mode report: `lapic` (a vector and its EOI) or
+    /// `pirq` (bound to an event channel).
+    fn msi_name(&self) -> &'static str {
+        "lapic"
+    }
 }
 
 /// Exit status of the machine.

@@ -96,6 +96,7 @@ fn kernel_main(start: Start) -> ! {
             clock: p.clock.name(),
             timer: p.timer.name(),
             nic: p.nic_name,
+            msi: p.irq.msi_name(),
         }
     );
     if opts.fault == Fault::PanicAfterMode {

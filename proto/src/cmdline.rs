@@ -8,9 +8,14 @@
 //! | `apic`    | `auto`, `xapic`, `x2apic`                       | `auto`  |
 //! | `timer`   | `auto`, `pv`, `lapic`, `tsc-deadline`, `lapic-oneshot` | `auto` |
 //! | `clock`   | `auto`, `pvclock`, `tsc`, `hpet`                | `auto`  |
-//! | `callback`| `global`, `percpu` (Xen modes: how events arrive) | `global` |
+//! | `callback`| `global`, `percpu`, `percpu-assist` (Xen modes: how events arrive) | the cheapest offered |
+//! | `nic`     | `auto`, `virtio`, `netfront` (hybrid: the emulated NIC or the PV one) | `auto` |
+//! | `msi`     | `auto`, `lapic`, `pirq` (how a device's MSI arrives) | `auto`  |
+//! | `msimask` | `off`, `on` (mask and unmask the MSI-X vector around every interrupt) | `off` |
+//! | `hvm_pirqs` | `auto`, `off` (`off`: behave as if Xen did not offer MSI over event channels) | `auto` |
+//! | `irqmod`  | microseconds a device's interrupt stays off after one (0: one per packet) | `0` |
 //! | `netwait` | seconds to wait for the host's benchmark driver | `120`   |
-//! | `fault`   | `none`, `panic-after-mode` (tests of the harness) | `none`  |
+//! | `fault`   | `none`, `panic-after-mode`, `netfront-stall` (tests of the harness) | `none`  |
 //!
 //! [`Options`] also renders back to a command line (`Display`), which is how the host
 //! harness writes the kernel's command lines.
@@ -29,9 +34,25 @@ pub const BENCHMARKS: [&str; 9] =
     ["cpuid", "hypercall", "clock", "interrupt", "evtchn", "timer", "mem_lat", "mem_bw", "net"];
 
 /// The option names, in the order [`Options`] writes them.
-pub const OPTION_NAMES: [&str; 9] = ["mode", "bench", "ip", "apic", "timer", "clock", "callback", "netwait", "fault"];
+pub const OPTION_NAMES: [&str; 14] = [
+    "mode",
+    "bench",
+    "ip",
+    "apic",
+    "timer",
+    "clock",
+    "callback",
+    "nic",
+    "msi",
+    "msimask",
+    "hvm_pirqs",
+    "irqmod",
+    "netwait",
+    "fault",
+];
 
-const OPTIONS: &str = "mode, bench, ip, apic, timer, clock, callback, netwait, fault";
+const OPTIONS: &str =
+    "mode, bench, ip, apic, timer, clock, callback, nic, msi, msimask, hvm_pirqs, irqmod, netwait, fault";
 
 /// An option whose value is one word of a fixed set.
 pub trait Choice: Copy + PartialEq + 'static {
@@ -142,6 +163,58 @@ choice! {
         Global = "global",
         /// The per-vCPU upcall vector (through the LAPIC, with an EOI).
         PerCpu = "percpu",
+        /// The per-vCPU upcall vector with Viridian's APIC assist: the EOI is skipped when
+        /// the assist bit can be cleared, and Xen completes it (needs `viridian =
+        /// ["base", "apic_assist"]` in the domain's config).
+        PerCpuAssist = "percpu-assist",
+    }
+}
+
+choice! {
+    /// Which network device a mode uses where it could use either.
+    pub enum NicChoice {
+        /// The mode's own: netfront in the Xen modes, virtio-net in hvm.
+        Auto = "auto",
+        /// The emulated virtio-net (hybrid keeps it instead of unplugging it).
+        Virtio = "virtio",
+        /// Xen's netfront.
+        Netfront = "netfront",
+    }
+}
+
+choice! {
+    /// How an emulated device's MSI reaches the kernel.
+    pub enum MsiChoice {
+        /// The cheapest the platform offers: over an event channel (a PIRQ) where Xen
+        /// offers it, else the local APIC.
+        Auto = "auto",
+        /// Through the local APIC, with its EOI.
+        Lapic = "lapic",
+        /// Bound to a PIRQ and delivered on an event channel: no EOI, and masking is the
+        /// event channel's mask bit (`XENFEAT_hvm_pirqs`).
+        Pirq = "pirq",
+    }
+}
+
+choice! {
+    /// Whether a device's MSI-X vector is masked and unmasked around every interrupt (the
+    /// pattern the hybrid HVM slides measured; a good driver suppresses interrupts in the
+    /// queue instead).
+    pub enum MsiMask {
+        /// Interrupts are suppressed through the virtqueue; no table writes.
+        Off = "off",
+        /// Mask in the handler, unmask after polling: two MSI-X table writes per interrupt.
+        On = "on",
+    }
+}
+
+choice! {
+    /// Whether to use Xen's `XENFEAT_hvm_pirqs` where offered (`off` tests the fallback).
+    pub enum PirqFeature {
+        /// Use it where Xen offers it.
+        Auto = "auto",
+        /// Behave as if Xen did not offer it.
+        Off = "off",
     }
 }
 
@@ -153,6 +226,9 @@ choice! {
         None = "none",
         /// Panic right after the mode report.
         PanicAfterMode = "panic-after-mode",
+        /// Let the netfront wait 5 s between granting its rings and publishing them, so
+        /// that the host can take the back end away mid-init at a known point.
+        NetfrontStall = "netfront-stall",
     }
 }
 
@@ -243,6 +319,16 @@ pub struct Options {
     pub clock: ClockChoice,
     /// `callback=`, if given.
     pub callback: Option<CallbackChoice>,
+    /// `nic=`.
+    pub nic: NicChoice,
+    /// `msi=`.
+    pub msi: MsiChoice,
+    /// `msimask=`.
+    pub msimask: MsiMask,
+    /// `hvm_pirqs=`.
+    pub hvm_pirqs: PirqFeature,
+    /// `irqmod=`: microseconds a device's interrupt stays off after it fired (0: none).
+    pub irqmod_us: u32,
     /// `netwait=`: seconds the network benchmarks wait for the host's driver.
     pub netwait_s: u32,
     /// `fault=`: a fault to inject (tests of the harness only).
@@ -259,6 +345,11 @@ impl Default for Options {
             timer: TimerChoice::Auto,
             clock: ClockChoice::Auto,
             callback: None,
+            nic: NicChoice::Auto,
+            msi: MsiChoice::Auto,
+            msimask: MsiMask::Off,
+            hvm_pirqs: PirqFeature::Auto,
+            irqmod_us: 0,
             netwait_s: 120,
             fault: Fault::None,
         }
@@ -287,6 +378,21 @@ impl fmt::Display for Options {
         }
         if let Some(c) = self.callback {
             write!(f, " callback={}", c.name())?;
+        }
+        if self.nic != d.nic {
+            write!(f, " nic={}", self.nic.name())?;
+        }
+        if self.msi != d.msi {
+            write!(f, " msi={}", self.msi.name())?;
+        }
+        if self.msimask != d.msimask {
+            write!(f, " msimask={}", self.msimask.name())?;
+        }
+        if self.hvm_pirqs != d.hvm_pirqs {
+            write!(f, " hvm_pirqs={}", self.hvm_pirqs.name())?;
+        }
+        if self.irqmod_us != d.irqmod_us {
+            write!(f, " irqmod={}", self.irqmod_us)?;
         }
         if self.netwait_s != d.netwait_s {
             write!(f, " netwait={}", self.netwait_s)?;
@@ -401,6 +507,17 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
             "timer" => o.timer = choose(key, value)?,
             "clock" => o.clock = choose(key, value)?,
             "callback" => o.callback = Some(choose(key, value)?),
+            "nic" => o.nic = choose(key, value)?,
+            "msi" => o.msi = choose(key, value)?,
+            "msimask" => o.msimask = choose(key, value)?,
+            "hvm_pirqs" => o.hvm_pirqs = choose(key, value)?,
+            "irqmod" => {
+                o.irqmod_us = value.parse().ok().filter(|&us| us <= 1_000_000).ok_or(CmdlineError::BadValue {
+                    option: key,
+                    value,
+                    accepted: "microseconds, 0 to 1000000",
+                })?
+            }
             "fault" => o.fault = choose(key, value)?,
             "netwait" => {
                 o.netwait_s = value.parse().ok().filter(|&s| s > 0).ok_or(CmdlineError::BadValue {
@@ -459,14 +576,19 @@ mod tests {
             timer: TimerChoice::Pv,
             clock: ClockChoice::Tsc,
             callback: Some(CallbackChoice::PerCpu),
+            nic: NicChoice::Virtio,
+            msi: MsiChoice::Pirq,
+            msimask: MsiMask::On,
+            hvm_pirqs: PirqFeature::Off,
+            irqmod_us: 125,
             netwait_s: 30,
             fault: Fault::PanicAfterMode,
         };
         let line = o.to_string();
         assert_eq!(
             line,
-            "mode=hybrid bench=cpuid,net ip=10.0.0.2/24 apic=xapic timer=pv clock=tsc callback=percpu netwait=30 \
-             fault=panic-after-mode"
+            "mode=hybrid bench=cpuid,net ip=10.0.0.2/24 apic=xapic timer=pv clock=tsc callback=percpu nic=virtio \
+             msi=pirq msimask=on hvm_pirqs=off irqmod=125 netwait=30 fault=panic-after-mode"
         );
         assert_eq!(parse(&line), Ok(o));
         assert_eq!(
@@ -476,6 +598,7 @@ mod tests {
         assert_eq!(Mode::from_name("pvh"), Some(Mode::Pvh));
         assert_eq!(Mode::ACCEPTED, "auto, hvm, hybrid, pvh, pv");
         assert_eq!(OPTION_NAMES.join(", "), OPTIONS);
+        assert_eq!(parse("callback=percpu-assist").unwrap().callback, Some(CallbackChoice::PerCpuAssist));
     }
 
     #[test]
@@ -489,7 +612,8 @@ mod tests {
         assert_eq!(parse("colour=blue").unwrap_err(), CmdlineError::UnknownOption("colour=blue"));
         assert_eq!(
             parse("quiet").unwrap_err().to_string(),
-            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, clock, callback, netwait, fault)"
+            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, clock, callback, nic, msi, msimask, \
+             hvm_pirqs, irqmod, netwait, fault)"
         );
     }
 
@@ -505,6 +629,12 @@ mod tests {
             "timer=hpet",
             "clock=rtc",
             "callback=lapic",
+            "nic=e1000",
+            "msi=ioapic",
+            "msimask=yes",
+            "hvm_pirqs=on",
+            "irqmod=-1",
+            "irqmod=2000000",
             "netwait=0",
             "netwait=soon",
             "mode=",

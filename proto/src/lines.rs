@@ -2,7 +2,7 @@
 //!
 //! | line | meaning |
 //! |---|---|
-//! | `MODE hypervisor=… mode=… irq=… eoi=… clock=… timer=… nic=…` | what the platform chose for each trait |
+//! | `MODE hypervisor=… mode=… irq=… eoi=… clock=… timer=… nic=… msi=…` | what the platform chose for each trait |
 //! | `READY boot_ns=N` | the kernel is up (platform chosen, interrupts on), `N` ns after its entry point, before any benchmark |
 //! | `BENCH {"name":…,"mode":…,"unit":…,"value":…,"iterations":…}` | one result |
 //! | `SKIP name reason…` | a benchmark that could not run |
@@ -88,7 +88,7 @@ impl<'a> Line<'a> {
 }
 
 /// Keys of the mode report, in the order they are written.
-pub const MODE_KEYS: [&str; 7] = ["hypervisor", "mode", "irq", "eoi", "clock", "timer", "nic"];
+pub const MODE_KEYS: [&str; 8] = ["hypervisor", "mode", "irq", "eoi", "clock", "timer", "nic", "msi"];
 
 /// The mode report: what the platform chose for each trait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +107,8 @@ pub struct ModeReport<'a> {
     pub timer: &'a str,
     /// Network device, or `none`.
     pub nic: &'a str,
+    /// How a device's MSI arrives: `lapic` (with its EOI) or `pirq` (an event channel).
+    pub msi: &'a str,
 }
 
 impl<'a> ModeReport<'a> {
@@ -120,6 +122,7 @@ impl<'a> ModeReport<'a> {
             "clock" => self.clock,
             "timer" => self.timer,
             "nic" => self.nic,
+            "msi" => self.msi,
             _ => return None,
         })
     }
@@ -142,6 +145,7 @@ impl<'a> ModeReport<'a> {
             clock: v(4)?,
             timer: v(5)?,
             nic: v(6)?,
+            msi: v(7)?,
         })
     }
 }
@@ -406,18 +410,20 @@ mod tests {
             clock: "tsc",
             timer: "tsc-deadline",
             nic: "virtio-net",
+            msi: "lapic",
         };
         let text = m.to_string();
         assert_eq!(
             text,
-            "MODE hypervisor=none mode=hvm irq=x2apic eoi=x2apic-msr clock=tsc timer=tsc-deadline nic=virtio-net"
+            "MODE hypervisor=none mode=hvm irq=x2apic eoi=x2apic-msr clock=tsc timer=tsc-deadline nic=virtio-net msi=lapic"
         );
         assert_eq!(Line::classify(&text), Line::Mode(Ok(m)));
         for bad in [
             "MODE hypervisor=none mode=hvm",
-            "MODE hypervisor=none hypervisor=kvm mode=hvm irq=a eoi=b clock=c timer=d nic=e",
-            "MODE hypervisor=none mode=hvm irq=a eoi=b clock=c timer=d nic=e colour=blue",
-            "MODE hypervisor= mode=hvm irq=a eoi=b clock=c timer=d nic=e",
+            "MODE hypervisor=none hypervisor=kvm mode=hvm irq=a eoi=b clock=c timer=d nic=e msi=f",
+            "MODE hypervisor=none mode=hvm irq=a eoi=b clock=c timer=d nic=e msi=f colour=blue",
+            "MODE hypervisor= mode=hvm irq=a eoi=b clock=c timer=d nic=e msi=f",
+            "MODE hypervisor=none mode=hvm irq=a eoi=b clock=c timer=d nic=e",
         ] {
             assert!(matches!(Line::classify(bad), Line::Mode(Err(_))), "{bad}");
         }

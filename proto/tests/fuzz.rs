@@ -65,7 +65,7 @@ const CMDLINE_WORDS: &[&str] = &[
 ];
 
 /// Random options inside `Display`'s domain (a `netwait_s` of at least 1, a prefix of
-/// at most 32: what `parse` can produce).
+/// at most 32, an `irqmod` of at most a second: what `parse` can produce).
 fn options(rng: &mut Rng) -> Options {
     fn choice<T: Choice>(rng: &mut Rng) -> T {
         rng.pick(T::TABLE).1
@@ -83,6 +83,11 @@ fn options(rng: &mut Rng) -> Options {
         timer: choice(rng),
         clock: choice(rng),
         callback: rng.coin().then(|| choice(rng)),
+        nic: choice(rng),
+        msi: choice(rng),
+        msimask: choice(rng),
+        hvm_pirqs: choice(rng),
+        irqmod_us: if rng.coin() { 0 } else { rng.below(1_000_001) as u32 },
         netwait_s: if rng.coin() { 120 } else { rng.edge_u32().max(1) },
         fault: choice(rng),
     }
@@ -330,12 +335,21 @@ fn lines_classify() {
 }
 
 /// An owned mode report of [`mode_value`]s.
-struct OwnedMode([String; 7]);
+struct OwnedMode([String; 8]);
 
 impl OwnedMode {
     fn report(&self) -> ModeReport<'_> {
         let v = &self.0;
-        ModeReport { hypervisor: &v[0], mode: &v[1], irq: &v[2], eoi: &v[3], clock: &v[4], timer: &v[5], nic: &v[6] }
+        ModeReport {
+            hypervisor: &v[0],
+            mode: &v[1],
+            irq: &v[2],
+            eoi: &v[3],
+            clock: &v[4],
+            timer: &v[5],
+            nic: &v[6],
+            msi: &v[7],
+        }
     }
 }
 

@@ -162,7 +162,7 @@ mod tests {
         let lines = [
             "SeaBIOS (version 1.16.3)",
             "[    0.000000] INFO  hykernel::entry: hykernel 0.1.0",
-            "MODE hypervisor=none mode=hvm irq=x2apic eoi=x2apic-msr clock=tsc timer=lapic-oneshot nic=virtio-net",
+            "MODE hypervisor=none mode=hvm irq=x2apic eoi=x2apic-msr clock=tsc timer=lapic-oneshot nic=virtio-net msi=lapic",
             "READY boot_ns=52000000",
             r#"BENCH {"name":"clock_read","mode":"hvm","unit":"ns","value":39.646,"iterations":200000}"#,
             r#"BENCH {"name":"interrupt","mode":"hvm","unit":"ns","value":1004.798,"iterations":20000}"#,

@@ -24,7 +24,7 @@ use crate::nic::{Nic, NicError, NicStats};
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
-use arch::platform::{Irq, IrqHandler};
+use arch::platform::{Clock, Irq, IrqHandler};
 use arch::xen::events::EventChannels;
 use arch::xen::grants::Grants;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +79,10 @@ impl Frame for DmaBuffer {
 struct Kernel {
     events: &'static EventChannels,
     grants: &'static Grants,
+    clock: &'static dyn Clock,
+    /// How long to wait between granting the rings and publishing them (a test's window
+    /// to take the back end away mid-init); 0 normally.
+    stall_ns: u64,
     /// The channel opened, for the device to keep.
     channel: Option<&'static Channel>,
 }
@@ -117,6 +121,16 @@ impl Host for Kernel {
         // The rings are granted by now; the handshake waits for the back end next. The
         // host's test of a back end taken away mid-init acts on this line.
         log::info!("netfront: rings granted, event channel {port}; waiting for back end domain {domid}");
+        if self.stall_ns > 0 {
+            log::info!(
+                "netfront: stalling {} ms before publishing the rings (fault=netfront-stall)",
+                self.stall_ns / 1_000_000
+            );
+            let until = self.clock.now_ns().saturating_add(self.stall_ns);
+            while self.clock.now_ns() < until {
+                core::hint::spin_loop();
+            }
+        }
         Ok(port)
     }
 
@@ -156,8 +170,10 @@ impl Netfront {
         store: &XenStore,
         events: &'static EventChannels,
         grants: &'static Grants,
+        clock: &'static dyn Clock,
+        stall_ns: u64,
     ) -> Result<Netfront, OpenFailure> {
-        let mut kernel = Kernel { events, grants, channel: None };
+        let mut kernel = Kernel { events, grants, clock, stall_ns, channel: None };
         let mut dev = open(&mut kernel, &mut &*store, NODE, CONNECT_TIMEOUT_NS)?;
         let Some(channel) = kernel.channel else {
             // Not reached: `open` returns a device only with its channel open.

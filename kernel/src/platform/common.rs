@@ -11,7 +11,7 @@ use arch::cpu::Features;
 use arch::platform::{Clock, NoMarker, PhaseMarker};
 use arch::tsc::TscClock;
 use arch::xen::{Xen, XenTraceMarker};
-use proto::cmdline::{ApicChoice, Options, TimerChoice};
+use proto::cmdline::{ApicChoice, MsiChoice, MsiMask, NicChoice, Options, TimerChoice};
 
 /// Moves `v` to the heap for the rest of the kernel's life.
 pub fn leak<T>(v: T) -> &'static mut T {
@@ -71,4 +71,24 @@ pub fn marker(xen: Option<Xen>) -> &'static dyn PhaseMarker {
         Some(x) => leak(XenTraceMarker(x)),
         None => &NoMarker,
     }
+}
+
+/// Refuses, by name, the device-interrupt switches this build does not carry out yet
+/// (paravirtual MSI, the emulated NIC in hybrid mode, MSI-X masking per interrupt and
+/// interrupt moderation), rather than accepting them and doing something else.
+pub fn refuse_unbuilt(mode: proto::cmdline::Mode, opts: &Options) -> Result<(), PlatformError> {
+    let unbuilt = |option: &'static str, value: &str| misfit(option, &format!("{option}={value} is not built yet"));
+    if opts.nic == NicChoice::Virtio && mode != proto::cmdline::Mode::Hvm {
+        return Err(unbuilt("nic", "virtio"));
+    }
+    if opts.msi == MsiChoice::Pirq {
+        return Err(unbuilt("msi", "pirq"));
+    }
+    if opts.msimask == MsiMask::On {
+        return Err(unbuilt("msimask", "on"));
+    }
+    if opts.irqmod_us != 0 {
+        return Err(unbuilt("irqmod", "N"));
+    }
+    Ok(())
 }

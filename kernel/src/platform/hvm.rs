@@ -2,7 +2,7 @@
 //! masked, LAPIC timer (TSC-deadline or one-shot), the TSC (or the HPET) as clock, PCI
 //! with MSI-X, and virtio-net as the NIC. The same on QEMU/KVM and as a Xen HVM domU.
 
-use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, setup, tsc_clock};
+use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, refuse_unbuilt, setup, tsc_clock};
 use super::{Platform, PlatformError};
 use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
@@ -17,7 +17,7 @@ use drivers::console::{DebugCon, Uart16550};
 use drivers::nic::Nic;
 use drivers::pci::{self, PortIo};
 use drivers::virtio::net::VirtioNet;
-use proto::cmdline::{ClockChoice, Mode, Options, TimerChoice};
+use proto::cmdline::{ClockChoice, Mode, NicChoice, Options, TimerChoice};
 use spin::Mutex;
 
 /// The TSC rate: stated by the hypervisor if it does, else measured.
@@ -63,7 +63,10 @@ fn check_switches(opts: &Options) -> Result<(), PlatformError> {
     if opts.callback.is_some() {
         return Err(misfit("callback", "callback= sets how Xen delivers events: it needs mode=hybrid or mode=pvh"));
     }
-    Ok(())
+    if opts.nic == NicChoice::Netfront {
+        return Err(misfit("nic", "nic=netfront is Xen's PV NIC: it needs mode=hybrid or mode=pvh"));
+    }
+    refuse_unbuilt(Mode::Hvm, opts)
 }
 
 /// Builds the hvm platform.

@@ -12,7 +12,7 @@
 //! `timer=lapic|tsc-deadline|lapic-oneshot`, `clock=tsc|hpet` and `callback=percpu` put
 //! one piece back on its hardware counterpart, so each enlightenment is measured alone.
 
-use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, setup, tsc_clock};
+use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, refuse_unbuilt, setup, tsc_clock};
 use super::{timer_expired, Platform, PlatformError};
 use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
@@ -29,7 +29,7 @@ use drivers::nic::Nic;
 use drivers::xen::netfront::Netfront;
 use drivers::xen::unplug::{self, class};
 use drivers::xen::xenstore::XenStore;
-use proto::cmdline::{parse_address, CallbackChoice, ClockChoice, Ipv4Cidr, Mode, Options, TimerChoice};
+use proto::cmdline::{parse_address, CallbackChoice, ClockChoice, Fault, Ipv4Cidr, Mode, Options, TimerChoice};
 use spin::Mutex;
 
 /// Builds the hybrid or pvh platform (`mode` says which).
@@ -41,6 +41,7 @@ pub(super) fn build(
     xen_console: Option<&'static dyn Console>,
     acpi: Option<AcpiInfo>,
 ) -> Result<Platform, PlatformError> {
+    refuse_unbuilt(mode, opts)?;
     let Hypervisor::Xen(info) = hv else {
         return Err(PlatformError::WrongHypervisor(mode));
     };
@@ -55,6 +56,9 @@ pub(super) fn build(
     let callback = match opts.callback.unwrap_or(CallbackChoice::Global) {
         CallbackChoice::Global => Callback::Global,
         CallbackChoice::PerCpu => Callback::PerCpu,
+        CallbackChoice::PerCpuAssist => {
+            return Err(misfit("callback", "callback=percpu-assist is not built yet"));
+        }
     };
     let events = EventChannels::init(xen, callback, Some(lapic)).map_err(setup("event channels"))?;
     arch::trap::set_controller(events);
@@ -76,7 +80,9 @@ pub(super) fn build(
         _ => lapic_timer(opts, &features, lapic, clock, tsc)?,
     };
     log::info!("TSC {khz} kHz (from Xen's CPUID leaf); events on vector with {callback:?} callback");
-    let (nic, nic_ip) = open_netfront(mode, xen, events, clock);
+    // A test of the harness widens the window between granting and publishing the rings.
+    let stall_ns = if opts.fault == Fault::NetfrontStall { 5_000_000_000 } else { 0 };
+    let (nic, nic_ip) = open_netfront(mode, xen, events, clock, stall_ns);
     let nic_name = nic.as_ref().map_or("none", |n| n.name());
     let consoles: &'static [&'static dyn Console] = match xen_console {
         Some(c) => leak([c, &DebugCon]),
@@ -107,6 +113,7 @@ fn open_netfront(
     xen: Xen,
     events: &'static EventChannels,
     clock: &'static dyn Clock,
+    stall_ns: u64,
 ) -> (Option<Box<dyn Nic>>, Option<Ipv4Cidr>) {
     let store: &'static XenStore = match XenStore::init(xen, clock) {
         Ok(s) => leak(s),
@@ -131,7 +138,7 @@ fn open_netfront(
             return (None, None);
         }
     };
-    match Netfront::init(store, events, grants) {
+    match Netfront::init(store, events, grants, clock, stall_ns) {
         Ok(nf) => {
             let ip = nf.configured_ip().and_then(|s| parse_address(s, Some(24)));
             (Some(Box::new(nf)), ip)
