@@ -8,11 +8,14 @@
 //! |----------------|-------------------------------|------------------------------------------|
 //! | `START <b>`    | `OK`                          | zero the counters of benchmark `b`       |
 //! | `STOP <b>`     | `BENCH {json}` or `ERR why`   | compute `b` from its counters, print it  |
-//! | `STATS`        | `STATS rx=… tx=… irqs=… bad=… grants=…` | NIC counters, grants held |
+//! | `STATS`        | `STATS rx=… tx=… irqs=… bad=… grants=… idle_ns=… now_ns=…` | NIC counters, grants held, time halted and the clock |
 //! | `QUIT`         | `BYE`                         | end the run (power off, success)         |
 //!
 //! Benchmarks: `udp_rr` (UDP echo on 7), `tcp_rr` (TCP echo on 7), `tcp_stream` (TCP
-//! discard on 9). For the request-response ones the kernel timestamps each request as it
+//! discard on 9), `load` (UDP discard on 9: datagrams sent at a fixed rate, the interrupt
+//! load experiment; its trace phase counts interrupts, so its exits come out per interrupt,
+//! and `STATS` before and after gives the interrupts and the time halted). For the
+//! request-response ones the kernel timestamps each request as it
 //! arrives; with the host sending the next request only after the previous echo came
 //! back, the mean gap between requests is the round-trip time of one transaction.
 
@@ -32,11 +35,13 @@ pub enum NetBench {
     TcpRr,
     /// TCP bulk throughput into the kernel.
     TcpStream,
+    /// UDP datagrams at a rate the host sets, into the UDP discard service.
+    Load,
 }
 
 impl NetBench {
     /// All of them, in their counter-array order.
-    pub const ALL: [NetBench; 3] = [NetBench::UdpRr, NetBench::TcpRr, NetBench::TcpStream];
+    pub const ALL: [NetBench; 4] = [NetBench::UdpRr, NetBench::TcpRr, NetBench::TcpStream, NetBench::Load];
 
     /// Wire and result name.
     pub fn name(self) -> &'static str {
@@ -44,6 +49,7 @@ impl NetBench {
             NetBench::UdpRr => "udp_rr",
             NetBench::TcpRr => "tcp_rr",
             NetBench::TcpStream => "tcp_stream",
+            NetBench::Load => "load",
         }
     }
 
@@ -100,6 +106,10 @@ pub struct Stats {
     pub grants: Option<u64>,
     /// Payload bytes received.
     pub bytes: Option<u64>,
+    /// Nanoseconds spent halted (waiting for an interrupt) since boot.
+    pub idle_ns: Option<u64>,
+    /// The clock when the counters were read, ns.
+    pub now_ns: Option<u64>,
 }
 
 impl Stats {
@@ -122,6 +132,8 @@ impl Stats {
                 "bad" => s.bad = Some(v),
                 "grants" => s.grants = Some(v),
                 "bytes" => s.bytes = Some(v),
+                "idle_ns" => s.idle_ns = Some(v),
+                "now_ns" => s.now_ns = Some(v),
                 _ => {}
             }
         }
@@ -132,7 +144,15 @@ impl Stats {
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "STATS rx={} tx={}", self.rx, self.tx)?;
-        for (k, v) in [("irqs", self.irqs), ("bad", self.bad), ("grants", self.grants), ("bytes", self.bytes)] {
+        let fields = [
+            ("irqs", self.irqs),
+            ("bad", self.bad),
+            ("grants", self.grants),
+            ("bytes", self.bytes),
+            ("idle_ns", self.idle_ns),
+            ("now_ns", self.now_ns),
+        ];
+        for (k, v) in fields {
             if let Some(v) = v {
                 write!(f, " {k}={v}")?;
             }
@@ -246,6 +266,8 @@ pub fn result(bench: NetBench, c: &Counters) -> Result<NetResult, ResultError> {
             let bits = (c.bytes.saturating_sub(c.bytes / c.events)) as f64 * 8.0;
             ("Mbit/s", bits * 1000.0 / span as f64, c.bytes)
         }
+        // Datagrams per second after the first; the iterations are all datagrams counted.
+        NetBench::Load => ("pkt/s", (c.events - 1) as f64 * 1e9 / span as f64, c.events),
     })
 }
 
@@ -266,9 +288,18 @@ mod tests {
         for c in [Command::Start(NetBench::TcpRr), Command::Stop(NetBench::UdpRr), Command::Stats, Command::Quit] {
             assert_eq!(parse(&alloc::format!("{c}")), Ok(c));
         }
-        let s = Stats { rx: 5, tx: 4, irqs: Some(3), bad: Some(0), grants: Some(514), bytes: None };
+        let s = Stats {
+            rx: 5,
+            tx: 4,
+            irqs: Some(3),
+            bad: Some(0),
+            grants: Some(514),
+            bytes: None,
+            idle_ns: Some(7),
+            now_ns: Some(9),
+        };
         let line = alloc::format!("{s}");
-        assert_eq!(line, "STATS rx=5 tx=4 irqs=3 bad=0 grants=514");
+        assert_eq!(line, "STATS rx=5 tx=4 irqs=3 bad=0 grants=514 idle_ns=7 now_ns=9");
         assert_eq!(Stats::parse(&line), Some(s));
         let linux = Stats::parse("STATS rx=10 tx=9 bytes=640\n").unwrap();
         assert_eq!((linux.rx, linux.grants, linux.bytes), (10, None, Some(640)));

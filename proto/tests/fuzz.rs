@@ -445,6 +445,8 @@ fn netctl_parse() {
             bad: opt(rng),
             grants: opt(rng),
             bytes: opt(rng),
+            idle_ns: opt(rng),
+            now_ns: opt(rng),
         };
         assert_eq!(Stats::parse(&s.to_string()), Some(s));
         let base = match rng.below(3) {
@@ -473,8 +475,12 @@ fn netctl_parse() {
                 Ok((unit, value, iterations)) => {
                     assert!(c.events >= 2 && c.last_ns > c.first_ns);
                     assert!(value.is_finite() && value >= 0.0, "{value}");
-                    let rr = bench != NetBench::TcpStream;
-                    assert_eq!((unit, iterations), if rr { ("ns", c.events - 1) } else { ("Mbit/s", c.bytes) });
+                    let expected = match bench {
+                        NetBench::UdpRr | NetBench::TcpRr => ("ns", c.events - 1),
+                        NetBench::TcpStream => ("Mbit/s", c.bytes),
+                        NetBench::Load => ("pkt/s", c.events),
+                    };
+                    assert_eq!((unit, iterations), expected);
                 }
                 Err(ResultError::TooFewEvents(n)) => assert!(n == c.events && n < 2),
                 Err(ResultError::NoTimeElapsed) => assert!(c.events >= 2 && c.last_ns <= c.first_ns),

@@ -15,6 +15,7 @@
 //! - [`table`]: the results table and JSON file.
 //! - [`session`]: one whole run (boot, drive, end) and the memory probe.
 //! - [`stats`]: a figure over repeated rounds: median, min, max.
+//! - [`svg`]: line charts written beside the JSON results.
 //! - [`paths`]: where the kernel image and tools are.
 //! - [`xentrace`]: Xen trace files: VM exits per domain, reason and benchmark phase.
 //! - [`xen`]: the Xen test host: guests as types, the plan and results shared with the
@@ -30,6 +31,7 @@ pub mod paths;
 pub mod qemu;
 pub mod session;
 pub mod stats;
+pub mod svg;
 pub mod table;
 pub mod xen;
 pub mod xentrace;

@@ -71,6 +71,7 @@ pub fn run(cfg: &SessionConfig) -> Result<SessionResult, HarnessError> {
                 rr: cfg.rr_count,
                 stream_bytes: cfg.stream_bytes,
                 flood: 0,
+                ..NetPlan::default()
             };
             eprintln!(
                 "==> driving udp_rr, tcp_rr ({} round trips each), tcp_stream ({} MiB)",

@@ -195,7 +195,15 @@ fn echo_services_return_exactly_what_was_sent() {
     let ep = net.endpoints();
     // Every echo size, byte for byte (the same client the Xen host's agent uses), then
     // QUIT; no benchmarks.
-    let plan = NetPlan { server: Server::Hykernel, ping: 5, echo: true, rr: 0, stream_bytes: 0, flood: 0 };
+    let plan = NetPlan {
+        server: Server::Hykernel,
+        ping: 5,
+        echo: true,
+        rr: 0,
+        stream_bytes: 0,
+        flood: 0,
+        ..NetPlan::default()
+    };
     let r = netbench::drive(&ep, &plan);
     assert_eq!(r.echoes.len(), 12);
     for e in &r.echoes {
@@ -247,4 +255,24 @@ fn the_memory_probe_starts_at_the_floor_and_never_waits_for_a_timeout() {
     // powers off (a boot that lacked memory stops at once), none waits for a timeout.
     assert!(took < Duration::from_secs(60), "the probe took {took:?}");
     assert!((floor..=floor + 2).contains(&mib), "min_memory {mib} MiB, floor {floor} MiB");
+}
+
+#[test]
+fn the_interrupt_load_experiment_counts_datagrams_interrupts_and_busy_time() {
+    let (mut vm, net) = serving("load");
+    let plan = NetPlan { load_rates: vec![1000, 4000], load_seconds: 2, ..NetPlan::default() };
+    let r = netbench::drive(&net.endpoints(), &plan);
+    assert!(r.ok(), "{:?}", r.errors);
+    assert_eq!(r.load.len(), 2);
+    for p in &r.load {
+        // The sender holds its rate; the guest receives what was sent (its UDP discard
+        // counts every datagram); it takes at least one interrupt; its busy share is a share.
+        let rate = f64::from(p.rate);
+        assert!((0.85 * rate..=1.15 * rate).contains(&p.sent_per_s), "{p:?}");
+        assert!(p.received as f64 >= 0.9 * p.sent as f64 && p.received <= p.sent, "{p:?}");
+        assert!(p.interrupts >= 1, "{p:?}");
+        assert!(p.busy.is_some_and(|b| (0.0..=1.0).contains(&b)), "{p:?}");
+        assert!(p.span_ns >= 1_000_000_000, "{p:?}");
+    }
+    assert_eq!(vm.wait_exit(Duration::from_secs(30)).unwrap(), Exit::Success);
 }

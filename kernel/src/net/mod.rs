@@ -58,12 +58,13 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
     let mut sockets = SocketSet::new(vec![]);
     let mut services = Services::new(&mut sockets);
     kprintln!(
-        "NET ready ip={a}.{b}.{c}.{d}/{} mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} echo=7/udp,7/tcp discard=9/tcp control={CONTROL_PORT}/tcp",
+        "NET ready ip={a}.{b}.{c}.{d}/{} mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} echo=7/udp,7/tcp discard=9/tcp,9/udp control={CONTROL_PORT}/tcp",
         ip.prefix, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
     );
 
     let idle_limit = opts.netwait_s as u64 * 1_000_000_000;
     let mut last_activity = p.clock.now_ns();
+    let mut halted_ticks = 0u64;
     // Once QUIT is answered: the time by which the host must have acknowledged the BYE.
     let mut quit_by = None;
     loop {
@@ -81,7 +82,7 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
                 return ExitStatus::Success;
             }
         } else {
-            match services.run(&mut sockets, p, dev.nic().stats()) {
+            match services.run(&mut sockets, p, dev.nic().stats(), p.tsc.ticks_to_ns(halted_ticks)) {
                 Outcome::Quit => quit_by = Some(now.saturating_add(QUIT_LINGER_NS)),
                 Outcome::Activity => last_activity = now,
                 Outcome::Idle => {}
@@ -111,6 +112,10 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
             .min(if armed { MAX_SLEEP_NS } else { POLL_NS })
             .min(quit_by.map_or(u64::MAX, |d: u64| d.saturating_sub(now)));
         p.timer.set_deadline_ns(now.saturating_add(wait));
+        // Time halted, for the busy share the host computes (STATS idle_ns): from the halt
+        // to the return of the interrupt that ended it.
+        let t0 = arch::cpu::rdtsc();
         arch::cpu::idle();
+        halted_ticks = halted_ticks.saturating_add(arch::cpu::rdtsc().saturating_sub(t0));
     }
 }

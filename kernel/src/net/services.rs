@@ -1,7 +1,8 @@
 //! The kernel's network services and their counters.
 //!
 //! - echo on UDP and TCP port 7 (RFC 862): every byte comes back;
-//! - discard on TCP port 9 (RFC 863): every byte is dropped;
+//! - discard on TCP port 9 (RFC 863): every byte is dropped; and on UDP port 9, where
+//!   datagrams are counted for the interrupt-load experiment (`load`);
 //! - the benchmark control protocol on TCP [`CONTROL_PORT`] (see `proto::netctl`).
 //!
 //! Each service counts what it sees into the [`Counters`] of its benchmark, so the
@@ -54,9 +55,20 @@ pub struct Services {
     control: SocketHandle,
     line: Vec<u8>,
     scratch: Vec<u8>,
-    counters: [Counters; 3],
-    /// NIC frames (rx + tx) when each benchmark started: its trace phase counts packets.
-    frames_at_start: [u64; 3],
+    /// UDP discard (port 9): the sink of the interrupt-load experiment.
+    udp_discard: SocketHandle,
+    counters: [Counters; NetBench::ALL.len()],
+    /// What each benchmark's trace phase counts, when it started: NIC frames (rx + tx),
+    /// so that its exits come out per packet; for `load`, interrupts taken.
+    phase_base: [u64; NetBench::ALL.len()],
+}
+
+/// What a benchmark's trace phase counts (see [`Services::phase_base`]).
+fn phase_count(b: NetBench, nic: &NicStats) -> u64 {
+    match b {
+        NetBench::Load => nic.interrupts,
+        _ => nic.rx_frames + nic.tx_frames,
+    }
 }
 
 impl Services {
@@ -69,6 +81,12 @@ impl Services {
         // Binding a fresh socket to a non-zero port cannot fail.
         let _ = udp.bind(ECHO_PORT);
         let udp_echo = sockets.add(udp);
+        let mut sink = udp::Socket::new(
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0; 64]),
+        );
+        let _ = sink.bind(DISCARD_PORT);
+        let udp_discard = sockets.add(sink);
         let tcp_echo = core::array::from_fn(|_| sockets.add(tcp_socket(TCP_ECHO_BUF, TCP_ECHO_BUF)));
         let discard = core::array::from_fn(|_| sockets.add(tcp_socket(DISCARD_BUF, 1024)));
         let control = sockets.add(tcp_socket(4096, 4096));
@@ -77,24 +95,35 @@ impl Services {
             tcp_echo,
             discard,
             control,
+            udp_discard,
             line: Vec::with_capacity(MAX_LINE),
             scratch: vec![0; UDP_BUF],
-            counters: [Counters::default(); 3],
-            frames_at_start: [0; 3],
+            counters: [Counters::default(); NetBench::ALL.len()],
+            phase_base: [0; NetBench::ALL.len()],
         }
     }
 
-    /// Serves whatever the last poll brought in.
-    pub fn run(&mut self, sockets: &mut SocketSet<'static>, p: &Platform, nic: NicStats) -> Outcome {
+    /// Serves whatever the last poll brought in; `idle_ns` is the time the loop has spent
+    /// halted so far (reported by `STATS`).
+    pub fn run(&mut self, sockets: &mut SocketSet<'static>, p: &Platform, nic: NicStats, idle_ns: u64) -> Outcome {
         let now = p.clock.now_ns();
         self.udp(sockets, now);
+        self.sink(sockets, now);
         for h in self.tcp_echo {
             self.tcp_echo(sockets.get_mut::<tcp::Socket>(h), now);
         }
         for h in self.discard {
             self.discard(sockets.get_mut::<tcp::Socket>(h), now);
         }
-        self.control(sockets.get_mut::<tcp::Socket>(self.control), p, nic)
+        self.control(sockets.get_mut::<tcp::Socket>(self.control), p, nic, idle_ns)
+    }
+
+    /// UDP discard: counts every datagram for `load`, and drops it.
+    fn sink(&mut self, sockets: &mut SocketSet<'static>, now: u64) {
+        let sock = sockets.get_mut::<udp::Socket>(self.udp_discard);
+        while let Ok((data, _)) = sock.recv() {
+            self.counters[NetBench::Load.index()].record(data.len(), now);
+        }
     }
 
     /// True once the host has acknowledged the FIN that closed the control connection
@@ -153,7 +182,7 @@ impl Services {
         }
     }
 
-    fn control(&mut self, sock: &mut tcp::Socket, p: &Platform, nic: NicStats) -> Outcome {
+    fn control(&mut self, sock: &mut tcp::Socket, p: &Platform, nic: NicStats, idle_ns: u64) -> Outcome {
         Self::relisten(sock, CONTROL_PORT);
         let mut outcome = Outcome::Idle;
         while sock.can_recv() {
@@ -172,7 +201,7 @@ impl Services {
                 continue;
             }
             outcome = Outcome::Activity;
-            let reply = self.command(p, nic);
+            let reply = self.command(p, nic, idle_ns);
             self.line.clear();
             let _ = sock.send_slice(reply.0.as_bytes());
             if reply.1 {
@@ -187,21 +216,22 @@ impl Services {
     }
 
     /// Runs the command in `self.line`; returns the reply and whether to quit.
-    fn command(&mut self, p: &Platform, nic: NicStats) -> (String, bool) {
+    fn command(&mut self, p: &Platform, nic: NicStats, idle_ns: u64) -> (String, bool) {
         let mut reply = String::new();
         let line = core::str::from_utf8(&self.line).unwrap_or("\u{fffd}");
         match netctl::parse(line) {
             Ok(Command::Start(b)) => {
                 self.counters[b.index()] = Counters::default();
-                self.frames_at_start[b.index()] = nic.rx_frames + nic.tx_frames;
+                self.phase_base[b.index()] = phase_count(b, &nic);
                 p.marker.begin(b.name(), 0);
                 reply.push_str("OK\n");
             }
             Ok(Command::Stop(b)) => match netctl::result(b, &self.counters[b.index()]) {
                 Ok((unit, value, iterations)) => {
-                    // The trace phase counts packets, so its exits come out per packet.
-                    let packets = (nic.rx_frames + nic.tx_frames).saturating_sub(self.frames_at_start[b.index()]);
-                    p.marker.end(b.name(), packets);
+                    // The trace phase counts packets (interrupts for `load`), so its exits
+                    // come out per packet (per interrupt).
+                    let count = phase_count(b, &nic).saturating_sub(self.phase_base[b.index()]);
+                    p.marker.end(b.name(), count);
                     let rec = BenchRecord::new(b.name(), p.mode.name(), unit, value, iterations);
                     kprintln!("{rec}");
                     let _ = writeln!(reply, "{rec}");
@@ -218,6 +248,8 @@ impl Services {
                     bad: Some(nic.bad_responses),
                     grants: Some(nic.grants),
                     bytes: None,
+                    idle_ns: Some(idle_ns),
+                    now_ns: Some(p.clock.now_ns()),
                 };
                 let _ = writeln!(reply, "{stats}");
             }

@@ -57,6 +57,15 @@ impl Control {
         Stats::parse(&reply).ok_or_else(|| io::Error::other(format!("STATS answered '{reply}'")))
     }
 
+    /// Ends the window of `bench` (the kernel's own benchmark) and returns what the kernel
+    /// counted in it (its result line's iterations).
+    pub fn stop_count(&mut self, bench: NetBench) -> io::Result<u64> {
+        match self.stop(Server::Hykernel, bench)? {
+            Some(b) => Ok(b.iterations),
+            None => Err(io::Error::other(format!("STOP {}: no count in the reply", bench.name()))),
+        }
+    }
+
     /// Ends a benchmark window: the kernel's result, or `None` from a peer that answers `OK`.
     fn stop(&mut self, server: Server, bench: NetBench) -> io::Result<Option<BenchLine>> {
         let cmd = Command::Stop(bench);
@@ -157,6 +166,9 @@ pub(super) fn bench(ep: &Endpoints, ctl: &mut Control, plan: &NetPlan, b: NetBen
         NetBench::UdpRr => (udp_rr(ep, ctl, plan.rr, 64)?, "ns"),
         NetBench::TcpRr => (tcp_rr(ep, ctl, plan.rr, 64)?, "ns"),
         NetBench::TcpStream => (tcp_stream(ep, ctl, plan.stream_bytes)?, "Mbit/s"),
+        NetBench::Load => {
+            return Err(io::Error::other("load is a rate experiment (netbench::load), not a driven benchmark"))
+        }
     };
     let kernel = ctl.stop(plan.server, b)?;
     if let (NetBench::TcpStream, Some(k)) = (b, &kernel) {

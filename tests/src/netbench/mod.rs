@@ -15,12 +15,14 @@
 
 mod control;
 mod echo;
+mod load;
 mod ping;
 
 pub use control::Control;
 use control::{bench, flood};
 use echo::check_echoes;
 pub use echo::{pattern, tcp_echo, udp_echo, Echo, Mismatch, TCP_ECHO_SIZES, UDP_ECHO_SIZES};
+pub use load::{paced, LoadPoint};
 pub use ping::{parse_ping, ping, PingStats};
 
 use crate::console::BenchLine;
@@ -49,6 +51,8 @@ pub struct Endpoints {
     pub tcp_echo: SocketAddr,
     /// TCP discard.
     pub discard: SocketAddr,
+    /// UDP discard (the interrupt-load experiment's sink).
+    pub udp_discard: SocketAddr,
     /// The control connection.
     pub control: SocketAddr,
     /// The address to ping, where ICMP reaches the guest.
@@ -63,6 +67,7 @@ impl Endpoints {
             udp_echo: at(port::ECHO),
             tcp_echo: at(port::ECHO),
             discard: at(port::DISCARD),
+            udp_discard: at(port::DISCARD),
             control: at(port::CONTROL),
             ping: Some(ip),
         }
@@ -71,17 +76,18 @@ impl Endpoints {
 
 /// Who serves: the kernel answers `STOP` with its own measurement; the Linux peer
 /// (`tests/xen/peer/hyecho.c`) only marks the benchmark in the host's trace and answers `OK`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Server {
     /// hykernel.
+    #[default]
     Hykernel,
     /// The Linux peer running hyecho.
     Linux,
 }
 
 /// What to drive.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetPlan {
     /// Who serves.
     pub server: Server,
@@ -95,6 +101,12 @@ pub struct NetPlan {
     pub stream_bytes: u64,
     /// Datagrams of the flood (0: none).
     pub flood: u64,
+    /// Rates (datagrams per second) of the interrupt-load experiment, in order (empty: none).
+    #[serde(default)]
+    pub load_rates: Vec<u32>,
+    /// Seconds each load rate runs.
+    #[serde(default)]
+    pub load_seconds: u32,
 }
 
 /// One driven benchmark.
@@ -134,6 +146,9 @@ pub struct NetReport {
     pub bench: Vec<Driven>,
     /// The flood, if one ran.
     pub flood: Option<Flood>,
+    /// The interrupt-load experiment, one point per rate.
+    #[serde(default)]
+    pub load: Vec<LoadPoint>,
     /// The reply to `QUIT`.
     pub quit: Option<String>,
     /// Every step that failed, with why. Empty: the drive succeeded.
@@ -174,11 +189,17 @@ pub fn drive(ep: &Endpoints, plan: &NetPlan) -> NetReport {
         }
     };
     if plan.rr > 0 || plan.stream_bytes > 0 {
-        for b in NetBench::ALL {
+        for b in [NetBench::UdpRr, NetBench::TcpRr, NetBench::TcpStream] {
             match bench(ep, &mut ctl, plan, b) {
                 Ok(d) => r.bench.push(d),
                 Err(e) => r.errors.push(format!("{}: {e}", b.name())),
             }
+        }
+    }
+    if !plan.load_rates.is_empty() {
+        match load::run(ep, &mut ctl, &plan.load_rates, plan.load_seconds.max(1)) {
+            Ok(points) => r.load = points,
+            Err(e) => r.errors.push(format!("load: {e}")),
         }
     }
     if plan.flood > 0 {

@@ -220,7 +220,7 @@ impl Guest {
 /// The drive dom0 gives a guest's network: everything, with `rr` round trips, a
 /// `stream_bytes` transfer and a `flood` of that many datagrams.
 pub fn net_plan(server: Server, rr: u32, stream_bytes: u64, flood: u64) -> NetPlan {
-    NetPlan { server, ping: 5, echo: true, rr, stream_bytes, flood }
+    NetPlan { server, ping: 5, echo: true, rr, stream_bytes, flood, load_rates: vec![], load_seconds: 0 }
 }
 
 #[cfg(test)]

@@ -59,6 +59,15 @@ impl GuestRun {
         self.trace.as_ref()?.phases(dom).into_iter().find(|p| p.name == name && p.complete)
     }
 
+    /// Every complete trace phase `name` of its domain, in the order they ran (a benchmark
+    /// run several times, such as `load` once per rate).
+    pub fn phases(&self, name: &str) -> Vec<&Phase> {
+        let Some(dom) = self.last().and_then(|a| u16::try_from(a.domid?).ok()) else { return Vec::new() };
+        self.trace
+            .as_ref()
+            .map_or(Vec::new(), |t| t.phases(dom).into_iter().filter(|p| p.name == name && p.complete).collect())
+    }
+
     /// Why it did not finish cleanly, with its failure lines: `None` if it finished and
     /// printed no failure.
     pub fn problem(&self) -> Option<String> {

@@ -8,6 +8,7 @@
 //!   carries its VM exits per operation from the host's trace, and the network is driven
 //!   from dom0 by the agent. [`report`] prints and writes what it found.
 
+mod load;
 mod network;
 mod qemu;
 mod report;

@@ -2,8 +2,8 @@
 //! decide whether the run counts, then the report.
 
 use super::Args;
-use super::{network, report};
-use harness::netbench::Server;
+use super::{load, network, report};
+use harness::netbench::{NetPlan, Server};
 use harness::paths;
 use harness::xen::guests::{net_plan, Guest, Variant};
 use harness::xen::run::{run_guests, GuestRun};
@@ -42,6 +42,16 @@ fn plan(a: &Args, variants: &[Variant]) -> Result<Vec<Guest>, String> {
             batch.push(Guest::linux_net(20, net_plan(Server::Linux, RR, STREAM, 0)));
             for mut g in batch {
                 g.plan.name = format!("{}-r{round}", g.plan.name);
+                guests.push(g);
+            }
+        }
+        // The interrupt-load experiment, with `--mode all`: one guest per variant.
+        if a.mode == "all" {
+            for v in load::variants() {
+                let plan =
+                    NetPlan { load_rates: load::RATES.to_vec(), load_seconds: load::SECONDS, ..NetPlan::default() };
+                let mut g = Guest::kernel_net(v, 30, plan);
+                g.plan.name = format!("hy-{}-load", v.label);
                 guests.push(g);
             }
         }
@@ -101,7 +111,9 @@ pub fn run(a: &Args) -> Result<(), String> {
     let ours: Vec<&GuestRun> =
         runs.iter().filter(|g| g.guest.variant().is_some() && g.guest.plan.net.is_none()).collect();
     let linux = runs.iter().find(|g| g.guest.variant().is_none() && g.guest.plan.net.is_none());
-    let net: Vec<&GuestRun> = runs.iter().filter(|g| g.guest.plan.net.is_some()).collect();
+    let is_load = |g: &GuestRun| g.guest.plan.net.as_ref().is_some_and(|n| !n.plan.load_rates.is_empty());
+    let net: Vec<&GuestRun> = runs.iter().filter(|g| g.guest.plan.net.is_some() && !is_load(g)).collect();
+    let loaded: Vec<&GuestRun> = runs.iter().filter(|g| is_load(g)).collect();
     if !ours.is_empty() {
         report::benchmarks(&ours);
         report::interrupts(&ours);
@@ -109,6 +121,9 @@ pub fn run(a: &Args) -> Result<(), String> {
     report::boot(&ours, linux);
     if !net.is_empty() {
         network::print(&net);
+    }
+    if !loaded.is_empty() {
+        load::report(&loaded, &a.results)?;
     }
     for g in &ours {
         let path = report::write_json(

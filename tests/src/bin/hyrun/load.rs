@@ -1,0 +1,161 @@
+//! The interrupt-load experiment of `hyrun --host xen` (the hybrid HVM slides' claim: at
+//! ~12,000 NIC interrupts/s per vCPU, EOI and MSI/MSI-X masking take more than 60 % of a
+//! plain HVM guest's interrupt handling). dom0 sends UDP datagrams at fixed rates into each
+//! guest's UDP discard port; the guest reports what it received, the interrupts it took and
+//! the time it spent halted; the host's trace gives every exit of each rate's window, per
+//! interrupt. One table, one JSON file, and an SVG chart beside the JSON.
+
+use super::report::write_json;
+use harness::netbench::LoadPoint;
+use harness::svg::{Chart, Series};
+use harness::table::render_grid;
+use harness::xen::cost::{rate, ExitCost};
+use harness::xen::guests::Variant;
+use harness::xen::run::GuestRun;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Rates of the experiment (datagrams per second): the slides' figure, two below it, and one
+/// above anything the nested host sustains (the sender then sends as fast as it can).
+pub const RATES: [u32; 4] = [1000, 4000, 12_000, 100_000];
+/// Seconds each rate runs.
+pub const SECONDS: u32 = 3;
+/// The rate the slides' figure is about.
+const SLIDES_RATE: u32 = 12_000;
+
+/// The variants the experiment compares: plain HVM (its virtio-net suppressing interrupts
+/// in the queue, as a good driver does), hybrid on Xen's netfront with each event delivery.
+pub fn variants() -> Vec<Variant> {
+    let mut percpu = Variant::HYBRID_PERCPU;
+    percpu.label = "hybrid-percpu";
+    vec![Variant::HVM, Variant::HYBRID, percpu]
+}
+
+/// One guest's points, each with the exits of its window.
+struct Row<'a> {
+    guest: &'a GuestRun,
+    points: Vec<(LoadPoint, Option<ExitCost>)>,
+}
+
+fn label(g: &GuestRun) -> String {
+    g.guest.variant().map_or_else(|| g.name().to_string(), |v| v.label.to_string())
+}
+
+fn rows<'a>(guests: &[&'a GuestRun]) -> Vec<Row<'a>> {
+    guests
+        .iter()
+        .map(|g| {
+            let load = g.last().and_then(|a| a.net.as_ref()).map(|r| r.load.clone()).unwrap_or_default();
+            let phases = g.phases("load");
+            let points =
+                load.into_iter().enumerate().map(|(i, p)| (p, phases.get(i).and_then(|ph| ExitCost::of(ph)))).collect();
+            Row { guest: g, points }
+        })
+        .collect()
+}
+
+fn at<'r>(row: &'r Row<'_>, rate: u32) -> Option<&'r (LoadPoint, Option<ExitCost>)> {
+    row.points.iter().find(|(p, _)| p.rate == rate)
+}
+
+/// The share of the baseline's exits per interrupt a variant removes, at the slides' rate.
+fn removed_share(base: &Row<'_>, row: &Row<'_>) -> Option<f64> {
+    let b = at(base, SLIDES_RATE)?.1.as_ref()?.total;
+    let v = at(row, SLIDES_RATE)?.1.as_ref()?.total;
+    (b > 0.0).then(|| (b - v) / b)
+}
+
+/// Prints the table, writes the JSON and the chart; returns the JSON's path.
+pub fn report(guests: &[&GuestRun], results: &Path) -> Result<(), String> {
+    let rows = rows(guests);
+    let header: Vec<String> =
+        ["variant", "rate", "sent/s", "received/s", "interrupts/s", "busy %", "exits/interrupt: total = by reason"]
+            .map(String::from)
+            .to_vec();
+    let mut grid = Vec::new();
+    for r in &rows {
+        for (p, cost) in &r.points {
+            grid.push(vec![
+                label(r.guest),
+                p.rate.to_string(),
+                format!("{:.0}", p.sent_per_s),
+                format!("{:.0}", p.received_per_s()),
+                format!("{:.0}", p.interrupts_per_s()),
+                p.busy.map_or("-".into(), |b| format!("{:.1}", b * 100.0)),
+                cost.as_ref().map_or("no phase".into(), ExitCost::describe),
+            ]);
+        }
+    }
+    println!(
+        "\n{}",
+        render_grid(
+            &format!(
+                "interrupt load: UDP datagrams at fixed rates for {SECONDS} s each into the guest's UDP discard port"
+            ),
+            &header,
+            &grid
+        )
+    );
+    let base =
+        rows.iter().find(|r| label(r.guest) == "hvm-msimask").or_else(|| rows.iter().find(|r| label(r.guest) == "hvm"));
+    if let Some(base) = base {
+        println!(
+            "at {SLIDES_RATE}/s, the share of {}'s exits per interrupt each variant removes (the slides: EOI and MSI/MSI-X \
+             masking > 60 % of interrupt handling):",
+            label(base.guest)
+        );
+        for r in &rows {
+            let busy =
+                at(r, SLIDES_RATE).and_then(|(p, _)| p.busy).map_or("-".into(), |b| format!("{:.1} %", b * 100.0));
+            let exits = at(r, SLIDES_RATE).and_then(|(_, c)| c.as_ref()).map_or("-".into(), |c| rate(c.total));
+            let share = removed_share(base, r).map_or("-".into(), |s| format!("{:.0} %", s * 100.0));
+            println!("  {:<22} exits/interrupt {exits:<6} busy {busy:<8} removed {share}", label(r.guest));
+        }
+    }
+    let doc = json!({
+        "host": "xen",
+        "experiment": "interrupt load",
+        "seconds_per_rate": SECONDS,
+        "variants": rows.iter().map(|r| json!({
+            "variant": label(r.guest),
+            "guest": r.guest.name(),
+            "mode_report": r.guest.summary.mode.as_ref().map(ToString::to_string),
+            "points": r.points.iter().map(|(p, c)| json!({
+                "rate": p.rate, "sent_per_s": p.sent_per_s, "received_per_s": p.received_per_s(),
+                "interrupts_per_s": p.interrupts_per_s(), "busy": p.busy, "raw": p, "exits_per_interrupt": c,
+            })).collect::<Vec<Value>>(),
+            "removed_share_at_12k": base.and_then(|b| removed_share(b, r)),
+        })).collect::<Vec<Value>>(),
+    });
+    let path = write_json(results, "xen-interrupt-load", &doc)?;
+    println!("results written to {}", path.display());
+    let series = |y: fn(&LoadPoint, Option<&ExitCost>) -> Option<f64>| -> Vec<Series> {
+        rows.iter()
+            .map(|r| Series {
+                name: label(r.guest),
+                points: r.points.iter().filter_map(|(p, c)| Some((p.interrupts_per_s(), y(p, c.as_ref())?))).collect(),
+            })
+            .collect()
+    };
+    for (file, title, y_label, s) in [
+        (
+            "xen-interrupt-load-busy.svg",
+            "busy time against interrupt rate",
+            "busy % of the vCPU",
+            series(|p, _| p.busy.map(|b| b * 100.0)),
+        ),
+        (
+            "xen-interrupt-load-exits.svg",
+            "exits per interrupt against interrupt rate",
+            "exits per interrupt",
+            series(|_, c| c.map(|c| c.total)),
+        ),
+    ] {
+        let chart =
+            Chart { title: title.into(), x_label: "interrupts per second".into(), y_label: y_label.into(), series: s };
+        let out = results.join(file);
+        std::fs::write(&out, chart.render()).map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("chart written to {}", out.display());
+    }
+    Ok(())
+}
