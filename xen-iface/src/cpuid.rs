@@ -3,6 +3,8 @@
 //! Xen answers a block of leaves starting at `base` (0x4000_0000, or 0x4000_0100 when it
 //! also offers Viridian at 0x4000_0000). This module turns the raw register values of
 //! those leaves into [`XenCpuidInfo`]; reading the registers is the caller's business.
+//! Viridian's own leaves are [`crate::viridian`]'s: the scan that found Xen's block above
+//! them decodes them too and records them in [`XenCpuidInfo::viridian`].
 
 /// `"XenVMMXenVMM"` as the EBX, ECX, EDX words of the signature leaf.
 pub const XEN_SIGNATURE: [u32; 3] = [0x566e_6558, 0x6558_4d4d, 0x4d4d_566e];
@@ -75,6 +77,10 @@ pub struct XenCpuidInfo {
     pub vcpu_id: Option<u32>,
     /// This domain's id, when reported.
     pub domid: Option<u16>,
+    /// Viridian's (Hyper-V's) leaves at 0x4000_0000, when Xen offers them below its own
+    /// block. [`XenCpuidInfo::decode`] reads Xen's block only and leaves this `None`; the
+    /// scan over the hypervisor range fills it (`hy-arch`'s `Hypervisor::detect_with`).
+    pub viridian: Option<crate::viridian::ViridianInfo>,
 }
 
 /// Why Xen's leaves could not be decoded.
@@ -123,6 +129,7 @@ impl XenCpuidInfo {
             hvm_features,
             vcpu_id,
             domid,
+            viridian: None,
         })
     }
 

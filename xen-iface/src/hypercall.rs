@@ -1,5 +1,6 @@
 //! Hypercall numbers and the argument structures of the hypercalls the kernel makes
-//! (`xen.h`, `sched.h`, `hvm/hvm_op.h`, `version.h`).
+//! (`xen.h`, `sched.h`, `hvm/hvm_op.h`, `version.h`); those of
+//! `physdev.h` and `features.h` are in [`crate::physdev`] and [`crate::features`].
 //!
 //! Each structure mirrors its C definition; sizes and offsets are asserted here and
 //! tested below against the headers' layout.
@@ -16,6 +17,8 @@ pub const VCPU_OP: u32 = 24;
 pub const SCHED_OP: u32 = 29;
 /// `__HYPERVISOR_event_channel_op`.
 pub const EVENT_CHANNEL_OP: u32 = 32;
+/// `__HYPERVISOR_physdev_op` (its operations: [`crate::physdev`]).
+pub const PHYSDEV_OP: u32 = 33;
 /// `__HYPERVISOR_hvm_op`.
 pub const HVM_OP: u32 = 34;
 /// Size of one hypercall stub in the hypercall page.
@@ -169,6 +172,8 @@ pub mod evtchnop {
     pub const BIND_INTERDOMAIN: u32 = 0;
     /// `EVTCHNOP_bind_virq`.
     pub const BIND_VIRQ: u32 = 1;
+    /// `EVTCHNOP_bind_pirq` (argument: [`crate::physdev::EvtchnBindPirq`]).
+    pub const BIND_PIRQ: u32 = crate::physdev::EVTCHNOP_BIND_PIRQ;
     /// `EVTCHNOP_close`.
     pub const CLOSE: u32 = 3;
     /// `EVTCHNOP_send`.

@@ -9,9 +9,13 @@
 //!
 //! Modules:
 //! - [`cpuid`]: the hypervisor CPUID leaves (`arch-x86/cpuid.h`).
+//! - [`viridian`]: the Hyper-V leaves and MSRs Xen offers with Viridian: the VP assist page
+//!   and its APIC assist (EOI without an exit).
 //! - [`start_info`]: the PVH/HVM start-of-day structure (`arch-x86/hvm/start_info.h`).
 //! - [`elfnote`]: ELF note types the kernel image carries (`elfnote.h`).
 //! - [`hypercall`]: hypercall numbers and argument structures (`xen.h`, `sched.h`, `hvm_op.h`).
+//! - [`features`]: what Xen offers the domain (`XENVER_get_features`, `features.h`).
+//! - [`physdev`]: MSI of an emulated device over a PIRQ and an event channel (`physdev.h`).
 //! - [`trace`]: the phase markers a guest writes into the host's xentrace buffer.
 //! - [`shared`]: the access trait for memory shared with another domain.
 //! - [`byte_ring`]: a byte ring and its two u32 indexes, checked against a hostile peer.
@@ -36,14 +40,17 @@ pub mod console;
 pub mod cpuid;
 pub mod elfnote;
 pub mod events;
+pub mod features;
 pub mod grant;
 pub mod hypercall;
 pub mod netfront;
 pub mod netif;
+pub mod physdev;
 pub mod pvclock;
 pub mod ring;
 pub mod shared;
 pub mod start_info;
 pub mod trace;
+pub mod viridian;
 pub mod xenbus;
 pub mod xenstore;
