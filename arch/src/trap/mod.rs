@@ -4,7 +4,8 @@
 //! Exceptions (vectors 0–31) end in a report of the faulting state and a panic, which the
 //! kernel's panic handler turns into a failure shutdown. Interrupts (32–255) run the
 //! handler [`alloc_vector`] connected to the vector (with its device's state), then the
-//! [`InterruptController`]'s end-of-interrupt.
+//! [`InterruptController`]'s end-of-interrupt. An interrupt that ended the idle halt
+//! (`cpu::idle`) returns past the `HLT` with interrupts still off.
 
 mod report;
 
@@ -50,6 +51,8 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
 /// Vectors handed out by [`alloc_vector`]: above the exceptions and the legacy PIC
 /// range, below the fixed system vectors.
 pub const DYNAMIC_VECTORS: core::ops::RangeInclusive<u8> = 0x30..=0xef;
+/// The interrupt flag in RFLAGS.
+const RFLAGS_IF: u64 = 1 << 9;
 /// The local APIC's spurious-interrupt vector; never acknowledged.
 pub const SPURIOUS_VECTOR: Vector = 0xff;
 
@@ -76,7 +79,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if vector < 32 {
         report::fatal_exception(frame);
     }
-    frame.rip = crate::cpu::skip_idle_halt(frame.rip);
+    if let Some(resume) = crate::cpu::idle_wakeup(frame.rip) {
+        // Back into the idle code past its HLT, with interrupts still off (see cpu::idle).
+        frame.rip = resume;
+        frame.rflags &= !RFLAGS_IF;
+    }
     if !HANDLERS[vector as usize].dispatch(vector as u32) && vector != SPURIOUS_VECTOR {
         log::warn!("interrupt on unexpected vector {vector:#x}");
     }

@@ -1,5 +1,6 @@
-//! `interrupt`: one self-interrupt raised, taken and acknowledged, round trip; and
-//! `interrupt_raise`: the raise alone.
+//! `interrupt`: one self-interrupt raised, taken and acknowledged, round trip;
+//! `interrupt_raise`: the raise alone; and `interrupt_idle`: raised, then waited for
+//! halted.
 //!
 //! Each `interrupt` iteration raises an interrupt on this CPU through the interrupt
 //! controller and spins until its handler has run; the dispatcher then ends it with the
@@ -12,6 +13,12 @@
 //! bit) taken once at the end. Its exits per operation are what raising costs; the host
 //! subtracts them from `interrupt`'s to get what delivery and acknowledgement cost, each
 //! side counted in its own trace phase.
+//!
+//! `interrupt_idle` raises the interrupt with interrupts disabled and waits for it in the
+//! idle `STI; HLT` ([`arch::cpu::idle`]), as a kernel with nothing to do waits for its
+//! next event; interrupts stay disabled between iterations. Its exits show what waiting
+//! halted adds or saves: the HLT exit, and whether Xen's interrupt window (the VINTR exit
+//! the global callback costs after each injection) still fires.
 
 use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
@@ -63,6 +70,21 @@ fn coalesced_raises(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
     taken.wait_for(target);
 }
 
+/// `n` times: raises `irq` with interrupts off and halts until it was taken. Interrupts
+/// are on only in the idle `STI; HLT` (and after the last iteration).
+fn idle_round_trips(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
+    interrupts::disable();
+    for _ in 0..n {
+        let target = taken.count() + 1;
+        p.irq.send_self_ipi(irq);
+        while taken.count() < target {
+            arch::cpu::idle();
+            interrupts::disable();
+        }
+    }
+    interrupts::enable();
+}
+
 /// Runs the benchmark.
 pub fn run(p: &Platform) {
     let taken: &'static Taken = Box::leak(Box::new(Taken(AtomicU64::new(0))));
@@ -84,4 +106,12 @@ pub fn run(p: &Platform) {
         (start, p.clock.now_ns())
     });
     emit(p, "interrupt_raise", "ns", per_op(start, end, ITERATIONS), ITERATIONS);
+
+    idle_round_trips(p, taken, irq, WARMUP);
+    let (start, end) = phase(p, "interrupt_idle", ITERATIONS, || {
+        let start = p.clock.now_ns();
+        idle_round_trips(p, taken, irq, ITERATIONS);
+        (start, p.clock.now_ns())
+    });
+    emit(p, "interrupt_idle", "ns", per_op(start, end, ITERATIONS), ITERATIONS);
 }
