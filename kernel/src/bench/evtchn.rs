@@ -1,9 +1,15 @@
 //! `evtchn_rr`: an event-channel round trip through an interdomain loopback to itself.
 //!
 //! Two ports are connected to each other (`EVTCHNOP_alloc_unbound` for ourselves, then
-//! `EVTCHNOP_bind_interdomain` to it). Each iteration sends on B; the handler of A sends
-//! back on A; the handler of B completes the iteration: two sends (two hypercalls), two
-//! upcalls, and acknowledgements in shared memory only.
+//! `EVTCHNOP_bind_interdomain` to it). Each iteration sends on B and waits until A's
+//! handler ran, then sends back on A and waits until B's handler ran: two sends (two
+//! hypercalls), two upcalls, acknowledgements in shared memory.
+//!
+//! The handlers only count; the loop sends, after the upcall has been acknowledged. A
+//! send from inside the upcall would make its own vector pending again while it is in
+//! service: on the per-vCPU vector Xen then drops the APIC assist (an EOI exit per round
+//! trip), and on the global one the two events fold into one upcall. From the loop, every
+//! variant pays for exactly two sends and two deliveries.
 
 use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
@@ -17,31 +23,36 @@ use xen_iface::hypercall::DOMID_SELF;
 const ITERATIONS: u64 = 5_000;
 const WARMUP: u64 = 50;
 
-/// Port A's handler: sends every event back on its own port, to B.
-struct Bounce(&'static EventChannels);
+/// A port's handler: counts the events that arrived on it.
+struct Arrivals(AtomicU64);
 
-impl IrqHandler for Bounce {
-    fn handle(&self, port: Irq) {
-        self.0.notify(port);
-    }
-}
-
-/// Port B's handler: counts the round trips that came back.
-struct Returned(AtomicU64);
-
-impl IrqHandler for Returned {
+impl IrqHandler for Arrivals {
     fn handle(&self, _port: Irq) {
         self.0.fetch_add(1, Ordering::Release);
     }
 }
 
-fn round_trips(ev: &EventChannels, returned: &Returned, port_b: u32, n: u64) {
-    for _ in 0..n {
-        let target = returned.0.load(Ordering::Acquire) + 1;
-        ev.notify(port_b);
-        while returned.0.load(Ordering::Acquire) < target {
+impl Arrivals {
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Sends on `port` (the event arrives at its other end, which `self` counts) and
+    /// waits until it has been handled.
+    fn send_and_wait(&self, ev: &EventChannels, port: u32) {
+        let target = self.count() + 1;
+        ev.notify(port);
+        while self.count() < target {
             core::hint::spin_loop();
         }
+    }
+}
+
+/// `n` round trips: B to A, then A to B.
+fn round_trips(ev: &EventChannels, at_a: &Arrivals, at_b: &Arrivals, (a, b): (u32, u32), n: u64) {
+    for _ in 0..n {
+        at_a.send_and_wait(ev, b);
+        at_b.send_and_wait(ev, a);
     }
 }
 
@@ -60,16 +71,17 @@ pub fn run(p: &Platform) {
         Ok(ab) => ab,
         Err(e) => return skip("evtchn_rr", format_args!("reason=loopback-refused (Xen error {e})")),
     };
-    let returned: &'static Returned = Box::leak(Box::new(Returned(AtomicU64::new(0))));
-    if ev.bind(a, Box::leak(Box::new(Bounce(ev)))).and_then(|_| ev.bind(b, returned)).is_err() {
+    let at_a: &'static Arrivals = Box::leak(Box::new(Arrivals(AtomicU64::new(0))));
+    let at_b: &'static Arrivals = Box::leak(Box::new(Arrivals(AtomicU64::new(0))));
+    if ev.bind(a, at_a).and_then(|_| ev.bind(b, at_b)).is_err() {
         let _ = ev.close(a);
         let _ = ev.close(b);
         return skip("evtchn_rr", format_args!("reason=bad-port ({a}, {b})"));
     }
-    round_trips(ev, returned, b, WARMUP);
+    round_trips(ev, at_a, at_b, (a, b), WARMUP);
     let (start, end) = phase(p, "evtchn_rr", ITERATIONS, || {
         let start = p.clock.now_ns();
-        round_trips(ev, returned, b, ITERATIONS);
+        round_trips(ev, at_a, at_b, (a, b), ITERATIONS);
         (start, p.clock.now_ns())
     });
     emit(p, "evtchn_rr", "ns", per_op(start, end, ITERATIONS), ITERATIONS);
