@@ -3,10 +3,14 @@
 //! Hypervisors answer a block of leaves whose first leaf carries a 12-byte signature.
 //! A host may offer several blocks (Xen with Viridian puts Hyper-V's at 0x4000_0000 and
 //! its own at 0x4000_0100), so the scan walks 0x4000_0000 upward in steps of 0x100 and
-//! prefers Xen and KVM, whose interfaces this kernel speaks, over any other.
+//! prefers Xen and KVM, whose interfaces this kernel speaks, over any other. Where Xen's
+//! block sits above Viridian's (Hyper-V's leaves at 0x4000_0000), the Viridian leaves are
+//! decoded too, into [`XenCpuidInfo::viridian`]: they say whether the VP assist page (the
+//! APIC assist, `xen::viridian`) may be asked for.
 
 use crate::cpu::Regs;
 use xen_iface::cpuid::{XenCpuidInfo, XEN_SIGNATURE};
+use xen_iface::viridian::ViridianInfo;
 
 /// `"KVMKVMKVM\0\0\0"` as EBX, ECX, EDX.
 const KVM_SIGNATURE: [u32; 3] = [0x4b4d_564b, 0x564b_4d56, 0x0000_004d];
@@ -53,7 +57,10 @@ impl Hypervisor {
             let sig = cpuid(base, 0);
             let words = [sig.ebx, sig.ecx, sig.edx];
             if words == XEN_SIGNATURE {
-                if let Ok(info) = XenCpuidInfo::decode(base, &mut cpuid) {
+                if let Ok(mut info) = XenCpuidInfo::decode(base, &mut cpuid) {
+                    if base > FIRST {
+                        info.viridian = ViridianInfo::decode(&mut cpuid);
+                    }
                     return Hypervisor::Xen(info);
                 }
             } else if words == KVM_SIGNATURE {
@@ -158,6 +165,49 @@ mod tests {
         assert_eq!(describe(&h), "xen-4.17");
         let Hypervisor::Xen(info) = h else { panic!("not xen: {h:?}") };
         assert_eq!(info.base, 0x4000_0100);
+        // The interface leaf is not "Hv#1": no Viridian.
+        assert_eq!(info.viridian, None);
+    }
+
+    /// Xen 4.17 with `viridian = ["base", "apic_assist"]`: Hyper-V's leaves first.
+    fn xen_with_viridian(leaf: u32) -> Regs {
+        match leaf {
+            0x4000_0000 => Regs { eax: 0x4000_0006, ebx: 0x7263_694d, ecx: 0x666f_736f, edx: 0x7648_2074 },
+            0x4000_0001 => Regs { eax: 0x3123_7648, ..Default::default() },
+            0x4000_0003 => Regs { eax: 0x870, ..Default::default() },
+            0x4000_0100 => {
+                Regs { eax: 0x4000_0105, ebx: XEN_SIGNATURE[0], ecx: XEN_SIGNATURE[1], edx: XEN_SIGNATURE[2] }
+            }
+            0x4000_0101 => Regs { eax: 0x0004_0011, ..Default::default() },
+            0x4000_0102 => Regs { eax: 1, ebx: 0x4000_0200, ..Default::default() },
+            _ => Regs::default(),
+        }
+    }
+
+    #[test]
+    fn viridian_below_xen_is_decoded() {
+        let h = Hypervisor::detect_with(|leaf, _| hv_bit(leaf).unwrap_or(xen_with_viridian(leaf)));
+        let Hypervisor::Xen(info) = h else { panic!("not xen: {h:?}") };
+        assert_eq!((info.base, info.hypercall_msr), (0x4000_0100, 0x4000_0200));
+        let v = info.viridian.expect("Viridian's leaves");
+        assert!(v.offers_vp_assist());
+    }
+
+    #[test]
+    fn xen_at_the_first_base_has_no_viridian() {
+        // Xen's own block at 0x4000_0000 is not read as Hyper-V's.
+        let h = Hypervisor::detect_with(|leaf, _| {
+            hv_bit(leaf).unwrap_or(match leaf {
+                0x4000_0000 => {
+                    Regs { eax: 0x4000_0005, ebx: XEN_SIGNATURE[0], ecx: XEN_SIGNATURE[1], edx: XEN_SIGNATURE[2] }
+                }
+                0x4000_0001 => Regs { eax: 0x3123_7648, ..Default::default() },
+                0x4000_0002 => Regs { eax: 1, ebx: 0x4000_0000, ..Default::default() },
+                _ => Regs::default(),
+            })
+        });
+        let Hypervisor::Xen(info) = h else { panic!("not xen: {h:?}") };
+        assert_eq!(info.viridian, None);
     }
 
     #[test]

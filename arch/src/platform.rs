@@ -6,7 +6,8 @@
 //! - [`Console`]: bytes out, no allocation, usable from a fault handler.
 //! - [`Clock`]: monotonic nanoseconds since an arbitrary origin.
 //! - [`Timer`]: one one-shot deadline in the clock's time base; may fire late, never early.
-//! - [`InterruptController`]: vectors for IPIs and MSIs, and the end-of-interrupt rule.
+//! - [`InterruptController`]: vectors for IPIs and MSIs, and the end-of-interrupt rule;
+//!   an MSI comes back as an [`MsiRoute`], which says how it is masked ([`MsiMasking`]).
 //! - [`PowerControl`]: how the machine is turned off, with a success or failure status.
 //! - [`PhaseMarker`]: marks benchmark phases in the host's trace, where the host traces.
 //!
@@ -88,6 +89,49 @@ pub struct MsiMessage {
     pub data: u32,
 }
 
+/// Masks interrupts where they are delivered (an event channel's mask bit), keeping one
+/// that arrives while masked pending until it is unmasked.
+pub trait IrqMask: Sync {
+    /// Masks `irq`: its handler does not run until [`unmask`](Self::unmask).
+    fn mask(&self, irq: Irq);
+    /// Unmasks `irq`; one that arrived while masked is delivered now.
+    fn unmask(&self, irq: Irq);
+}
+
+/// Where a routed MSI is masked.
+#[derive(Clone, Copy)]
+pub enum MsiMasking {
+    /// At the device, by the MSI-X entry's own mask bit: a LAPIC MSI, whose message
+    /// names its vector. Under a hypervisor every mask and unmask is a trapped write.
+    Device,
+    /// At the controller that delivers it (an event channel bound to a PIRQ): the
+    /// device's entry is unmasked once and stays so.
+    Controller(&'static dyn IrqMask),
+}
+
+impl core::fmt::Debug for MsiMasking {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            MsiMasking::Device => "Device",
+            MsiMasking::Controller(_) => "Controller",
+        })
+    }
+}
+
+/// A device interrupt as the controller routed it: the message the device writes, the
+/// interrupt it becomes, and where it is masked. The driver programs the message into
+/// its MSI-X entry once and masks through the route (`drivers::pci::msix::MsixVector`),
+/// so it does not change with the controller.
+#[derive(Clone, Copy, Debug)]
+pub struct MsiRoute {
+    /// The interrupt as the controller numbers it (a vector, or an event channel port).
+    pub irq: Irq,
+    /// What the device writes where.
+    pub message: MsiMessage,
+    /// How it is masked.
+    pub masking: MsiMasking,
+}
+
 /// Why an interrupt could not be set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IrqError {
@@ -99,6 +143,9 @@ pub enum IrqError {
     Hypervisor(i64),
     /// This controller cannot do that kind of interrupt.
     Unsupported,
+    /// The hypervisor handed out an interrupt no MSI message can reach (a PIRQ of 256 or
+    /// more, whose high bits qemu-xen drops): refused rather than routed elsewhere.
+    Unreachable(u32),
 }
 
 /// Delivers interrupts to this CPU and says how they end.
@@ -107,8 +154,10 @@ pub trait InterruptController: Sync {
     fn alloc_ipi(&self, handler: &'static dyn IrqHandler) -> Result<Irq, IrqError>;
     /// Raises `irq` (from [`alloc_ipi`](Self::alloc_ipi)) on this CPU.
     fn send_self_ipi(&self, irq: Irq);
-    /// Connects `handler` to a fresh interrupt and returns the MSI message that raises it.
-    fn alloc_msi(&self, handler: &'static dyn IrqHandler) -> Result<(Irq, MsiMessage), IrqError>;
+    /// Connects `handler` to a fresh device interrupt and returns its route: the MSI
+    /// message that raises it and how it is masked (the route may keep a reference to the
+    /// controller, hence `'static`).
+    fn alloc_msi(&'static self, handler: &'static dyn IrqHandler) -> Result<MsiRoute, IrqError>;
     /// Ends the interrupt taken on `vector` after its handlers ran (a LAPIC EOI, or
     /// nothing when the controller acknowledged it otherwise).
     fn end_of_interrupt(&self, vector: Vector);

@@ -46,6 +46,12 @@ pub trait Nic: Send {
     /// Re-arms the receive interrupt after the stack drained the queue. Returns `false`
     /// if the device has no interrupt and must be polled.
     fn enable_rx_interrupt(&mut self) -> bool;
+    /// Under interrupt moderation, the clock time until which the last
+    /// [`enable_rx_interrupt`](Nic::enable_rx_interrupt) left the receive interrupt off:
+    /// the caller polls again then (and calls it again). `None`: armed, or polled.
+    fn rx_interrupt_held_until_ns(&self) -> Option<u64> {
+        None
+    }
     /// Name for the mode report (`virtio-net`, `netfront`).
     fn name(&self) -> &'static str;
     /// Counters.

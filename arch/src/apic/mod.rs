@@ -4,8 +4,9 @@
 //! MMIO at the APIC base, [`x2apic`] through MSRs 0x800+. Which one is used is decided
 //! once in [`Lapic::init`] (x2APIC where the CPU offers it, unless told otherwise).
 //! [`LapicController`] implements [`InterruptController`] on top: MSIs target this CPU's
-//! APIC id and every interrupt ends with an EOI register write, which under a hypervisor
-//! is a VM exit unless the APIC is virtualized.
+//! APIC id ([`lapic_msi`], masked at the device's MSI-X entry) and every interrupt ends
+//! with an EOI register write, which under a hypervisor is a VM exit unless the APIC is
+//! virtualized.
 
 pub mod ioapic;
 pub mod timer;
@@ -13,7 +14,7 @@ mod x2apic;
 mod xapic;
 
 use crate::cpu;
-use crate::platform::{InterruptController, Irq, IrqError, IrqHandler, MsiMessage, Vector};
+use crate::platform::{InterruptController, Irq, IrqError, IrqHandler, MsiMasking, MsiMessage, MsiRoute, Vector};
 use crate::trap;
 
 /// Register offsets in the xAPIC MMIO page (the x2APIC MSR is 0x800 + offset / 16).
@@ -175,6 +176,17 @@ pub fn msi_address(apic_id: u32) -> u64 {
     0xfee0_0000 | ((apic_id as u64 & 0xff) << 12)
 }
 
+/// An MSI through `lapic`: a fresh vector for `handler`, a message naming it, masked at
+/// the device (the MSI-X entry's mask bit).
+pub fn lapic_msi(lapic: &Lapic, handler: &'static dyn IrqHandler) -> Result<MsiRoute, IrqError> {
+    let vector = trap::alloc_vector(handler)?;
+    Ok(MsiRoute {
+        irq: vector.into(),
+        message: MsiMessage { address: msi_address(lapic.id()), data: vector as u32 },
+        masking: MsiMasking::Device,
+    })
+}
+
 /// Interrupts through the local APIC: vectors from the IDT, EOI to the APIC.
 pub struct LapicController {
     lapic: &'static Lapic,
@@ -198,9 +210,8 @@ impl InterruptController for LapicController {
         }
     }
 
-    fn alloc_msi(&self, handler: &'static dyn IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
-        let vector = trap::alloc_vector(handler)?;
-        Ok((vector.into(), MsiMessage { address: msi_address(self.lapic.id()), data: vector as u32 }))
+    fn alloc_msi(&'static self, handler: &'static dyn IrqHandler) -> Result<MsiRoute, IrqError> {
+        lapic_msi(self.lapic, handler)
     }
 
     fn end_of_interrupt(&self, _vector: Vector) {

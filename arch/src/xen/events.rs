@@ -5,29 +5,53 @@
 //! either the **global** callback (`HVM_PARAM_CALLBACK_IRQ`, vector type: injected without
 //! the local APIC, so it ends with no EOI) or the **per-vCPU** upcall vector
 //! (`HVMOP_set_evtchn_upcall_vector`: through the local APIC, so it ends with a LAPIC
-//! EOI). [`EventChannels`] is that vector's handler: the upcall runs
+//! EOI, or, with Viridian's APIC assist ([`super::viridian`]), with no EOI write where Xen
+//! set the assist). [`EventChannels`] is that vector's handler: the upcall runs
 //! `xen_iface::events::scan` and calls each port's handler, with its context, from a
 //! table of [`HandlerSlot`]s; acknowledging an event is clearing bits in shared memory.
+//!
+//! A device's MSI goes through the local APIC (a vector, masked at the device, ended by
+//! an EOI) unless [`EventChannels::route_msis_over_pirqs`] was called: then each MSI is a
+//! PIRQ bound to an event channel (`xen_iface::physdev`), masked and acknowledged here,
+//! in shared memory, with no MSI-X table write and no EOI.
 
 use super::shared::SharedPage;
+use super::viridian::ApicAssist;
 use super::Xen;
 use crate::apic::Lapic;
 use crate::irq_table::HandlerSlot;
-use crate::platform::{InterruptController, Irq, IrqError, IrqHandler, MsiMessage, Vector};
+use crate::platform::{
+    InterruptController, Irq, IrqError, IrqHandler, IrqMask, MsiMasking, MsiMessage, MsiRoute, Vector,
+};
 use crate::trap;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Once;
 use xen_iface::events::{self, NR_PORTS, VCPU_INFO_SIZE, VCPU_TIME};
 use xen_iface::hypercall::{callback_via_vector, param, XENMAPSPACE_SHARED_INFO};
+use xen_iface::physdev;
 
 /// How event upcalls reach the vCPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub enum Callback {
     /// `HVM_PARAM_CALLBACK_IRQ` with the vector type: no LAPIC, no EOI.
     Global,
     /// `HVMOP_set_evtchn_upcall_vector`: through the LAPIC, ends with an EOI.
     PerCpu,
+    /// The per-vCPU vector, and every interrupt of the LAPIC ends by the APIC assist's
+    /// rule (no EOI write where Xen set the assist).
+    PerCpuAssist(&'static ApicAssist),
+}
+
+impl Callback {
+    /// The `callback=` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Callback::Global => "global",
+            Callback::PerCpu => "percpu",
+            Callback::PerCpuAssist(_) => "percpu-assist",
+        }
+    }
 }
 
 /// Why event channels could not be set up.
@@ -69,6 +93,8 @@ pub struct EventChannels {
     lapic: Option<&'static Lapic>,
     /// Handlers by port.
     handlers: Box<[HandlerSlot]>,
+    /// Device MSIs arrive as PIRQs bound to event channels (else through the LAPIC).
+    msi_pirqs: AtomicBool,
 }
 
 impl EventChannels {
@@ -79,7 +105,7 @@ impl EventChannels {
         callback: Callback,
         lapic: Option<&'static Lapic>,
     ) -> Result<&'static EventChannels, EventError> {
-        if callback == Callback::PerCpu && lapic.is_none() {
+        if !matches!(callback, Callback::Global) && lapic.is_none() {
             return Err(EventError::NeedsLapic);
         }
         if FRAMES_TAKEN.swap(true, Ordering::AcqRel) {
@@ -111,12 +137,13 @@ impl EventChannels {
             callback,
             lapic,
             handlers: (0..NR_PORTS).map(|_| HandlerSlot::new()).collect(),
+            msi_pirqs: AtomicBool::new(false),
         }));
         let vector = trap::alloc_vector(ev).map_err(|_| EventError::NoVector)?;
         ev.vector.call_once(|| vector);
         match callback {
             Callback::Global => xen.set_hvm_param(param::CALLBACK_IRQ, callback_via_vector(vector)),
-            Callback::PerCpu => xen.set_upcall_vector(0, vector),
+            Callback::PerCpu | Callback::PerCpuAssist(_) => xen.set_upcall_vector(0, vector),
         }
         .map_err(EventError::Callback)?;
         Ok(ev)
@@ -167,6 +194,30 @@ impl EventChannels {
         self.xen.evtchn_send(port);
     }
 
+    /// From now on, device MSIs are PIRQs bound to event channels. Only where Xen offers
+    /// `XENFEAT_hvm_pirqs` (the caller checks): without it `PHYSDEVOP_get_free_pirq` fails
+    /// and so does every MSI.
+    pub fn route_msis_over_pirqs(&self) {
+        self.msi_pirqs.store(true, Ordering::Release);
+    }
+
+    /// An MSI over a fresh PIRQ: its port connected to `handler` and unmasked, and the
+    /// message that raises it (vector 0, the PIRQ in the destination ID).
+    fn alloc_pirq_msi(&'static self, handler: &'static dyn IrqHandler) -> Result<MsiRoute, IrqError> {
+        let pirq = self.xen.get_free_msi_pirq().map_err(IrqError::Hypervisor)?;
+        let (address, data) = physdev::pirq_msi_message(pirq).map_err(|e| {
+            log::error!("MSI over PIRQ: Xen gave PIRQ {pirq}, which no MSI can reach ({e:?}): refused");
+            IrqError::Unreachable(pirq)
+        })?;
+        let port = self.xen.bind_pirq(pirq).map_err(IrqError::Hypervisor)?;
+        if let Err(e) = self.bind(port, handler) {
+            let _ = self.close(port);
+            return Err(e);
+        }
+        log::info!("MSI over PIRQ {pirq}: event channel {port}, message {address:#x}/{data:#x}");
+        Ok(MsiRoute { irq: port, message: MsiMessage { address, data }, masking: MsiMasking::Controller(self) })
+    }
+
     /// Masks `port` (shared memory only, no exit).
     pub fn mask(&self, port: u32) {
         events::mask(&self.shared, port);
@@ -178,6 +229,18 @@ impl EventChannels {
         if events::unmask(&self.shared, port) == Some(true) {
             let _ = self.xen.unmask(port);
         }
+    }
+}
+
+/// Masking a PIRQ's MSI: the event channel's mask bit. Unmasking costs a hypercall only
+/// if an event arrived while masked.
+impl IrqMask for EventChannels {
+    fn mask(&self, port: Irq) {
+        EventChannels::mask(self, port);
+    }
+
+    fn unmask(&self, port: Irq) {
+        EventChannels::unmask(self, port);
     }
 }
 
@@ -204,20 +267,26 @@ impl InterruptController for EventChannels {
         self.notify(irq);
     }
 
-    /// MSIs still go through the local APIC (MSI over event channels via PIRQs is a
-    /// separate path, not built yet).
-    fn alloc_msi(&self, handler: &'static dyn IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
-        let lapic = self.lapic.ok_or(IrqError::Unsupported)?;
-        let vector = trap::alloc_vector(handler)?;
-        Ok((vector.into(), MsiMessage { address: crate::apic::msi_address(lapic.id()), data: vector as u32 }))
+    /// Over a PIRQ and an event channel once [`EventChannels::route_msis_over_pirqs`]
+    /// was called, else through the local APIC.
+    fn alloc_msi(&'static self, handler: &'static dyn IrqHandler) -> Result<MsiRoute, IrqError> {
+        if self.msi_pirqs.load(Ordering::Acquire) {
+            return self.alloc_pirq_msi(handler);
+        }
+        crate::apic::lapic_msi(self.lapic.ok_or(IrqError::Unsupported)?, handler)
     }
 
     fn end_of_interrupt(&self, vector: Vector) {
-        if self.callback == Callback::Global && self.vector.get() == Some(&vector) {
-            return; // injected without the LAPIC: nothing to end
-        }
-        if let Some(l) = self.lapic {
-            l.eoi();
+        match self.callback {
+            // Injected without the LAPIC: nothing to end.
+            Callback::Global if self.vector.get() == Some(&vector) => {}
+            // Xen sets the assist for any vector it delivers with nothing else in service.
+            Callback::PerCpuAssist(assist) => assist.end_of_interrupt(),
+            _ => {
+                if let Some(l) = self.lapic {
+                    l.eoi();
+                }
+            }
         }
     }
 
@@ -225,9 +294,18 @@ impl InterruptController for EventChannels {
         "evtchn"
     }
 
+    fn msi_name(&self) -> &'static str {
+        if self.msi_pirqs.load(Ordering::Acquire) {
+            "pirq"
+        } else {
+            "lapic"
+        }
+    }
+
     fn eoi_name(&self) -> &'static str {
         match (self.callback, self.lapic) {
             (Callback::Global, _) => "none",
+            (Callback::PerCpuAssist(_), _) => "viridian-assist",
             (Callback::PerCpu, Some(l)) if l.is_x2apic() => "x2apic-msr",
             (Callback::PerCpu, _) => "lapic-mmio",
         }

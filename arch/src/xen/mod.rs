@@ -1,6 +1,8 @@
 //! Xen's interfaces that need no device: the hypercall page ([`hypercall`]), event
 //! channels as interrupt controller ([`events`]), the pvclock ([`pvclock`]), the PV
-//! one-shot timer ([`timer`]), shared memory ([`shared`]), shutdown, and trace records.
+//! one-shot timer ([`timer`]), shared memory ([`shared`]), Viridian's APIC assist
+//! ([`viridian`]), shutdown, trace records, the
+//! feature bits, and the PIRQ calls that route an emulated device's MSI to an event channel.
 //!
 //! Typed wrappers around [`hypercall::hypercall`] for the calls the kernel makes; the ABI
 //! structures come from `xen_iface::hypercall`.
@@ -11,13 +13,18 @@ pub mod hypercall;
 pub mod pvclock;
 pub mod shared;
 pub mod timer;
+pub mod viridian;
 
 use crate::platform::{ExitStatus, PhaseMarker, PowerControl};
 use xen_iface::cpuid::XenCpuidInfo;
+use xen_iface::features::{FeatureInfo, Features, XENVER_GET_FEATURES};
 use xen_iface::hypercall::{
     self as abi, evtchnop, vcpuop, AddToPhysmap, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi,
     EvtchnBindVirq, EvtchnPort, EvtchnSend, EvtchnUpcallVector, HvmParam, HvmXentrace, RegisterVcpuInfo, SchedShutdown,
     ShutdownReason, SingleshotTimer,
+};
+use xen_iface::physdev::{
+    EvtchnBindPirq, GetFreePirq, PhysdevEoi, MAP_PIRQ_TYPE_MSI, PHYSDEVOP_EOI, PHYSDEVOP_GET_FREE_PIRQ,
 };
 use xen_iface::trace::{encode_marker, EVENT_PHASE_BEGIN, EVENT_PHASE_END};
 
@@ -39,6 +46,43 @@ impl Xen {
     pub fn version(&self) -> i64 {
         // SAFETY: the page is installed (self exists); XENVER_version takes no pointer.
         unsafe { hypercall::hypercall(abi::XEN_VERSION, abi::XENVER_VERSION as u64, 0, 0, 0, 0) }
+    }
+
+    /// `xen_version(XENVER_get_features)`: submap 0 of the features Xen offers this domain.
+    pub fn features(&self) -> Result<Features, i64> {
+        let mut fi = FeatureInfo { submap_idx: 0, submap: 0 };
+        // SAFETY: fi is a live xen_feature_info that Xen fills in for the call's duration.
+        let rc = unsafe {
+            hypercall::hypercall(abi::XEN_VERSION, XENVER_GET_FEATURES as u64, &mut fi as *mut _ as u64, 0, 0, 0)
+        };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(Features(fi.submap))
+        }
+    }
+
+    fn physdev_op<T>(&self, cmd: u32, arg: &mut T) -> Result<(), i64> {
+        // SAFETY: every caller passes the structure `cmd` expects, live for the call.
+        let rc = unsafe { hypercall::hypercall(abi::PHYSDEV_OP, cmd as u64, arg as *mut T as u64, 0, 0, 0) };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `PHYSDEVOP_get_free_pirq` for an MSI: a PIRQ of this domain, not yet bound.
+    /// Needs `XENFEAT_hvm_pirqs` (`-ENOSYS` without).
+    pub fn get_free_msi_pirq(&self) -> Result<u32, i64> {
+        let mut a = GetFreePirq { kind: MAP_PIRQ_TYPE_MSI, pirq: 0 };
+        self.physdev_op(PHYSDEVOP_GET_FREE_PIRQ, &mut a).map(|_| a.pirq)
+    }
+
+    /// `PHYSDEVOP_eoi` for `pirq`. Not needed for an emulated MSI's PIRQ (see
+    /// `xen_iface::physdev`); kept for measuring that.
+    pub fn pirq_eoi(&self, pirq: u32) -> Result<(), i64> {
+        self.physdev_op(PHYSDEVOP_EOI, &mut PhysdevEoi { irq: pirq })
     }
 
     /// `SCHEDOP_shutdown` with `reason`; returns only if Xen refuses.
@@ -123,6 +167,12 @@ impl Xen {
     pub fn bind_virq(&self, virq: u32, vcpu: u32) -> Result<u32, i64> {
         let mut a = EvtchnBindVirq { virq, vcpu, port: 0 };
         self.evtchn_op(evtchnop::BIND_VIRQ, &mut a).map(|_| a.port)
+    }
+
+    /// `EVTCHNOP_bind_pirq`: a port raised whenever `pirq` fires (not shared).
+    pub fn bind_pirq(&self, pirq: u32) -> Result<u32, i64> {
+        let mut a = EvtchnBindPirq { pirq, flags: 0, port: 0 };
+        self.evtchn_op(evtchnop::BIND_PIRQ, &mut a).map(|_| a.port)
     }
 
     /// `EVTCHNOP_bind_ipi`: a port that raises an event on `vcpu` when sent.

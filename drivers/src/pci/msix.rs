@@ -6,11 +6,14 @@
 //! unmasking) is a trapped MMIO access: the cost hybrid mode avoids.
 //!
 //! Drivers program and mask entries through [`VectorTable`], which [`MsixTable`]
-//! implements on the mapped table and host tests implement with a fake.
+//! implements on the mapped table and host tests implement with a fake. An entry in use
+//! is an [`MsixVector`]: the entry and the route the interrupt controller gave it, which
+//! says where the interrupt is masked. A LAPIC MSI is masked in the entry (a table
+//! write); an MSI over a PIRQ at its event channel, the entry then written only once.
 
 use super::{cap, capabilities, read_bar, Bar, ConfigSpace, PciAddress};
 use arch::mmio::Mmio;
-use arch::platform::MsiMessage;
+use arch::platform::{MsiMasking, MsiMessage, MsiRoute};
 
 const CTRL_ENABLE: u16 = 1 << 15;
 const CTRL_FUNCTION_MASK: u16 = 1 << 14;
@@ -25,6 +28,57 @@ pub trait VectorTable: Send + Sync + 'static {
     fn mask(&self, entry: u16);
     /// Unmasks entry `entry`; a message that arrived while masked is delivered now.
     fn unmask(&self, entry: u16);
+}
+
+/// One MSI-X entry connected to its interrupt route. The driver masks and unmasks its
+/// interrupt through this, and does not know where that happens.
+pub struct MsixVector<V: VectorTable> {
+    table: V,
+    entry: u16,
+    route: MsiRoute,
+}
+
+impl<V: VectorTable> MsixVector<V> {
+    /// Programs `entry` of `table` with the route's message, leaving the interrupt
+    /// masked: in the entry for a device-masked route; at the controller for the others,
+    /// whose entry is unmasked now and never written again.
+    pub fn connect(table: V, entry: u16, route: MsiRoute) -> Self {
+        table.program(entry, route.message);
+        if let MsiMasking::Controller(c) = route.masking {
+            c.mask(route.irq);
+            table.unmask(entry);
+        }
+        MsixVector { table, entry, route }
+    }
+
+    /// Masks the interrupt where its route says.
+    #[inline]
+    pub fn mask(&self) {
+        match self.route.masking {
+            MsiMasking::Device => self.table.mask(self.entry),
+            MsiMasking::Controller(c) => c.mask(self.route.irq),
+        }
+    }
+
+    /// Unmasks the interrupt where its route says; one that arrived while masked is
+    /// delivered now.
+    #[inline]
+    pub fn unmask(&self) {
+        match self.route.masking {
+            MsiMasking::Device => self.table.unmask(self.entry),
+            MsiMasking::Controller(c) => c.unmask(self.route.irq),
+        }
+    }
+
+    /// The route.
+    pub fn route(&self) -> &MsiRoute {
+        &self.route
+    }
+
+    /// The table.
+    pub fn table(&self) -> &V {
+        &self.table
+    }
 }
 
 /// Where the MSI-X capability says the table is.
@@ -99,6 +153,11 @@ impl MsixTable {
         let entry = entry.min(self.size - 1) as usize;
         // SAFETY: the table was mapped in `enable`, and entry < size keeps the dword inside it.
         unsafe { Mmio::at(self.base + entry * ENTRY_SIZE + word * 4) }
+    }
+
+    /// Guest-physical address of the table (its writes are the trapped ones).
+    pub fn address(&self) -> u64 {
+        self.base as u64
     }
 
     /// Number of entries.

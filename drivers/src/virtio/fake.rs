@@ -8,7 +8,9 @@
 //! - [`FakeTransport`] is the control surface, its [`DeviceState`] open to the test
 //!   (which can make it refuse features, drop queues, reject vectors).
 //! - [`FakeVectors`] and [`FakeIrqs`] stand in for the MSI-X table and the interrupt
-//!   controller, so an interrupt can be raised by hand.
+//!   controller, so an interrupt can be raised by hand; the controller routes MSIs
+//!   masked at the device (a LAPIC) or at itself (an event channel over a PIRQ).
+//! - [`FakeClock`] is a clock the test moves.
 
 mod mem;
 
@@ -18,8 +20,11 @@ use super::queue::QueueAddresses;
 use super::status;
 use super::transport::{Notify, Transport, TransportError};
 use crate::pci::msix::VectorTable;
-use arch::platform::{InterruptController, Irq, IrqError, IrqHandler, MsiMessage, Vector};
+use arch::platform::{
+    Clock, InterruptController, Irq, IrqError, IrqHandler, IrqMask, MsiMasking, MsiMessage, MsiRoute, Vector,
+};
 use std::fmt;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -230,12 +235,23 @@ pub struct FakeIrqs {
     handlers: Mutex<Vec<&'static dyn IrqHandler>>,
     /// True: every allocation fails, as on a controller out of vectors.
     pub exhausted: bool,
+    /// True: its routes are masked here, as event channels bound to PIRQs are.
+    pub masks_itself: bool,
+    /// Masked here (when it masks itself).
+    pub masked: AtomicBool,
+    /// Mask and unmask calls here (shared memory on the real controller: no exit).
+    pub mask_calls: AtomicU32,
 }
 
 impl FakeIrqs {
     /// A controller with no vector left.
     pub fn exhausted() -> Self {
         FakeIrqs { exhausted: true, ..Default::default() }
+    }
+
+    /// A controller that masks its MSIs itself, like event channels over PIRQs.
+    pub fn pirq_like() -> Self {
+        FakeIrqs { masks_itself: true, ..Default::default() }
     }
 
     /// Runs the handler of the `n`th MSI allocated.
@@ -250,14 +266,23 @@ impl InterruptController for FakeIrqs {
         Err(IrqError::Unsupported)
     }
     fn send_self_ipi(&self, _irq: Irq) {}
-    fn alloc_msi(&self, handler: &'static dyn IrqHandler) -> Result<(Irq, MsiMessage), IrqError> {
+    fn alloc_msi(&'static self, handler: &'static dyn IrqHandler) -> Result<MsiRoute, IrqError> {
         if self.exhausted {
             return Err(IrqError::NoVectors);
         }
         let mut h = self.handlers.lock().unwrap();
         h.push(handler);
         let irq = 0x40 + h.len() as Irq - 1;
-        Ok((irq, MsiMessage { address: 0xfee0_0000, data: irq }))
+        Ok(if self.masks_itself {
+            self.masked.store(false, Ordering::SeqCst);
+            MsiRoute {
+                irq,
+                message: MsiMessage { address: 0xfee3_7000, data: 0 },
+                masking: MsiMasking::Controller(self),
+            }
+        } else {
+            MsiRoute { irq, message: MsiMessage { address: 0xfee0_0000, data: irq }, masking: MsiMasking::Device }
+        })
     }
     fn end_of_interrupt(&self, _vector: Vector) {}
     fn name(&self) -> &'static str {
@@ -265,5 +290,36 @@ impl InterruptController for FakeIrqs {
     }
     fn eoi_name(&self) -> &'static str {
         "none"
+    }
+}
+
+impl IrqMask for FakeIrqs {
+    fn mask(&self, _irq: Irq) {
+        self.mask_calls.fetch_add(1, Ordering::SeqCst);
+        self.masked.store(true, Ordering::SeqCst);
+    }
+    fn unmask(&self, _irq: Irq) {
+        self.mask_calls.fetch_add(1, Ordering::SeqCst);
+        self.masked.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A clock that stands still until the test moves it.
+#[derive(Default)]
+pub struct FakeClock(pub AtomicU64);
+
+impl FakeClock {
+    /// Moves the clock on by `ns`.
+    pub fn advance(&self, ns: u64) {
+        self.0.fetch_add(ns, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_ns(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn name(&self) -> &'static str {
+        "fake"
     }
 }

@@ -32,6 +32,9 @@ pub mod status {
 
 /// Feature bits shared by all device types.
 pub mod feature {
+    /// The event index: `used_event` and `avail_event` suppress notifications
+    /// (`VIRTIO_F_EVENT_IDX`, 2.7.10).
+    pub const RING_EVENT_IDX: u64 = 1 << 29;
     /// Virtio 1.x semantics (little-endian, modern layout).
     pub const VERSION_1: u64 = 1 << 32;
 }

@@ -11,12 +11,19 @@
 //! sets FAILED in the device status and marks the driver broken; every call then fails
 //! with [`NicError::Broken`] and the kernel carries on without the network.
 //!
-//! Receive interrupts follow the mask/poll/unmask pattern: the MSI-X handler masks its
-//! vector in the device's MSI-X table and the network loop polls until the queue is
-//! empty, then unmasks ([`Nic::enable_rx_interrupt`]). On an emulated device each mask
-//! and unmask is a trapped MMIO write; this is the cost the hybrid mode's event channels
-//! remove. Without MSI-X the driver works polled. The handler is the device's
-//! `RxInterrupt`, the state it shares with the driver, so devices do not share anything.
+//! The receive interrupt comes from the platform as a route ([`MsiRoute`]), connected
+//! to MSI-X entry 0 as an [`MsixVector`]; the driver is the same whichever controller
+//! delivers it (a LAPIC vector, or an event channel bound to a PIRQ in hybrid mode).
+//! While the network loop polls, the device is asked not to interrupt the way a good
+//! driver does it, in the ring: by the event index when the device offers
+//! `VIRTIO_F_EVENT_IDX` (an armed interrupt fires once), else by `NO_INTERRUPT`; the
+//! loop re-arms it when the queue is drained ([`Nic::enable_rx_interrupt`]). No MSI-X
+//! table write happens per interrupt. [`RxIrqPolicy`] adds the two variants measured
+//! against that: `mask_each`, the mask-in-handler/unmask-after-poll pattern of the 2009
+//! slides (on a LAPIC MSI, two trapped table writes per interrupt; on a PIRQ, the event
+//! channel's mask bit), and interrupt moderation, which keeps the interrupt off for a
+//! while after each one. Without MSI-X the driver works polled. The handler is the
+//! device's `RxInterrupt`, the state it shares with the driver, so devices share nothing.
 //!
 //! [`VirtioNet::init`] brings up a PCI function on the kernel heap; the generic
 //! [`VirtioNet::start`] is what host tests drive with a fake transport (`net/tests.rs`).
@@ -27,12 +34,13 @@ use super::transport::{negotiate, Notify, Transport, TransportError};
 use super::{feature, status, NO_VECTOR};
 use crate::dma::{DmaAlloc, DmaBuffer, HeapDma};
 use crate::nic::{Nic, NicError, NicStats};
-use crate::pci::msix::{MsixCapability, MsixTable, VectorTable};
+use crate::pci::msix::{MsixCapability, MsixTable, MsixVector, VectorTable};
 use crate::pci::{ConfigSpace, PciAddress, PciFunction};
 use alloc::boxed::Box;
 use alloc::vec;
-use arch::platform::{InterruptController, Irq, IrqHandler};
+use arch::platform::{Clock, InterruptController, Irq, IrqHandler, MsiMasking, MsiRoute};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use spin::Once;
 use xen_iface::shared::SharedMem;
 
 /// `VIRTIO_NET_F_MAC`.
@@ -63,20 +71,43 @@ pub enum NetInitError {
     NoQueue(u16),
 }
 
-/// A device's receive interrupt: the state its MSI-X handler shares with the driver.
-struct RxInterrupt<V> {
-    table: V,
-    /// True while the vector is masked in the table.
+/// How the receive interrupt is kept quiet while the driver polls, beyond the ring's
+/// own suppression (which is always on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxIrqPolicy {
+    /// Mask the interrupt in its handler and unmask it once the queue is drained
+    /// (`msimask=on`): on a LAPIC MSI two MSI-X table writes per interrupt.
+    pub mask_each: bool,
+    /// Interrupt moderation (`irqmod=`): after an interrupt the receive interrupt stays
+    /// off at least this long, on the platform clock; 0 re-arms it as soon as the queue
+    /// is drained.
+    pub moderation_ns: u64,
+}
+
+/// A device's receive interrupt: the state its handler shares with the driver.
+struct RxInterrupt<V: VectorTable> {
+    /// The MSI-X entry and its route, once connected (the handler is registered first).
+    vector: Once<MsixVector<V>>,
+    policy: RxIrqPolicy,
+    clock: &'static dyn Clock,
+    /// True while the interrupt is masked where its route masks it.
     masked: AtomicBool,
     /// Interrupts taken.
     count: AtomicU64,
+    /// Clock reading at the last interrupt (kept under moderation only).
+    last_ns: AtomicU64,
 }
 
 impl<V: VectorTable> IrqHandler for RxInterrupt<V> {
     fn handle(&self, _irq: Irq) {
         self.count.fetch_add(1, Ordering::Relaxed);
-        if !self.masked.swap(true, Ordering::AcqRel) {
-            self.table.mask(RX_MSIX_ENTRY);
+        if self.policy.moderation_ns != 0 {
+            self.last_ns.store(self.clock.now_ns(), Ordering::Relaxed);
+        }
+        if self.policy.mask_each && !self.masked.swap(true, Ordering::AcqRel) {
+            if let Some(v) = self.vector.get() {
+                v.mask();
+            }
         }
     }
 }
@@ -91,6 +122,8 @@ pub struct VirtioNet<T: Transport, M: SharedMem> {
     mac: [u8; 6],
     /// The receive interrupt; `None` when the driver polls.
     rx_irq: Option<&'static RxInterrupt<T::Vectors>>,
+    /// Under moderation: the clock time until which the receive interrupt stays off.
+    rx_held_until: Option<u64>,
     /// Where a received frame is copied before it is handed up.
     rx_frame: Box<[u8]>,
     /// Where a frame to send is built before it is copied to the device.
@@ -106,9 +139,15 @@ impl VirtioNet<VirtioPci, DmaBuffer> {
     }
 
     /// Brings up PCI function `f`, its queues on the kernel heap: see [`Self::start`].
-    pub fn init(cfg: &dyn ConfigSpace, f: &PciFunction, irqs: &dyn InterruptController) -> Result<Self, NetInitError> {
+    pub fn init(
+        cfg: &dyn ConfigSpace,
+        f: &PciFunction,
+        irqs: &'static dyn InterruptController,
+        policy: RxIrqPolicy,
+        clock: &'static dyn Clock,
+    ) -> Result<Self, NetInitError> {
         let t = VirtioPci::new(cfg, f.addr).map_err(NetInitError::Transport)?;
-        Self::start(t, &HeapDma, irqs, || msix_table(cfg, f.addr))
+        Self::start(t, &HeapDma, irqs, || msix_table(cfg, f.addr), policy, clock)
     }
 }
 
@@ -116,7 +155,10 @@ impl VirtioNet<VirtioPci, DmaBuffer> {
 fn msix_table(cfg: &dyn ConfigSpace, addr: PciAddress) -> Option<MsixTable> {
     let cap = MsixCapability::find(cfg, addr)?;
     match MsixTable::enable(cfg, addr, &cap) {
-        Ok(table) => Some(table),
+        Ok(table) => {
+            log::info!("virtio-net {addr}: MSI-X table at {:#x}, {} entries", table.address(), table.len());
+            Some(table)
+        }
         Err(e) => {
             log::warn!("virtio-net: MSI-X unusable ({e:?}), polling");
             None
@@ -124,31 +166,59 @@ fn msix_table(cfg: &dyn ConfigSpace, addr: PciAddress) -> Option<MsixTable> {
     }
 }
 
+/// Says how the receive interrupt was routed and how it will be kept quiet.
+fn log_route<T: Transport>(t: &T, route: &MsiRoute, features: u64, policy: RxIrqPolicy) {
+    let masked_at = match route.masking {
+        MsiMasking::Device => "the MSI-X entry",
+        MsiMasking::Controller(_) => "the controller",
+    };
+    let quiet = if features & feature::RING_EVENT_IDX != 0 { "event index" } else { "NO_INTERRUPT flag" };
+    log::info!(
+        "virtio-net {}: rx interrupt {} (message {:#x}/{:#x}, masked at {masked_at}); quiet while polling by the {quiet}{}, moderation {} us",
+        t.location(),
+        route.irq,
+        route.message.address,
+        route.message.data,
+        if policy.mask_each { " and masking per interrupt" } else { "" },
+        policy.moderation_ns / 1000,
+    );
+}
+
 impl<T: Transport, M: SharedMem> VirtioNet<T, M> {
     /// Brings the device up: reset, negotiate, MSI-X (if `vectors` yields a table and the
-    /// controller has a vector), queues from `dma`, DRIVER_OK.
+    /// controller routes an interrupt), queues from `dma`, DRIVER_OK. The receive
+    /// interrupt follows `policy`, moderation timed on `clock`.
     pub fn start<D: DmaAlloc<Mem = M>>(
         t: T,
         dma: &D,
-        irqs: &dyn InterruptController,
+        irqs: &'static dyn InterruptController,
         vectors: impl FnOnce() -> Option<T::Vectors>,
+        policy: RxIrqPolicy,
+        clock: &'static dyn Clock,
     ) -> Result<Self, NetInitError> {
         t.reset();
         t.add_status(status::ACKNOWLEDGE | status::DRIVER);
-        let features =
-            negotiate(&t, feature::VERSION_1 | F_MAC, feature::VERSION_1).map_err(NetInitError::Transport)?;
+        let features = negotiate(&t, feature::VERSION_1 | F_MAC | feature::RING_EVENT_IDX, feature::VERSION_1)
+            .map_err(NetInitError::Transport)?;
 
         let rx_irq = match vectors() {
             Some(table) => {
-                let irq: &'static RxInterrupt<T::Vectors> =
-                    Box::leak(Box::new(RxInterrupt { table, masked: AtomicBool::new(true), count: AtomicU64::new(0) }));
+                let irq: &'static RxInterrupt<T::Vectors> = Box::leak(Box::new(RxInterrupt {
+                    vector: Once::new(),
+                    policy,
+                    clock,
+                    masked: AtomicBool::new(true),
+                    count: AtomicU64::new(0),
+                    last_ns: AtomicU64::new(0),
+                }));
                 match irqs.alloc_msi(irq) {
-                    Ok((_, msg)) => {
-                        irq.table.program(RX_MSIX_ENTRY, msg);
+                    Ok(route) => {
+                        log_route(&t, &route, features, policy);
+                        irq.vector.call_once(|| MsixVector::connect(table, RX_MSIX_ENTRY, route));
                         Some(irq)
                     }
                     Err(e) => {
-                        log::warn!("virtio-net: no vector ({e:?}), polling");
+                        log::warn!("virtio-net {}: no interrupt route ({e:?}), polling", t.location());
                         None
                     }
                 }
@@ -169,6 +239,10 @@ impl<T: Transport, M: SharedMem> VirtioNet<T, M> {
         };
         let mut rx = queue(RX_QUEUE, Direction::FromDevice)?;
         let mut tx = queue(TX_QUEUE, Direction::ToDevice)?;
+        if features & feature::RING_EVENT_IDX != 0 {
+            rx.use_event_idx();
+            tx.use_event_idx();
+        }
         tx.suppress_interrupts();
         let rx_notify =
             t.setup_queue(RX_QUEUE, rx.size(), rx.addresses(), rx_vector).map_err(NetInitError::Transport)?;
@@ -196,6 +270,7 @@ impl<T: Transport, M: SharedMem> VirtioNet<T, M> {
             tx_notify,
             mac,
             rx_irq,
+            rx_held_until: None,
             rx_frame: vec![0; BUF_LEN].into_boxed_slice(),
             tx_frame: vec![0; BUF_LEN].into_boxed_slice(),
             broken: false,
@@ -294,6 +369,9 @@ where
             Ok(None) => return Ok(false),
             Err(e) => return self.check(Err(e)).map(|_| false),
         };
+        if self.rx_irq.is_some() {
+            self.rx.pause_interrupts(); // polling now: no interrupt until re-armed
+        }
         if written > HDR_LEN {
             // `pop_used` checked written <= BUF_LEN, the frame buffer's size.
             let frame = self.rx_frame.get_mut(..written).ok_or(NicError::Broken)?;
@@ -316,10 +394,26 @@ where
         if self.broken {
             return false;
         }
+        if irq.policy.moderation_ns != 0 && irq.count.load(Ordering::Relaxed) != 0 {
+            let until = irq.last_ns.load(Ordering::Relaxed).saturating_add(irq.policy.moderation_ns);
+            if irq.clock.now_ns() < until {
+                self.rx.pause_interrupts();
+                self.rx_held_until = Some(until);
+                return true;
+            }
+        }
+        self.rx_held_until = None;
+        self.rx.arm_interrupts();
         if irq.masked.swap(false, Ordering::AcqRel) {
-            irq.table.unmask(RX_MSIX_ENTRY);
+            if let Some(v) = irq.vector.get() {
+                v.unmask();
+            }
         }
         true
+    }
+
+    fn rx_interrupt_held_until_ns(&self) -> Option<u64> {
+        self.rx_held_until
     }
 
     fn name(&self) -> &'static str {

@@ -12,13 +12,19 @@
 //! and its length must fit that descriptor's buffer. A violation marks the queue broken:
 //! it does no further I/O and reports [`QueueError::Broken`]; nothing here panics on
 //! what the device wrote, and the kernel keeps running.
+//!
+//! Notifications both ways can be suppressed (2.7.7, 2.7.10): with `VIRTIO_F_EVENT_IDX`
+//! ([`SplitQueue::use_event_idx`]) through `used_event` and `avail_event`, else through
+//! the `NO_INTERRUPT` and `NO_NOTIFY` flags. [`SplitQueue::arm_interrupts`] asks for one
+//! interrupt at the next used buffer and [`SplitQueue::pause_interrupts`] for none while
+//! the driver polls; under the event index an armed interrupt is one-shot by itself.
 
 pub mod layout;
 
 use crate::dma::DmaAlloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
-use layout::{Layout, AVAIL_F_NO_INTERRUPT, DESC_F_WRITE, USED_F_NO_NOTIFY};
+use layout::{need_event, Layout, AVAIL_F_NO_INTERRUPT, DESC_F_WRITE, USED_F_NO_NOTIFY};
 use xen_iface::shared::SharedMem;
 
 /// Who writes into a queue's buffers.
@@ -91,7 +97,11 @@ pub struct SplitQueue<M: SharedMem> {
     /// The driver's copy of `avail.flags`, written together with `avail.idx`.
     avail_flags: u16,
     avail_idx: u16,
+    /// `avail_idx` when the driver last decided whether to notify.
+    notified_idx: u16,
     last_used: u16,
+    /// `VIRTIO_F_EVENT_IDX` was negotiated: suppression by `used_event`/`avail_event`.
+    event_idx: bool,
     broken: Option<Violation>,
 }
 
@@ -117,7 +127,9 @@ impl<M: SharedMem> SplitQueue<M> {
             free: (0..size).rev().collect(),
             avail_flags: 0,
             avail_idx: 0,
+            notified_idx: 0,
             last_used: 0,
+            event_idx: false,
             broken: None,
         };
         for id in 0..size {
@@ -169,10 +181,54 @@ impl<M: SharedMem> SplitQueue<M> {
         self.mem.write_u32(self.layout.avail, self.avail_flags as u32 | (self.avail_idx as u32) << 16);
     }
 
-    /// Asks the device not to interrupt when it uses buffers of this queue.
-    pub fn suppress_interrupts(&mut self) {
-        self.avail_flags = AVAIL_F_NO_INTERRUPT;
+    /// Suppresses notifications by the event index from now on (the device and the
+    /// driver negotiated `VIRTIO_F_EVENT_IDX`): `avail.flags` is then 0 (2.7.7.1).
+    pub fn use_event_idx(&mut self) {
+        self.event_idx = true;
+        self.avail_flags = 0;
         self.write_avail_header();
+    }
+
+    /// True if the event index is in use.
+    pub fn event_idx(&self) -> bool {
+        self.event_idx
+    }
+
+    /// Asks the device never to interrupt for this queue. Under the event index,
+    /// `used_event` is put just behind the driver, where the device reaches it only after
+    /// 65,535 more buffers (one stray interrupt per wrap; a queue without a vector never
+    /// sees it).
+    pub fn suppress_interrupts(&mut self) {
+        if self.event_idx {
+            layout::write_u16(&self.mem, self.layout.used_event(), self.last_used.wrapping_sub(1));
+        } else {
+            self.avail_flags = AVAIL_F_NO_INTERRUPT;
+            self.write_avail_header();
+        }
+    }
+
+    /// Asks the device not to interrupt while the driver polls. Under the event index
+    /// this writes nothing: an armed interrupt fires once and the device does not
+    /// interrupt again until [`Self::arm_interrupts`].
+    pub fn pause_interrupts(&mut self) {
+        if !self.event_idx && self.avail_flags & AVAIL_F_NO_INTERRUPT == 0 {
+            self.avail_flags |= AVAIL_F_NO_INTERRUPT;
+            self.write_avail_header();
+        }
+    }
+
+    /// Asks the device to interrupt when it next uses a buffer. Returns true if it has
+    /// already used some the driver has not popped: they may raise no interrupt, so the
+    /// caller polls before it waits.
+    pub fn arm_interrupts(&mut self) -> bool {
+        if self.event_idx {
+            layout::write_u16(&self.mem, self.layout.used_event(), self.last_used);
+        } else if self.avail_flags & AVAIL_F_NO_INTERRUPT != 0 {
+            self.avail_flags &= !AVAIL_F_NO_INTERRUPT;
+            self.write_avail_header();
+        }
+        fence(Ordering::SeqCst); // the request before reading what the device did
+        self.has_used()
     }
 
     /// Takes a free descriptor; `None` if there is none or the queue is broken.
@@ -240,9 +296,18 @@ impl<M: SharedMem> SplitQueue<M> {
         (word as u16, (word >> 16) as u16)
     }
 
-    /// True unless the device asked not to be notified.
-    pub fn needs_notify(&self) -> bool {
-        self.used_header().0 & USED_F_NO_NOTIFY == 0
+    /// Whether the device wants to hear of the buffers submitted since the last call:
+    /// under the event index, whether they passed its `avail_event`; otherwise unless it
+    /// set `NO_NOTIFY`. The caller notifies if true.
+    pub fn needs_notify(&mut self) -> bool {
+        let (old, new) = (self.notified_idx, self.avail_idx);
+        self.notified_idx = new;
+        if self.event_idx {
+            let event = layout::read_u16(&self.mem, self.layout.avail_event());
+            need_event(event, new, old)
+        } else {
+            self.used_header().0 & USED_F_NO_NOTIFY == 0
+        }
     }
 
     /// True if the device has returned buffers not yet popped.

@@ -110,6 +110,8 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
             .poll_delay(instant(now), &sockets)
             .map_or(u64::MAX, |d| d.total_micros().saturating_mul(1000))
             .min(if armed { MAX_SLEEP_NS } else { POLL_NS })
+            // Interrupt moderation (irqmod=) holds the interrupt off: poll when it ends.
+            .min(nic.rx_interrupt_held_until_ns().map_or(u64::MAX, |t| t.saturating_sub(now)))
             .min(quit_by.map_or(u64::MAX, |d: u64| d.saturating_sub(now)));
         p.timer.set_deadline_ns(now.saturating_add(wait));
         // Time halted, for the busy share the host computes (STATS idle_ns): from the halt

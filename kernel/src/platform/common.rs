@@ -1,5 +1,7 @@
 //! Pieces the modes share: the local APIC, the TSC and HPET clocks, the LAPIC timer, the
-//! phase marker, and small helpers for building `'static` trait objects.
+//! phase marker, virtio-net on the emulated PC's PCI bus (hvm and hybrid `nic=virtio`, one
+//! driver whichever controller routes its interrupt), and small helpers for building
+//! `'static` trait objects.
 
 use super::{timer_expired, PlatformError};
 use alloc::boxed::Box;
@@ -8,10 +10,13 @@ use arch::acpi::AcpiInfo;
 use arch::apic::timer::LapicTimer;
 use arch::apic::{ApicMode, Lapic};
 use arch::cpu::Features;
-use arch::platform::{Clock, NoMarker, PhaseMarker};
+use arch::platform::{Clock, InterruptController, NoMarker, PhaseMarker};
 use arch::tsc::TscClock;
 use arch::xen::{Xen, XenTraceMarker};
-use proto::cmdline::{ApicChoice, MsiChoice, MsiMask, NicChoice, Options, TimerChoice};
+use drivers::nic::Nic;
+use drivers::pci::{self, PortIo};
+use drivers::virtio::net::{RxIrqPolicy, VirtioNet};
+use proto::cmdline::{ApicChoice, MsiMask, Options, TimerChoice};
 
 /// Moves `v` to the heap for the rest of the kernel's life.
 pub fn leak<T>(v: T) -> &'static mut T {
@@ -73,22 +78,33 @@ pub fn marker(xen: Option<Xen>) -> &'static dyn PhaseMarker {
     }
 }
 
-/// Refuses, by name, the device-interrupt switches this build does not carry out yet
-/// (paravirtual MSI, the emulated NIC in hybrid mode, MSI-X masking per interrupt and
-/// interrupt moderation), rather than accepting them and doing something else.
-pub fn refuse_unbuilt(mode: proto::cmdline::Mode, opts: &Options) -> Result<(), PlatformError> {
-    let unbuilt = |option: &'static str, value: &str| misfit(option, &format!("{option}={value} is not built yet"));
-    if opts.nic == NicChoice::Virtio && mode != proto::cmdline::Mode::Hvm {
-        return Err(unbuilt("nic", "virtio"));
+/// The receive-interrupt policy `msimask=` and `irqmod=` ask for.
+pub fn rx_irq_policy(opts: &Options) -> RxIrqPolicy {
+    RxIrqPolicy { mask_each: opts.msimask == MsiMask::On, moderation_ns: opts.irqmod_us as u64 * 1000 }
+}
+
+/// virtio-net on the PCI bus (the first one found), its receive interrupt routed by
+/// `irq` and kept quiet as `msimask=` and `irqmod=` say, moderation timed on `clock`.
+/// `None`, said in the log, if there is none or it does not come up.
+pub fn open_virtio(
+    opts: &Options,
+    irq: &'static dyn InterruptController,
+    clock: &'static dyn Clock,
+) -> Option<Box<dyn Nic>> {
+    let cfg: &'static PortIo = leak(PortIo::new());
+    let functions = pci::enumerate(cfg);
+    for f in &functions {
+        log::info!("pci {} {:04x}:{:04x} class {:06x}", f.addr, f.vendor, f.device, f.class);
     }
-    if opts.msi == MsiChoice::Pirq {
-        return Err(unbuilt("msi", "pirq"));
+    let Some(f) = functions.iter().find(|f| VirtioNet::matches(f)) else {
+        log::info!("no virtio-net on the PCI bus: no network");
+        return None;
+    };
+    match VirtioNet::init(cfg, f, irq, rx_irq_policy(opts), clock) {
+        Ok(n) => Some(Box::new(n)),
+        Err(e) => {
+            log::error!("virtio-net {}: {e:?}; continuing without network", f.addr);
+            None
+        }
     }
-    if opts.msimask == MsiMask::On {
-        return Err(unbuilt("msimask", "on"));
-    }
-    if opts.irqmod_us != 0 {
-        return Err(unbuilt("irqmod", "N"));
-    }
-    Ok(())
 }

@@ -1,23 +1,21 @@
 //! hvm mode: the emulated PC. Local APIC (x2APIC or xAPIC) for delivery and EOI, IO-APIC
 //! masked, LAPIC timer (TSC-deadline or one-shot), the TSC (or the HPET) as clock, PCI
-//! with MSI-X, and virtio-net as the NIC. The same on QEMU/KVM and as a Xen HVM domU.
+//! with MSI-X, and virtio-net as the NIC (its MSI through the local APIC, masked at the
+//! device; `msimask=` and `irqmod=` as in `common::open_virtio`). The same on QEMU/KVM
+//! and as a Xen HVM domU.
 
-use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, refuse_unbuilt, setup, tsc_clock};
+use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, open_virtio, setup, tsc_clock};
 use super::{Platform, PlatformError};
-use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
 use arch::apic::LapicController;
 use arch::cpu::Features;
 use arch::hypervisor::Hypervisor;
-use arch::platform::{Clock, Console, InterruptController};
+use arch::platform::{Clock, Console};
 use arch::refclock::{Pit2, PmTimer};
 use arch::tsc;
 use arch::xen::Xen;
 use drivers::console::{DebugCon, Uart16550};
-use drivers::nic::Nic;
-use drivers::pci::{self, PortIo};
-use drivers::virtio::net::VirtioNet;
-use proto::cmdline::{ClockChoice, Mode, NicChoice, Options, TimerChoice};
+use proto::cmdline::{ClockChoice, Mode, MsiChoice, NicChoice, Options, TimerChoice};
 use spin::Mutex;
 
 /// The TSC rate: stated by the hypervisor if it does, else measured.
@@ -37,21 +35,6 @@ fn tsc_hz(hv: &Hypervisor, acpi: &AcpiInfo) -> u64 {
     hz
 }
 
-fn open_nic(cfg: &'static PortIo, irq: &'static dyn InterruptController) -> Option<Box<dyn Nic>> {
-    let functions = pci::enumerate(cfg);
-    for f in &functions {
-        log::info!("pci {} {:04x}:{:04x} class {:06x}", f.addr, f.vendor, f.device, f.class);
-    }
-    let f = functions.iter().find(|f| VirtioNet::matches(f))?;
-    match VirtioNet::init(cfg, f, irq) {
-        Ok(n) => Some(Box::new(n)),
-        Err(e) => {
-            log::error!("virtio-net {}: {e:?}; continuing without network", f.addr);
-            None
-        }
-    }
-}
-
 /// Checks that the command line asks for nothing hvm mode does not have.
 fn check_switches(opts: &Options) -> Result<(), PlatformError> {
     if opts.timer == TimerChoice::Pv {
@@ -66,7 +49,10 @@ fn check_switches(opts: &Options) -> Result<(), PlatformError> {
     if opts.nic == NicChoice::Netfront {
         return Err(misfit("nic", "nic=netfront is Xen's PV NIC: it needs mode=hybrid or mode=pvh"));
     }
-    refuse_unbuilt(Mode::Hvm, opts)
+    if opts.msi == MsiChoice::Pirq {
+        return Err(misfit("msi", "msi=pirq delivers MSIs as Xen event channels: it needs mode=hybrid"));
+    }
+    Ok(())
 }
 
 /// Builds the hvm platform.
@@ -96,8 +82,7 @@ pub(super) fn build(
     };
     let timer = lapic_timer(opts, &features, lapic, clock, tsc)?;
 
-    let cfg: &'static PortIo = leak(PortIo::new());
-    let nic = open_nic(cfg, controller);
+    let nic = open_virtio(opts, controller, clock);
     let nic_name = nic.as_ref().map_or("none", |n| n.name());
     // COM1 is the emulated PC's first UART (already programmed at boot).
     let com1: &'static Uart16550 = leak(Uart16550::com1());

@@ -1,21 +1,29 @@
 //! The Xen modes, hybrid and pvh: interrupts as event channels (on the global callback
-//! vector, or the per-vCPU upcall vector with `callback=percpu`), the pvclock, Xen's PV
-//! one-shot timer, and the PV console.
+//! vector, or the per-vCPU upcall vector with `callback=percpu`, or that vector with
+//! Viridian's APIC assist with `callback=percpu-assist`), the pvclock, Xen's PV one-shot
+//! timer, and the PV console. Without `callback=`, the cheapest upcall the host offers:
+//! percpu-assist where Xen sets the APIC assist (events end with no exit), else the global
+//! callback (one interrupt window per event, but no EOI).
 //!
 //! - **hybrid**: an HVM guest (native paging under HAP, the emulated PC still there) that
 //!   takes its interrupt, timer and clock paths through Xen's PV interfaces.
 //! - **pvh**: a PVH guest: no emulated devices, the same PV interfaces.
 //!
 //! The network is netfront over xenstore and the grant table, when the toolstack gave the
-//! domain a vif; in hybrid mode the emulated NICs are unplugged first.
+//! domain a vif; in hybrid mode the emulated NICs are unplugged first. With `nic=virtio`
+//! a hybrid guest keeps qemu-xen's emulated virtio-net instead (nothing is unplugged) and
+//! drives it with the hvm mode's driver; its MSI arrives over a PIRQ and an event channel
+//! where Xen offers `XENFEAT_hvm_pirqs` (`msi=auto|pirq`, unless `hvm_pirqs=off`), else
+//! through the local APIC, and the log says why.
 //!
-//! `timer=lapic|tsc-deadline|lapic-oneshot`, `clock=tsc|hpet` and `callback=percpu` put
-//! one piece back on its hardware counterpart, so each enlightenment is measured alone.
+//! `timer=lapic|tsc-deadline|lapic-oneshot`, `clock=tsc|hpet` and `callback=global|percpu`
+//! put one piece back on its hardware counterpart, so each enlightenment is measured alone.
 
-use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, refuse_unbuilt, setup, tsc_clock};
+use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, open_virtio, setup, tsc_clock};
 use super::{timer_expired, Platform, PlatformError};
 use alloc::boxed::Box;
 use arch::acpi::AcpiInfo;
+use arch::apic::Lapic;
 use arch::cpu::Features;
 use arch::hypervisor::Hypervisor;
 use arch::platform::{Clock, Console, Timer};
@@ -23,14 +31,19 @@ use arch::xen::events::{Callback, EventChannels};
 use arch::xen::grants::Grants;
 use arch::xen::pvclock::PvClock;
 use arch::xen::timer::XenTimer;
+use arch::xen::viridian::ApicAssist;
 use arch::xen::Xen;
 use drivers::console::DebugCon;
 use drivers::nic::Nic;
 use drivers::xen::netfront::Netfront;
 use drivers::xen::unplug::{self, class};
 use drivers::xen::xenstore::XenStore;
-use proto::cmdline::{parse_address, CallbackChoice, ClockChoice, Fault, Ipv4Cidr, Mode, Options, TimerChoice};
+use proto::cmdline::{
+    parse_address, CallbackChoice, Choice, ClockChoice, Fault, Ipv4Cidr, Mode, MsiChoice, MsiMask, NicChoice, Options,
+    PirqFeature, TimerChoice,
+};
 use spin::Mutex;
+use xen_iface::cpuid::{hvm_feature, XenCpuidInfo};
 
 /// Builds the hybrid or pvh platform (`mode` says which).
 pub(super) fn build(
@@ -41,7 +54,7 @@ pub(super) fn build(
     xen_console: Option<&'static dyn Console>,
     acpi: Option<AcpiInfo>,
 ) -> Result<Platform, PlatformError> {
-    refuse_unbuilt(mode, opts)?;
+    check_device_switches(mode, opts)?;
     let Hypervisor::Xen(info) = hv else {
         return Err(PlatformError::WrongHypervisor(mode));
     };
@@ -53,13 +66,7 @@ pub(super) fn build(
         arch::pic::disable(); // the emulated PC's PICs stay silent; IO-APIC inputs are masked at reset
     }
     let lapic = local_apic(opts, &features)?;
-    let callback = match opts.callback.unwrap_or(CallbackChoice::Global) {
-        CallbackChoice::Global => Callback::Global,
-        CallbackChoice::PerCpu => Callback::PerCpu,
-        CallbackChoice::PerCpuAssist => {
-            return Err(misfit("callback", "callback=percpu-assist is not built yet"));
-        }
-    };
+    let callback = choose_callback(opts.callback, &info, lapic)?;
     let events = EventChannels::init(xen, callback, Some(lapic)).map_err(setup("event channels"))?;
     arch::trap::set_controller(events);
 
@@ -79,10 +86,16 @@ pub(super) fn build(
         }
         _ => lapic_timer(opts, &features, lapic, clock, tsc)?,
     };
-    log::info!("TSC {khz} kHz (from Xen's CPUID leaf); events on vector with {callback:?} callback");
+    log::info!("TSC {khz} kHz (from Xen's CPUID leaf); events on vector with the {} callback", callback.name());
     // A test of the harness widens the window between granting and publishing the rings.
     let stall_ns = if opts.fault == Fault::NetfrontStall { 5_000_000_000 } else { 0 };
-    let (nic, nic_ip) = open_netfront(mode, xen, events, clock, stall_ns);
+    if mode == Mode::Hybrid && msi_over_pirqs(opts, xen) {
+        events.route_msis_over_pirqs();
+    }
+    let (nic, nic_ip) = match opts.nic {
+        NicChoice::Virtio => (open_virtio(opts, events, clock), None), // its address from the command line
+        NicChoice::Auto | NicChoice::Netfront => open_netfront(mode, xen, events, clock, stall_ns),
+    };
     let nic_name = nic.as_ref().map_or("none", |n| n.name());
     let consoles: &'static [&'static dyn Console] = match xen_console {
         Some(c) => leak([c, &DebugCon]),
@@ -103,6 +116,92 @@ pub(super) fn build(
         nic_name,
         nic_ip,
     })
+}
+
+/// The event upcall `asked` for; without one, the cheapest the host offers, said with its
+/// reason in one log line. The global callback costs an interrupt window (a VINTR exit)
+/// per event, the per-vCPU vector an EOI exit, the per-vCPU vector with the APIC assist
+/// nothing. A choice the host cannot carry out is an error that names what is missing.
+fn choose_callback(
+    asked: Option<CallbackChoice>,
+    info: &XenCpuidInfo,
+    lapic: &'static Lapic,
+) -> Result<Callback, PlatformError> {
+    match asked {
+        Some(CallbackChoice::Global) => Ok(Callback::Global),
+        Some(CallbackChoice::PerCpu) => Ok(Callback::PerCpu),
+        Some(CallbackChoice::PerCpuAssist) => ApicAssist::enable(info.viridian, lapic)
+            .map(Callback::PerCpuAssist)
+            .map_err(|e| misfit("callback", &alloc::format!("callback=percpu-assist: {e}"))),
+        None if !info.has_hvm_feature(hvm_feature::UPCALL_VECTOR) => {
+            log::info!("callback: global (auto): Xen does not advertise the per-vCPU upcall vector");
+            Ok(Callback::Global)
+        }
+        None => match ApicAssist::enable(info.viridian, lapic) {
+            Ok(assist) => {
+                log::info!(
+                    "callback: percpu-assist (auto): Xen set Viridian's APIC assist on a test interrupt, so events \
+                     end without an EOI exit and without the global callback's interrupt window"
+                );
+                Ok(Callback::PerCpuAssist(assist))
+            }
+            Err(e) => {
+                log::info!(
+                    "callback: global (auto): no APIC assist ({e}); the global callback's interrupt window and \
+                     the per-vCPU vector's EOI cost one exit per event each, and the global one needs no EOI"
+                );
+                Ok(Callback::Global)
+            }
+        },
+    }
+}
+
+/// Refuses the device switches this mode cannot carry out, by name: the emulated NIC and
+/// MSI over PIRQs need an HVM guest, and per-interrupt masking and moderation are the
+/// virtio-net driver's (netfront has no MSI to mask and no moderation).
+fn check_device_switches(mode: Mode, opts: &Options) -> Result<(), PlatformError> {
+    if mode == Mode::Pvh && opts.nic == NicChoice::Virtio {
+        return Err(misfit("nic", "nic=virtio is qemu's emulated NIC: a PVH guest has none (use mode=hybrid)"));
+    }
+    if mode == Mode::Pvh && opts.msi == MsiChoice::Pirq {
+        return Err(misfit("msi", "msi=pirq routes an emulated device's MSI: a PVH guest has none (use mode=hybrid)"));
+    }
+    if opts.nic != NicChoice::Virtio && opts.msimask == MsiMask::On {
+        return Err(misfit("msimask", "msimask=on masks virtio-net's MSI-X vector: it needs nic=virtio here"));
+    }
+    if opts.nic != NicChoice::Virtio && opts.irqmod_us != 0 {
+        return Err(misfit("irqmod", "irqmod= is built into virtio-net only: it needs nic=virtio here"));
+    }
+    Ok(())
+}
+
+/// Whether device MSIs go over PIRQs and event channels: `msi=auto|pirq` where Xen offers
+/// `XENFEAT_hvm_pirqs`, unless `hvm_pirqs=off` makes the kernel behave as if it did not.
+/// One log line says what was chosen and why.
+fn msi_over_pirqs(opts: &Options, xen: Xen) -> bool {
+    if opts.msi == MsiChoice::Lapic {
+        log::info!("msi: lapic (msi=lapic): device MSIs through the local APIC");
+        return false;
+    }
+    let why_not = if opts.hvm_pirqs == PirqFeature::Off {
+        "hvm_pirqs=off: behaving as if Xen did not offer XENFEAT_hvm_pirqs".into()
+    } else {
+        match xen.features() {
+            Ok(f) if f.hvm_pirqs() => {
+                log::info!(
+                    "msi: pirq (msi={}): Xen offers XENFEAT_hvm_pirqs (features {:#x}): device MSIs over PIRQs and \
+                     event channels, masked in shared memory, with no EOI",
+                    opts.msi.name(),
+                    f.0
+                );
+                return true;
+            }
+            Ok(f) => alloc::format!("Xen does not offer XENFEAT_hvm_pirqs (features {:#x})", f.0),
+            Err(e) => alloc::format!("XENVER_get_features failed ({e})"),
+        }
+    };
+    log::warn!("msi: lapic (msi={}): {why_not}; device MSIs through the local APIC instead", opts.msi.name());
+    false
 }
 
 /// Connects netfront if the domain has a vif: grant table, xenstore, and (hybrid) the

@@ -158,12 +158,49 @@ pub struct DeviceQueue {
     at: QueueAddresses,
     seen_avail: u16,
     used_idx: u16,
+    /// `VIRTIO_F_EVENT_IDX` negotiated: interrupts follow `used_event`.
+    event_idx: bool,
+    /// The used index when the device last decided whether to interrupt.
+    signalled: u16,
 }
 
 impl DeviceQueue {
     /// The device side of a queue at `at` with `size` entries.
     pub fn new(dma: &FakeDma, size: u16, at: QueueAddresses) -> Self {
-        DeviceQueue { dma: dma.clone(), size, at, seen_avail: 0, used_idx: 0 }
+        DeviceQueue { dma: dma.clone(), size, at, seen_avail: 0, used_idx: 0, event_idx: false, signalled: 0 }
+    }
+
+    /// The same, with the event index negotiated.
+    pub fn with_event_idx(mut self) -> Self {
+        self.event_idx = true;
+        self
+    }
+
+    /// Whether the device interrupts for the buffers used since it last asked, as QEMU's
+    /// `virtio_should_notify` decides: by `used_event` under the event index, else
+    /// unless the driver set `NO_INTERRUPT`.
+    pub fn should_interrupt(&mut self) -> bool {
+        let (old, new) = (self.signalled, self.used_idx);
+        self.signalled = new;
+        if old == new {
+            return false;
+        }
+        if self.event_idx {
+            crate::virtio::queue::layout::need_event(self.used_event(), new, old)
+        } else {
+            self.avail_flags() & crate::virtio::queue::layout::AVAIL_F_NO_INTERRUPT == 0
+        }
+    }
+
+    /// The driver's `used_event`.
+    pub fn used_event(&self) -> u16 {
+        self.dma.read_u16(self.at.driver + 4 + 2 * self.size as u64)
+    }
+
+    /// Writes `avail_event`: the device wants a notification once the driver's available
+    /// index passes `idx`.
+    pub fn set_avail_event(&self, idx: u16) {
+        self.dma.write_u16(self.at.device + 4 + 8 * self.size as u64, idx);
     }
 
     /// The driver's `avail.idx`.

@@ -4,7 +4,7 @@
 //! device status, every call refused — and nothing may panic.
 
 use super::*;
-use crate::virtio::fake::{DeviceQueue, FakeDma, FakeIrqs, FakeMem, FakeTransport, FakeVectors};
+use crate::virtio::fake::{DeviceQueue, FakeClock, FakeDma, FakeIrqs, FakeMem, FakeTransport, FakeVectors};
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const QUEUE: u16 = 16;
@@ -15,13 +15,22 @@ fn device() -> FakeTransport {
     FakeTransport::new(feature::VERSION_1 | F_MAC | 1 << 0 /* CSUM, not wanted */, QUEUE, &MAC)
 }
 
+/// The same device, offering the event index too.
+fn device_with_event_idx() -> FakeTransport {
+    FakeTransport::new(feature::VERSION_1 | F_MAC | feature::RING_EVENT_IDX, QUEUE, &MAC)
+}
+
+fn leak<T>(v: T) -> &'static T {
+    Box::leak(Box::new(v))
+}
+
 fn start(
     dev: &FakeTransport,
     dma: &FakeDma,
-    irqs: &FakeIrqs,
+    irqs: &'static FakeIrqs,
     vectors: Option<FakeVectors>,
 ) -> Result<Net, NetInitError> {
-    VirtioNet::start(dev.clone(), dma, irqs, || vectors)
+    VirtioNet::start(dev.clone(), dma, irqs, || vectors, RxIrqPolicy::default(), leak(FakeClock::default()))
 }
 
 /// A started driver and the device's view of its two queues.
@@ -31,6 +40,8 @@ struct Rig {
     dma: FakeDma,
     rx: DeviceQueue,
     tx: DeviceQueue,
+    irqs: &'static FakeIrqs,
+    clock: &'static FakeClock,
 }
 
 impl Rig {
@@ -39,16 +50,50 @@ impl Rig {
     }
 
     fn with(irqs: FakeIrqs, vectors: Option<FakeVectors>) -> Rig {
-        let (dev, dma) = (device(), FakeDma::default());
-        let irqs: &'static FakeIrqs = Box::leak(Box::new(irqs));
-        let net = start(&dev, &dma, irqs, vectors).expect("a healthy device comes up");
-        let (rxq, txq) = {
+        Rig::build(device(), irqs, vectors, RxIrqPolicy::default())
+    }
+
+    fn build(dev: FakeTransport, irqs: FakeIrqs, vectors: Option<FakeVectors>, policy: RxIrqPolicy) -> Rig {
+        let dma = FakeDma::default();
+        let (irqs, clock) = (leak(irqs), leak(FakeClock::default()));
+        let net =
+            VirtioNet::start(dev.clone(), &dma, irqs, || vectors, policy, clock).expect("a healthy device comes up");
+        let (rxq, txq, event_idx) = {
             let d = dev.device();
-            (d.queues[0].unwrap(), d.queues[1].unwrap())
+            (d.queues[0].unwrap(), d.queues[1].unwrap(), d.driver_features & feature::RING_EVENT_IDX != 0)
         };
-        let rx = DeviceQueue::new(&dma, rxq.size, rxq.at);
-        let tx = DeviceQueue::new(&dma, txq.size, txq.at);
-        Rig { net, dev, dma, rx, tx }
+        let (mut rx, mut tx) = (DeviceQueue::new(&dma, rxq.size, rxq.at), DeviceQueue::new(&dma, txq.size, txq.at));
+        if event_idx {
+            (rx, tx) = (rx.with_event_idx(), tx.with_event_idx());
+        }
+        Rig { net, dev, dma, rx, tx, irqs, clock }
+    }
+
+    /// The device receives `frame` and interrupts if the driver asked it to (the first
+    /// MSI allocated is the receive interrupt): true if it did.
+    fn deliver_and_signal(&mut self, frame: &[u8]) -> bool {
+        self.deliver(frame);
+        let fire = self.rx.should_interrupt();
+        if fire {
+            self.irqs.raise(0);
+        }
+        fire
+    }
+
+    /// What the network loop does before it halts: re-arm, then check for a race.
+    fn rearm(&mut self) -> bool {
+        let armed = self.net.enable_rx_interrupt();
+        assert!(!self.net.can_receive(), "nothing left to poll");
+        armed
+    }
+
+    /// Receives everything waiting.
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while self.receive().unwrap().is_some() {
+            n += 1;
+        }
+        n
     }
 
     /// The device receives `frame`: into the next posted buffer, behind a zero header.
@@ -124,12 +169,12 @@ fn brings_the_device_up() {
 #[test]
 fn queue_size_is_the_largest_power_of_two_allowed() {
     let dev = FakeTransport::new(feature::VERSION_1, 1000, &[]);
-    let net = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None).unwrap();
+    let net = start(&dev, &FakeDma::default(), leak(FakeIrqs::default()), None).unwrap();
     let d = dev.device();
     assert_eq!(d.queues[0].unwrap().size, MAX_QUEUE);
     assert_eq!(net.mac(), [0x02, 0, 0, 0, 0, 0x01], "no MAC feature: a local address");
     let dev = FakeTransport::new(feature::VERSION_1, 100, &[]);
-    start(&dev, &FakeDma::default(), &FakeIrqs::default(), None).unwrap();
+    start(&dev, &FakeDma::default(), leak(FakeIrqs::default()), None).unwrap();
     assert_eq!(dev.device().queues[1].unwrap().size, 64);
 }
 
@@ -228,7 +273,7 @@ fn transmit_reclaims_completed_frames_when_full() {
 }
 
 #[test]
-fn interrupt_masks_itself_and_the_driver_unmasks() {
+fn the_vector_is_unmasked_once_and_left_alone() {
     let vectors = FakeVectors::new();
     let mut r = Rig::with(FakeIrqs::default(), Some(vectors.clone()));
     assert_eq!(r.dev.device().queues[0].unwrap().vector, RX_MSIX_ENTRY, "receive queue on entry 0");
@@ -237,24 +282,122 @@ fn interrupt_masks_itself_and_the_driver_unmasks() {
     assert!(r.net.enable_rx_interrupt());
     assert!(!vectors.masked());
     assert!(r.net.enable_rx_interrupt(), "unmasking twice writes once");
+    r.irqs.raise(0);
+    assert!(!vectors.masked(), "the handler does not mask by default");
+    assert!(r.net.enable_rx_interrupt());
     assert_eq!(vectors.writes(), 1);
-    assert_eq!(r.net.stats().interrupts, 0);
+    assert_eq!(r.net.stats().interrupts, 1);
+}
+
+/// The default: one interrupt per burst, whatever arrives while the driver polls raises
+/// none, and no MSI-X table write after the first unmask. `event_idx` picks how the ring
+/// says so.
+fn quiet_while_polling(dev: FakeTransport, event_idx: bool) {
+    let vectors = FakeVectors::new();
+    let mut r = Rig::build(dev, FakeIrqs::default(), Some(vectors.clone()), RxIrqPolicy::default());
+    assert_eq!(r.dev.device().driver_features & feature::RING_EVENT_IDX != 0, event_idx);
+    assert!(r.rearm());
+    for burst in 1..=20u64 {
+        assert!(r.deliver_and_signal(&frame(1, 60)), "burst {burst}: the first frame interrupts");
+        assert_eq!(r.receive(), Ok(Some(frame(1, 60))));
+        for n in 0..3 {
+            assert!(!r.deliver_and_signal(&frame(n, 60)), "burst {burst}: no interrupt while polling");
+        }
+        assert_eq!(r.drain(), 3);
+        assert!(r.rearm());
+        assert_eq!(r.net.stats().interrupts, burst);
+    }
+    assert_eq!(vectors.writes(), 1, "the first unmask, then never again");
+    assert!(r.rx.avail_flags() == 0 || !event_idx, "flags stay 0 under the event index");
 }
 
 #[test]
-fn interrupt_handler_masks_and_counts() {
+fn the_event_index_keeps_the_device_quiet_while_polling() {
+    quiet_while_polling(device_with_event_idx(), true);
+}
+
+#[test]
+fn the_no_interrupt_flag_keeps_the_device_quiet_while_polling() {
+    quiet_while_polling(device(), false);
+}
+
+#[test]
+fn a_frame_racing_the_rearm_is_polled_not_lost() {
+    let mut r =
+        Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(FakeVectors::new()), RxIrqPolicy::default());
+    assert!(r.rearm());
+    assert!(r.deliver_and_signal(&frame(1, 60)));
+    r.deliver(&frame(2, 60)); // arrives before the driver polls: no interrupt
+    assert!(!r.rx.should_interrupt());
+    assert_eq!(r.drain(), 2);
+    r.deliver(&frame(3, 60)); // arrives after the drain, before the re-arm
+    assert!(!r.rx.should_interrupt());
+    assert!(r.net.enable_rx_interrupt());
+    assert!(r.net.can_receive(), "the loop's check after re-arming finds it");
+    assert_eq!(r.drain(), 1);
+}
+
+#[test]
+fn mask_each_writes_the_table_twice_per_interrupt() {
     let vectors = FakeVectors::new();
-    let irqs: &'static FakeIrqs = Box::leak(Box::default());
-    let (dev, dma) = (device(), FakeDma::default());
-    let mut net = start(&dev, &dma, irqs, Some(vectors.clone())).unwrap();
-    net.enable_rx_interrupt();
-    irqs.raise(0);
-    assert!(vectors.masked());
-    irqs.raise(0); // already masked: no second write
-    assert_eq!(vectors.writes(), 2);
-    assert_eq!(net.stats().interrupts, 2);
-    net.enable_rx_interrupt();
-    assert!(!vectors.masked());
+    let policy = RxIrqPolicy { mask_each: true, moderation_ns: 0 };
+    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(vectors.clone()), policy);
+    assert!(r.rearm());
+    for _ in 0..10 {
+        assert!(r.deliver_and_signal(&frame(1, 60)));
+        assert!(vectors.masked(), "masked in the handler");
+        r.irqs.raise(0); // a second interrupt while masked: no second write
+        assert_eq!(r.drain(), 1);
+        assert!(r.rearm());
+        assert!(!vectors.masked(), "unmasked after the poll");
+    }
+    assert_eq!(vectors.writes(), 1 + 2 * 10);
+    assert_eq!(r.net.stats().interrupts, 20);
+}
+
+#[test]
+fn a_route_masked_at_the_controller_never_writes_the_table_again() {
+    let vectors = FakeVectors::new();
+    let policy = RxIrqPolicy { mask_each: true, moderation_ns: 0 };
+    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::pirq_like(), Some(vectors.clone()), policy);
+    let msg = vectors.0.programmed.lock().unwrap().expect("programmed");
+    assert_eq!((msg.address, msg.data), (0xfee3_7000, 0), "the route's message, as given");
+    assert!(!vectors.masked(), "the entry is unmasked once, at connection");
+    assert!(r.irqs.masked.load(Ordering::SeqCst), "the controller holds it masked until the driver is ready");
+    assert_eq!(vectors.writes(), 1);
+    assert!(r.rearm());
+    assert!(!r.irqs.masked.load(Ordering::SeqCst));
+    for _ in 0..10 {
+        assert!(r.deliver_and_signal(&frame(1, 60)));
+        assert!(r.irqs.masked.load(Ordering::SeqCst), "masked at the controller");
+        assert_eq!(r.drain(), 1);
+        assert!(r.rearm());
+    }
+    assert_eq!(vectors.writes(), 1, "no table write per interrupt");
+    assert_eq!(r.irqs.mask_calls.load(Ordering::SeqCst), 2 + 2 * 10);
+}
+
+#[test]
+fn moderation_holds_the_interrupt_off() {
+    let policy = RxIrqPolicy { mask_each: false, moderation_ns: 100_000 };
+    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(FakeVectors::new()), policy);
+    r.clock.advance(1_000_000);
+    assert!(r.rearm());
+    assert_eq!(r.net.rx_interrupt_held_until_ns(), None, "no interrupt yet: armed at once");
+    assert!(r.deliver_and_signal(&frame(1, 60)));
+    assert_eq!(r.drain(), 1);
+    r.clock.advance(30_000);
+    assert!(r.rearm());
+    assert_eq!(r.net.rx_interrupt_held_until_ns(), Some(1_100_000), "held 100 us from the interrupt");
+    assert!(!r.deliver_and_signal(&frame(2, 60)), "no interrupt while held");
+    r.clock.advance(70_000);
+    assert!(r.net.enable_rx_interrupt());
+    assert_eq!(r.net.rx_interrupt_held_until_ns(), None);
+    assert!(r.net.can_receive(), "what came meanwhile is polled");
+    assert_eq!(r.drain(), 1);
+    assert!(r.rearm(), "the loop re-arms after polling");
+    assert!(r.deliver_and_signal(&frame(3, 60)), "armed again");
+    assert_eq!(r.net.stats().interrupts, 2);
 }
 
 #[test]
@@ -350,7 +493,7 @@ fn tx_used_index_jump_breaks_the_driver() {
 fn device_that_never_acknowledges_features_is_refused() {
     let dev = device();
     dev.device().accepts_features = false;
-    let r = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None);
+    let r = start(&dev, &FakeDma::default(), leak(FakeIrqs::default()), None);
     assert_eq!(r.err(), Some(NetInitError::Transport(TransportError::FeaturesRejected)));
     let d = dev.device();
     assert_ne!(d.status & status::FAILED, 0);
@@ -361,7 +504,7 @@ fn device_that_never_acknowledges_features_is_refused() {
 #[test]
 fn device_without_version_1_is_refused() {
     let dev = FakeTransport::new(F_MAC, QUEUE, &MAC);
-    let r = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None);
+    let r = start(&dev, &FakeDma::default(), leak(FakeIrqs::default()), None);
     assert_eq!(r.err(), Some(NetInitError::Transport(TransportError::FeaturesRejected)));
     assert_ne!(dev.device().status & status::FAILED, 0);
 }
@@ -370,10 +513,10 @@ fn device_without_version_1_is_refused() {
 fn device_without_a_queue_is_refused() {
     let dev = device();
     dev.device().queue_max[1] = 0;
-    let r = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None);
+    let r = start(&dev, &FakeDma::default(), leak(FakeIrqs::default()), None);
     assert_eq!(r.err(), Some(NetInitError::NoQueue(1)));
     dev.device().queue_max.truncate(1);
-    let r = start(&dev, &FakeDma::default(), &FakeIrqs::default(), None);
+    let r = start(&dev, &FakeDma::default(), leak(FakeIrqs::default()), None);
     assert_eq!(r.err(), Some(NetInitError::Transport(TransportError::NoSuchQueue(1))));
 }
 
@@ -381,7 +524,6 @@ fn device_without_a_queue_is_refused() {
 fn device_rejecting_the_vector_is_refused() {
     let dev = device();
     dev.device().rejects_vectors = true;
-    let irqs: &'static FakeIrqs = Box::leak(Box::default());
-    let r = start(&dev, &FakeDma::default(), irqs, Some(FakeVectors::new()));
+    let r = start(&dev, &FakeDma::default(), leak(FakeIrqs::default()), Some(FakeVectors::new()));
     assert_eq!(r.err(), Some(NetInitError::Transport(TransportError::VectorRejected)));
 }

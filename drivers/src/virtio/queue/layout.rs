@@ -123,10 +123,28 @@ impl Layout {
         self.used + size_of::<UsedHeader>() + (idx % self.size) as usize * size_of::<UsedElem>()
     }
 
+    /// `used_event` (2.7.10), after the available ring: the used index at which the
+    /// driver wants its next interrupt, with `VIRTIO_F_EVENT_IDX`. The driver's to write.
+    pub fn used_event(&self) -> usize {
+        self.avail + size_of::<AvailHeader>() + 2 * self.size as usize
+    }
+
+    /// `avail_event` (2.7.10), after the used ring: the available index at which the
+    /// device wants its next notification, with `VIRTIO_F_EVENT_IDX`. The device's.
+    pub fn avail_event(&self) -> usize {
+        self.used + size_of::<UsedHeader>() + self.size as usize * size_of::<UsedElem>()
+    }
+
     /// Descriptor `id`'s buffer (taken modulo the size).
     pub fn buffer(&self, id: u16) -> usize {
         self.buffers + (id % self.size) as usize * self.buf_len
     }
+}
+
+/// `vring_need_event` (2.7.10): whether moving an index from `old` to `new` passes
+/// `event`, the index at which the other side asked to hear (all modulo 2^16).
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
 /// Reads the 16-bit field at `offset` (2-aligned) as one 32-bit load of the word that
@@ -163,6 +181,30 @@ mod tests {
         assert!(l.buffers >= l.used + 4 + 8 * 256 + 2);
         assert_eq!(l.buffers % 4096, 0);
         assert_eq!(l.buffer(255) + 2048, l.total);
+    }
+
+    #[test]
+    fn event_fields_follow_the_rings() {
+        let l = Layout::new(256, 2048).unwrap();
+        assert_eq!(l.used_event(), l.avail + 4 + 512);
+        assert_eq!(l.avail_event(), l.used + 4 + 8 * 256);
+        assert!(l.used_event() + 2 <= l.used && l.avail_event() + 2 <= l.buffers);
+        // Each sits in a word whose other half is padding, so a 32-bit access to it
+        // stays inside the allocation.
+        assert_eq!(l.used_event() % 4, 0);
+        assert_eq!(l.avail_event() % 4, 0);
+        let one = Layout::new(1, 64).unwrap();
+        assert_eq!((one.used_event(), one.avail_event()), (22, 36));
+    }
+
+    #[test]
+    fn need_event_is_the_spec_s() {
+        assert!(need_event(5, 6, 5), "the index moved past the event");
+        assert!(need_event(5, 9, 3));
+        assert!(!need_event(5, 5, 3), "not yet past it");
+        assert!(!need_event(5, 9, 6), "passed before, already signalled");
+        assert!(need_event(0xffff, 1, 0xfffe), "across the wrap");
+        assert!(!need_event(3, 3, 3), "nothing moved");
     }
 
     #[test]

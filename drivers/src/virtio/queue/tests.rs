@@ -102,6 +102,95 @@ fn interrupt_suppression_and_notification_flags() {
 }
 
 #[test]
+fn paused_and_armed_by_the_flag_without_the_event_index() {
+    let (mut q, mut dev, _) = rx_queue();
+    let t = dev.take().unwrap();
+    dev.put(t.id as u32, 60);
+    assert!(dev.should_interrupt(), "flags 0: every used buffer interrupts");
+    q.pause_interrupts();
+    assert_eq!(dev.avail_flags(), layout::AVAIL_F_NO_INTERRUPT);
+    let t = dev.take().unwrap();
+    dev.put(t.id as u32, 60);
+    assert!(!dev.should_interrupt(), "paused while the driver polls");
+    q.pop_used().unwrap().unwrap();
+    assert!(q.arm_interrupts(), "armed, with a buffer still to pop");
+    assert_eq!(dev.avail_flags(), 0);
+    q.pop_used().unwrap().unwrap();
+    assert!(!q.arm_interrupts(), "armed, nothing pending");
+    let t = dev.take().unwrap();
+    dev.put(t.id as u32, 60);
+    assert!(dev.should_interrupt());
+}
+
+#[test]
+fn the_event_index_fires_once_per_arming() {
+    let (mut q, dev, _) = rx_queue();
+    let mut dev = dev.with_event_idx();
+    q.use_event_idx();
+    assert!(!q.arm_interrupts());
+    assert_eq!(dev.used_event(), 0);
+    for _ in 0..3 {
+        let t = dev.take().unwrap();
+        dev.put(t.id as u32, 60);
+    }
+    assert!(dev.should_interrupt(), "the first used buffers pass used_event");
+    q.pause_interrupts(); // writes nothing under the event index
+    assert_eq!(dev.avail_flags(), 0, "flags stay 0 with the event index");
+    let (id, _) = q.pop_used().unwrap().unwrap();
+    q.submit(id, 2048).unwrap();
+    let t = dev.take().unwrap();
+    dev.put(t.id as u32, 60);
+    assert!(!dev.should_interrupt(), "no second interrupt while the driver polls");
+    while let Some((id, _)) = q.pop_used().unwrap() {
+        q.submit(id, 2048).unwrap();
+    }
+    assert!(!q.arm_interrupts());
+    assert_eq!(dev.used_event(), 4, "armed at the driver's position");
+    let t = dev.take().unwrap();
+    dev.put(t.id as u32, 60);
+    assert!(dev.should_interrupt(), "armed again: the next buffer interrupts");
+}
+
+#[test]
+fn suppressed_for_good_under_the_event_index() {
+    let (mut q, dev, _) = queue(4, Direction::ToDevice);
+    let mut dev = dev.with_event_idx();
+    q.use_event_idx();
+    q.suppress_interrupts();
+    for _ in 0..40 {
+        let id = q.alloc().unwrap();
+        q.submit(id, 1).unwrap();
+        let t = dev.take().unwrap();
+        dev.put(t.id as u32, 0);
+        assert!(!dev.should_interrupt());
+        q.pop_used().unwrap().unwrap();
+        q.release(id).unwrap();
+    }
+}
+
+#[test]
+fn notifications_follow_avail_event_under_the_event_index() {
+    let (mut q, mut dev, _) = queue(8, Direction::ToDevice);
+    q.use_event_idx();
+    dev.set_no_notify(true); // ignored under the event index
+    dev.set_avail_event(0);
+    let id = q.alloc().unwrap();
+    q.submit(id, 1).unwrap();
+    assert!(q.needs_notify(), "index 0 -> 1 passes avail_event 0");
+    let id = q.alloc().unwrap();
+    q.submit(id, 1).unwrap();
+    assert!(!q.needs_notify(), "the device is still working from 0: no second kick");
+    dev.take().unwrap();
+    dev.take().unwrap();
+    dev.set_avail_event(2); // drained, it asks to hear of the next one
+    let a = q.alloc().unwrap();
+    q.submit(a, 1).unwrap();
+    let b = q.alloc().unwrap();
+    q.submit(b, 1).unwrap();
+    assert!(q.needs_notify(), "two submitted at once, one kick: 2 -> 4 passes 2");
+}
+
+#[test]
 fn id_out_of_range_breaks_queue() {
     let (mut q, mut dev, _) = rx_queue();
     dev.put(99, 10);
