@@ -95,6 +95,8 @@ pub struct EventChannels {
     handlers: Box<[HandlerSlot]>,
     /// Device MSIs arrive as PIRQs bound to event channels (else through the LAPIC).
     msi_pirqs: AtomicBool,
+    /// A device MSI was routed through the LAPIC (its interrupts end with an EOI).
+    lapic_msis: AtomicBool,
 }
 
 impl EventChannels {
@@ -138,6 +140,7 @@ impl EventChannels {
             lapic,
             handlers: (0..NR_PORTS).map(|_| HandlerSlot::new()).collect(),
             msi_pirqs: AtomicBool::new(false),
+            lapic_msis: AtomicBool::new(false),
         }));
         let vector = trap::alloc_vector(ev).map_err(|_| EventError::NoVector)?;
         ev.vector.call_once(|| vector);
@@ -273,7 +276,9 @@ impl InterruptController for EventChannels {
         if self.msi_pirqs.load(Ordering::Acquire) {
             return self.alloc_pirq_msi(handler);
         }
-        crate::apic::lapic_msi(self.lapic.ok_or(IrqError::Unsupported)?, handler)
+        let route = crate::apic::lapic_msi(self.lapic.ok_or(IrqError::Unsupported)?, handler)?;
+        self.lapic_msis.store(true, Ordering::Release);
+        Ok(route)
     }
 
     fn end_of_interrupt(&self, vector: Vector) {
@@ -302,8 +307,13 @@ impl InterruptController for EventChannels {
         }
     }
 
+    /// The upcall's EOI; on the global callback, whose events need none, `none+` and the
+    /// LAPIC's EOI once a device MSI was routed through the LAPIC (its interrupts do).
     fn eoi_name(&self) -> &'static str {
+        let lapic_msis = self.lapic_msis.load(Ordering::Acquire);
         match (self.callback, self.lapic) {
+            (Callback::Global, Some(l)) if lapic_msis && l.is_x2apic() => "none+x2apic-msr",
+            (Callback::Global, Some(_)) if lapic_msis => "none+lapic-mmio",
             (Callback::Global, _) => "none",
             (Callback::PerCpuAssist(_), _) => "viridian-assist",
             (Callback::PerCpu, Some(l)) if l.is_x2apic() => "x2apic-msr",
