@@ -96,11 +96,12 @@ fn switches_change_the_mode_report() {
 }
 
 /// Every benchmark of the suite, with the unit it must carry.
-const EXPECTED: [(&str, &str); 22] = [
+const EXPECTED: [(&str, &str); 23] = [
     ("cpuid", "ns"),
     ("clock_read", "ns"),
     ("interrupt", "ns"),
     ("interrupt_raise", "ns"),
+    ("interrupt_idle", "ns"),
     ("timer_arm_to_fire", "ns"),
     ("timer_lateness", "ns"),
     ("timer_early_fires", "per_deadline"),

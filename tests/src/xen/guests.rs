@@ -7,17 +7,25 @@
 
 use super::plan::{ConsoleKind, GuestNet, GuestPlan, LineMatch};
 use crate::netbench::{NetPlan, Server};
-use proto::cmdline::{BenchSet, CallbackChoice, ClockChoice, Fault, Mode, Options, TimerChoice};
+use proto::cmdline::{
+    BenchSet, CallbackChoice, ClockChoice, Fault, Mode, MsiChoice, MsiMask, NicChoice, Options, TimerChoice,
+};
 use std::net::Ipv4Addr;
 
-/// A kernel configuration compared on the Xen host: a mode and its switches.
+/// A kernel configuration compared on the Xen host: a mode and its switches, and what
+/// the domain's xl config must add for them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Variant {
     /// Short label, unique in a run: the domain is `hy-<label>`.
     pub label: &'static str,
     /// Mode and switches (`bench=` is set per guest).
     pub opts: Options,
+    /// xl config lines added to the mode's config for this variant only (`key=value`).
+    pub xl: &'static [&'static str],
 }
+
+/// Viridian with its APIC assist (`tests/xen/hvm-viridian.cfg` says the same).
+pub const XL_VIRIDIAN_ASSIST: &str = "viridian=[\"base\",\"apic_assist\"]";
 
 impl Variant {
     const fn new(label: &'static str, mode: Mode) -> Variant {
@@ -39,6 +47,7 @@ impl Variant {
                 netwait_s: 120,
                 fault: Fault::None,
             },
+            xl: &[],
         }
     }
 
@@ -52,6 +61,14 @@ impl Variant {
         v.opts.callback = Some(CallbackChoice::PerCpu);
         v
     };
+    /// Hybrid with the per-vCPU upcall vector and Viridian's APIC assist: events end
+    /// without an EOI exit. Xen offers the assist only to a domain with Viridian on.
+    pub const HYBRID_ASSIST: Variant = {
+        let mut v = Variant::new("hybrid-assist", Mode::Hybrid);
+        v.opts.callback = Some(CallbackChoice::PerCpuAssist);
+        v.xl = &[XL_VIRIDIAN_ASSIST];
+        v
+    };
     /// Hybrid with the TSC clock and the LAPIC timer: the events alone.
     pub const HYBRID_MIXED: Variant = {
         let mut v = Variant::new("hybrid-mixed", Mode::Hybrid);
@@ -61,15 +78,42 @@ impl Variant {
     };
     /// PVH.
     pub const PVH: Variant = Variant::new("pvh", Mode::Pvh);
+    /// Plain HVM whose virtio-net masks its MSI-X vector around every interrupt, the
+    /// pattern the hybrid HVM slides measured (`msimask=on`), beside the default that
+    /// suppresses interrupts in the queue.
+    pub const HVM_MSIMASK: Variant = {
+        let mut v = Variant::new("hvm-msimask", Mode::Hvm);
+        v.opts.msimask = MsiMask::On;
+        v
+    };
+    /// Hybrid keeping qemu-xen's virtio-net, its MSI through the local APIC (`msi=lapic`).
+    pub const HYBRID_VIRTIO_LAPIC: Variant = Variant::hybrid_virtio("hybrid-virtio-lapic", MsiChoice::Lapic);
+    /// Hybrid keeping qemu-xen's virtio-net, its MSI over a PIRQ and an event channel.
+    pub const HYBRID_PIRQ: Variant = Variant::hybrid_virtio("hybrid-pirq", MsiChoice::Pirq);
+    /// [`Variant::HYBRID_PIRQ`] on the per-vCPU upcall vector with Viridian's APIC assist.
+    pub const HYBRID_PIRQ_ASSIST: Variant = {
+        let mut v = Variant::hybrid_virtio("hybrid-pirq-assist", MsiChoice::Pirq);
+        v.opts.callback = Some(CallbackChoice::PerCpuAssist);
+        v.xl = &[XL_VIRIDIAN_ASSIST];
+        v
+    };
+
+    /// Hybrid with qemu-xen's emulated virtio-net kept (`nic=virtio`) and its MSI as `msi`.
+    pub const fn hybrid_virtio(label: &'static str, msi: MsiChoice) -> Variant {
+        let mut v = Variant::new(label, Mode::Hybrid);
+        v.opts.nic = NicChoice::Virtio;
+        v.opts.msi = msi;
+        v
+    }
 
     /// The variants `--mode M` compares: `all` is hvm, hybrid (global callback), hybrid
-    /// with the per-vCPU vector, and pvh.
+    /// with the per-vCPU vector, without and with the APIC assist, and pvh.
     pub fn for_mode(mode: &str) -> Option<Vec<Variant>> {
         Some(match mode {
             "hvm" => vec![Variant::HVM],
             "hybrid" => vec![Variant::HYBRID],
             "pvh" => vec![Variant::PVH],
-            "all" => vec![Variant::HVM, Variant::HYBRID, Variant::HYBRID_PERCPU, Variant::PVH],
+            "all" => vec![Variant::HVM, Variant::HYBRID, Variant::HYBRID_PERCPU, Variant::HYBRID_ASSIST, Variant::PVH],
             _ => return None,
         })
     }
@@ -119,6 +163,7 @@ impl Guest {
         if variant.hvm_type() {
             overrides.push("kernel=\"/mnt/hykernel32.elf\"".into());
         }
+        overrides.extend(variant.xl.iter().map(|line| line.to_string()));
         Guest {
             role: Role::Ours(variant),
             plan: GuestPlan {
@@ -146,18 +191,21 @@ impl Guest {
     }
 
     /// hykernel as `variant` serving the network at `10.0.0.<host>` until dom0's client
-    /// sends `QUIT`. hvm mode gets qemu-xen's emulated virtio-net (its address on the
-    /// command line); the Xen modes the PV vif (address from xenstore).
+    /// sends `QUIT`. hvm mode, and hybrid with `nic=virtio`, get qemu-xen's emulated
+    /// virtio-net (its address on the command line); the Xen modes otherwise the PV vif
+    /// (address from xenstore).
     pub fn kernel_net(variant: Variant, host: u8, plan: NetPlan) -> Guest {
         let ip = Ipv4Addr::new(10, 0, 0, host);
         let mut v = variant;
-        if variant.opts.mode == Mode::Hvm {
+        let emulated_nic = variant.opts.mode == Mode::Hvm
+            || (variant.opts.mode == Mode::Hybrid && variant.opts.nic == NicChoice::Virtio);
+        if emulated_nic {
             v.opts.ip = Some(proto::cmdline::Ipv4Cidr { addr: ip.octets(), prefix: 24 });
         }
         let mut g = Guest::kernel(v, BenchSet::NONE, "");
         g.plan.name = format!("hy-{}-net", variant.label);
         g.plan.timeout_s = 400;
-        let model = if variant.opts.mode == Mode::Hvm { ",model=virtio-net-pci" } else { "" };
+        let model = if emulated_nic { ",model=virtio-net-pci" } else { "" };
         g.plan.overrides.push(format!("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:{host:02x},ip={ip}{model}\"]"));
         g.plan.net = Some(GuestNet { ip, serving: LineMatch::Prefix(KERNEL_SERVING.into()), plan });
         g
@@ -241,8 +289,21 @@ mod tests {
         let bad = Guest::kernel_refusing(Variant::PVH, "colour=blue");
         assert!(bad.plan.overrides[0].ends_with("bench=cpuid colour=blue\""), "{:?}", bad.plan.overrides);
         assert!(bad.plan.done.matches("ERROR cmdline: unknown option 'colour=blue'"));
-        assert_eq!(Variant::for_mode("all").unwrap().len(), 4);
+        assert_eq!(Variant::for_mode("all").unwrap().len(), 5);
+        let a = Guest::kernel(Variant::HYBRID_ASSIST, BenchSet::ALL, "");
+        assert!(a.plan.overrides[0].contains("callback=percpu-assist"), "{:?}", a.plan.overrides);
+        assert_eq!(a.plan.overrides.last().map(String::as_str), Some("viridian=[\"base\",\"apic_assist\"]"));
+        assert!(!p.plan.overrides.iter().any(|o| o.starts_with("viridian")), "Viridian for hybrid-assist only");
         assert!(Variant::for_mode("pv").is_none());
+    }
+
+    #[test]
+    fn the_shipped_viridian_config_asks_for_what_the_variant_does() {
+        let cfg = std::fs::read_to_string(crate::paths::workspace().join("tests/xen/hvm-viridian.cfg")).unwrap();
+        let line = cfg.lines().find(|l| l.starts_with("viridian")).expect("a viridian line");
+        let squeezed: String = line.split('#').next().unwrap().chars().filter(|c| !c.is_whitespace()).collect();
+        assert_eq!(squeezed, XL_VIRIDIAN_ASSIST);
+        assert!(cfg.lines().any(|l| l.starts_with("type = \"hvm\"")), "Viridian is for HVM guests");
     }
 
     #[test]
@@ -251,8 +312,14 @@ mod tests {
         let hvm = Guest::kernel_net(Variant::HVM, 3, plan.clone());
         assert!(hvm.plan.overrides[0].contains("mode=hvm bench=none ip=10.0.0.3/24"), "{:?}", hvm.plan.overrides);
         assert!(hvm.plan.overrides.iter().any(|o| o.contains("model=virtio-net-pci")));
-        let hy = Guest::kernel_net(Variant::HYBRID, 2, plan);
+        let hy = Guest::kernel_net(Variant::HYBRID, 2, plan.clone());
         assert!(!hy.plan.overrides[0].contains("ip="), "the PV vif's address comes from xenstore");
+        assert!(!hy.plan.overrides.iter().any(|o| o.contains("model=")));
+        let mut v = Variant::HYBRID;
+        v.opts.nic = proto::cmdline::NicChoice::Virtio;
+        let hv = Guest::kernel_net(v, 5, plan);
+        assert!(hv.plan.overrides[0].contains("mode=hybrid bench=none ip=10.0.0.5/24 nic=virtio"), "{:?}", hv.plan);
+        assert!(hv.plan.overrides.iter().any(|o| o.contains("model=virtio-net-pci")));
         assert_eq!(hy.plan.net.as_ref().unwrap().ip, Ipv4Addr::new(10, 0, 0, 2));
         let l = Guest::linux_net(20, net_plan(Server::Linux, 300, 1 << 20, 0));
         assert!(l.needs_peer_initrd() && l.needs_linux() && l.variant().is_none());
