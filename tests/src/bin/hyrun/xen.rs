@@ -95,6 +95,12 @@ fn problems(runs: &[GuestRun]) -> Vec<String> {
     out
 }
 
+/// Seconds the whole host may take for `guests` guests: its boot, and a generous share per
+/// guest (a network guest under nested TCG takes one to three minutes, with retries).
+fn host_timeout_s(guests: usize) -> u32 {
+    600 + 240 * guests as u32
+}
+
 /// Runs the Xen host.
 pub fn run(a: &Args) -> Result<(), String> {
     let variants = Variant::for_mode(&a.mode).ok_or_else(|| format!("--mode {}: not a Xen mode", a.mode))?;
@@ -105,7 +111,7 @@ pub fn run(a: &Args) -> Result<(), String> {
          the dom0 agent runs {} guest(s) under xentrace",
         guests.len()
     );
-    let runs = run_guests(&work, &a.kernel, &guests, 2400).map_err(|e| e.to_string())?;
+    let runs = run_guests(&work, &a.kernel, &guests, host_timeout_s(guests.len())).map_err(|e| e.to_string())?;
     report::attempts(&runs);
     report::trace_warnings(&runs);
     let ours: Vec<&GuestRun> =
