@@ -20,7 +20,9 @@ usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST] [--rounds N] [--b
                           is compared with a Linux PVH domU
   --mode MODE     qemu: auto, hvm, all (= hvm)
                   xen:  hvm, hybrid, pvh, or all: those three plus hybrid with the
-                        per-vCPU upcall vector, side by side (default: hvm)
+                        per-vCPU upcall vector (without and with Viridian's APIC assist),
+                        side by side, and with net the interrupt-load experiment
+                        (default: hvm)
   --bench LIST    all (default), none, or a comma list of
                   cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw,net
   --rounds N      xen: interleaved rounds of each network guest (ours, Linux, ours, ...);
