@@ -29,6 +29,9 @@ cargo test -q -p hy-harness --lib --bins
 step "the dom0 agent against fake xl and xentrace"
 cargo test -q -p hy-harness --test agent
 
+step "run-host.sh stops a nested host whose console went silent"
+cargo test -q -p hy-harness --test run_host
+
 step "setup on a machine without QEMU: installs it or names it"
 cargo test -q -p hy-harness --test setup
 

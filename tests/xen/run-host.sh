@@ -30,14 +30,17 @@
 #              HY_QEMU=<binary>      L0 QEMU (default: tests/xen/qemu72.sh)
 #              HY_PAYLOAD_MB=<n>     free space on the payload disk for results (default 512)
 #              HY_LOCK_WAIT=<s>      how long to wait for the QEMU lock (default 3600)
+#              HY_QEMU_LOCK=<file>   the lock itself (default /tmp/hy-qemu.lock; tests use their own)
 #              HY_XEN_EXTRA="..."    extra Xen command line options
 #              HY_TCG_THREAD=single|multi  TCG vCPU threading (default multi, see the README)
 #              HY_L0_CPUS=1|2        CPUs of the nested host (default 1, see the README)
+#              HY_SILENCE_S=<s>      a console silent this long means the nested host froze
+#                                    (default 300; QEMU is stopped and the run fails saying so)
 set -euo pipefail
 . "$(dirname "$0")/../lib/fail-step.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-LOCK=/tmp/hy-qemu.lock
+LOCK=${HY_QEMU_LOCK:-/tmp/hy-qemu.lock}
 
 log() { echo "run-host: $*" >&2; }
 die() { echo "run-host: ERROR: $*" >&2; exit 1; }
@@ -118,7 +121,7 @@ DOM0_CMD+=" hy.poweroff hy.payload_timeout=$PAYLOAD_TMO"
 QEMU_ARGS=(
     -L /usr/share/qemu -L /usr/share/seabios -nic none
     -accel "tcg,thread=$TCG_THREAD" -cpu max,-smap -smp "$L0_CPUS" -m 3G -machine q35
-    -display none -monitor none -serial stdio -no-reboot
+    -display none -monitor none -serial stdio -no-reboot -pidfile "$WORK/qemu.pid"
     -kernel "$HOST/boot/xen" -append "$XEN_CMD"
     -initrd "$HOST/boot/vmlinuz $DOM0_CMD,$HOST/boot/initrd.img"
     -drive "file=$HOST/dom0.img,if=virtio,format=raw,snapshot=on"
@@ -127,9 +130,24 @@ QEMU_ARGS=(
 
 # --- console filter: timestamp every line into the log, show the milestones -------------------
 # Times are seconds since QEMU's first console line (Xen's banner, ~0.3 s after QEMU starts).
+# A running host prints something every few seconds (Xen, dom0, the agent's progress, the
+# guests' consoles); one silent for HY_SILENCE_S froze (seen once: QEMU idle, its vCPU thread
+# asleep, no timer ever waking it), so QEMU is stopped instead of waiting for the timeout.
+SILENCE=${HY_SILENCE_S:-300}
+[[ $SILENCE =~ ^[0-9]+$ ]] && [ "$SILENCE" -ge 1 ] || die "HY_SILENCE_S must be a number of seconds >= 1"
 console_filter() {
-    local line t0="" us t
-    while IFS= read -r line || [ -n "$line" ]; do
+    local line t0="" us t rc
+    while true; do
+        if IFS= read -r -t "$SILENCE" line; then
+            :
+        else
+            rc=$?
+            if [ "$rc" -gt 128 ]; then
+                frozen
+                continue
+            fi
+            [ -n "$line" ] || break
+        fi
         us=${EPOCHREALTIME/./}          # microseconds, without forking
         [ -n "$t0" ] || t0=$us
         us=$((us - t0))
@@ -142,6 +160,15 @@ console_filter() {
                 echo "  [$t] $line" >&2 ;;
         esac
     done
+}
+
+# The console was silent for $SILENCE s: mark the run and stop QEMU (once).
+frozen() {
+    [ -e "$WORK/frozen" ] && return
+    : >"$WORK/frozen"
+    echo "[ silent ] run-host: the host's console was silent for ${SILENCE}s: stopping QEMU" >>"$CONSOLE"
+    log "the host's console was silent for ${SILENCE}s: the nested host froze; stopping QEMU"
+    [ -s "$WORK/qemu.pid" ] && kill "$(cat "$WORK/qemu.pid")" 2>/dev/null || true
 }
 
 if ! flock -n "$LOCK" true; then
@@ -208,6 +235,7 @@ fail() {
         | head -n 10 | sed 's/^/    | /' >&2 || true
     exit 1
 }
+[ -e "$WORK/frozen" ] && fail "the nested host froze: its console was silent for ${SILENCE}s (QEMU idle), QEMU stopped"
 case $QRC in
     0) ;;
     75) fail "could not get the QEMU lock $LOCK within ${HY_LOCK_WAIT:-3600}s" ;;
