@@ -63,6 +63,13 @@ core::arch::global_asm!(
     ".global arch_idle_hlt",
     "arch_idle_hlt:",
     "    hlt",
+    "    ret",
+    ".global arch_idle_folded",
+    "arch_idle_folded:",
+    "    sti",
+    ".global arch_idle_folded_hlt",
+    "arch_idle_folded_hlt:",
+    "    hlt",
     "    cli",
     "    ret",
 );
@@ -71,45 +78,64 @@ core::arch::global_asm!(
 extern "C" {
     fn arch_idle();
     static arch_idle_hlt: u8;
+    fn arch_idle_folded();
+    static arch_idle_folded_hlt: u8;
 }
 
 /// Enables interrupts and halts until the next one (`STI; HLT`), for a caller that has
 /// disabled interrupts, checked that there is nothing to do, and must not miss the
-/// interrupt that makes work. Returns with interrupts **disabled**, once the interrupt
-/// that ended the halt has been handled.
+/// interrupt that makes work. Returns with interrupts enabled, once the interrupt that
+/// ended the halt has been handled.
 ///
 /// `STI` holds interrupts off for one more instruction, so an interrupt can only arrive
 /// once `HLT` has started, and the handler returns past it. A hypervisor that delivers an
 /// interrupt *at* the `HLT` instead (seen with Xen on a TCG-emulated SVM) would make the
 /// handler return onto the `HLT` and sleep through the wake-up; the trap dispatcher
 /// therefore steps an interrupted context past this one `HLT` ([`idle_wakeup`]).
-///
-/// The handler also returns here with interrupts still off (the dispatcher clears IF in
-/// the frame), so they come back on only at the caller's next `STI`, typically the next
-/// idle's. An interrupt window Xen left open (after an injection on its global callback,
-/// or for an interrupt raised while interrupts were off) then never fires: the `STI`
-/// shadow lets the next `HLT`'s exit come first and Xen injects there. On the test host
-/// this took the VINTR exit out of every variant's `interrupt_idle` benchmark; code that
-/// turns interrupts on outside the idle pays it again.
 #[inline]
 pub fn idle() {
     #[cfg(target_os = "none")]
-    // SAFETY: arch_idle enables interrupts, halts, disables them and returns; it touches
-    // no memory and preserves all registers but flags.
+    // SAFETY: arch_idle enables interrupts, halts and returns; it touches no memory and
+    // preserves all registers but flags.
     unsafe {
         arch_idle()
     };
 }
 
-/// If `rip` is in the idle code at or just past its `HLT` (see [`idle`]), the address
-/// the interrupted context resumes at, past the `HLT`; the dispatcher then also returns
-/// with interrupts off.
-pub fn idle_wakeup(rip: u64) -> Option<u64> {
+/// [`idle`], but returns with interrupts **disabled**: the dispatcher clears IF in the
+/// frame of the interrupt that ended this halt, so interrupts come back on only at the
+/// caller's next `STI`, typically the next idle's. An interrupt window Xen left open
+/// (after an injection on its global callback, or for an interrupt raised while
+/// interrupts were off) then never fires: the `STI` shadow lets the next `HLT`'s exit come
+/// first and Xen injects there. On the test host this took the VINTR exit out of every
+/// variant's `interrupt_idle` benchmark.
+///
+/// Only the benchmark uses it: with the network loop running on it (long stretches with
+/// interrupts off while events wait in an open window), the nested test host froze twice
+/// in three runs, its L0 QEMU idle for good; with [`idle`] it never did.
+#[inline]
+pub fn idle_folded() {
+    #[cfg(target_os = "none")]
+    // SAFETY: arch_idle_folded enables interrupts, halts, disables them and returns; it
+    // touches no memory and preserves all registers but flags.
+    unsafe {
+        arch_idle_folded()
+    };
+}
+
+/// Where an interrupted context in the idle code resumes: for one at or just past either
+/// idle `HLT` (see [`idle`]), the address past it, and whether interrupts stay off there
+/// (the folded idle's); `None` elsewhere.
+pub fn idle_wakeup(rip: u64) -> Option<(u64, bool)> {
     #[cfg(target_os = "none")]
     {
-        let hlt = (&raw const arch_idle_hlt) as u64;
-        if rip == hlt || rip == hlt + 1 {
-            return Some(hlt + 1);
+        let plain = (&raw const arch_idle_hlt) as u64;
+        let folded = (&raw const arch_idle_folded_hlt) as u64;
+        if rip == plain || rip == plain + 1 {
+            return Some((plain + 1, false));
+        }
+        if rip == folded || rip == folded + 1 {
+            return Some((folded + 1, true));
         }
     }
     let _ = rip;

@@ -4,8 +4,8 @@
 //! Exceptions (vectors 0–31) end in a report of the faulting state and a panic, which the
 //! kernel's panic handler turns into a failure shutdown. Interrupts (32–255) run the
 //! handler [`alloc_vector`] connected to the vector (with its device's state), then the
-//! [`InterruptController`]'s end-of-interrupt. An interrupt that ended the idle halt
-//! (`cpu::idle`) returns past the `HLT` with interrupts still off.
+//! [`InterruptController`]'s end-of-interrupt. An interrupt that ended an idle halt
+//! (`cpu::idle`) returns past the `HLT`; from `cpu::idle_folded` with interrupts still off.
 
 mod report;
 
@@ -79,10 +79,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if vector < 32 {
         report::fatal_exception(frame);
     }
-    if let Some(resume) = crate::cpu::idle_wakeup(frame.rip) {
-        // Back into the idle code past its HLT, with interrupts still off (see cpu::idle).
+    if let Some((resume, interrupts_off)) = crate::cpu::idle_wakeup(frame.rip) {
+        // Back into the idle code past its HLT; from the folded idle with interrupts still
+        // off (see cpu::idle_folded).
         frame.rip = resume;
-        frame.rflags &= !RFLAGS_IF;
+        if interrupts_off {
+            frame.rflags &= !RFLAGS_IF;
+        }
     }
     if !HANDLERS[vector as usize].dispatch(vector as u32) && vector != SPURIOUS_VECTOR {
         log::warn!("interrupt on unexpected vector {vector:#x}");

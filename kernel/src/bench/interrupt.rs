@@ -15,7 +15,7 @@
 //! side counted in its own trace phase.
 //!
 //! `interrupt_idle` raises the interrupt with interrupts disabled and waits for it in the
-//! idle `STI; HLT` ([`arch::cpu::idle`]), as a kernel with nothing to do waits for its
+//! idle `STI; HLT` that returns with interrupts still off ([`arch::cpu::idle_folded`]), as a kernel with nothing to do waits for its
 //! next event; interrupts stay disabled between iterations. Its exits show what waiting
 //! halted adds or saves: the HLT exit, and whether Xen's interrupt window (the VINTR exit
 //! the global callback costs after each injection) still fires.
@@ -78,8 +78,7 @@ fn idle_round_trips(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
         let target = taken.count() + 1;
         p.irq.send_self_ipi(irq);
         while taken.count() < target {
-            arch::cpu::idle();
-            interrupts::disable();
+            arch::cpu::idle_folded();
         }
     }
     interrupts::enable();
