@@ -19,12 +19,52 @@ const FIRST: u32 = 0x4000_0000;
 /// Last base the scan looks at (Xen looks up to 0x4001_0000 itself).
 const LAST: u32 = 0x4001_0000;
 
-/// KVM's paravirtual feature bits (CPUID 0x4000_0001 EAX), the ones this kernel reports.
+/// KVM's paravirtual feature bits (CPUID 0x4000_0001 EAX, Linux's `kvm_para.h`), the
+/// ones this kernel uses or reports.
 pub mod kvm_feature {
+    /// kvmclock at the old MSRs (`KVM_FEATURE_CLOCKSOURCE`).
+    pub const CLOCKSOURCE: u32 = 1 << 0;
     /// kvmclock at the new MSRs (`KVM_FEATURE_CLOCKSOURCE2`).
     pub const CLOCKSOURCE2: u32 = 1 << 3;
+    /// Steal time (`KVM_FEATURE_STEAL_TIME`).
+    pub const STEAL_TIME: u32 = 1 << 5;
     /// PV end-of-interrupt (`KVM_FEATURE_PV_EOI`).
     pub const PV_EOI: u32 = 1 << 6;
+    /// IPIs by hypercall (`KVM_FEATURE_PV_SEND_IPI`).
+    pub const PV_SEND_IPI: u32 = 1 << 11;
+    /// kvmclock's TSC is stable across vCPUs (`KVM_FEATURE_CLOCKSOURCE_STABLE_BIT`).
+    pub const CLOCKSOURCE_STABLE: u32 = 1 << 24;
+}
+
+/// KVM's feature leaf (CPUID base+1 EAX), decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvmFeatures(pub u32);
+
+impl KvmFeatures {
+    /// The features this kernel knows by name, with their names for the log.
+    const NAMED: [(u32, &'static str); 6] = [
+        (kvm_feature::CLOCKSOURCE, "clocksource"),
+        (kvm_feature::CLOCKSOURCE2, "clocksource2"),
+        (kvm_feature::STEAL_TIME, "steal-time"),
+        (kvm_feature::PV_EOI, "pv-eoi"),
+        (kvm_feature::PV_SEND_IPI, "pv-send-ipi"),
+        (kvm_feature::CLOCKSOURCE_STABLE, "clocksource-stable"),
+    ];
+
+    /// kvmclock at `MSR_KVM_SYSTEM_TIME_NEW` is offered.
+    pub fn kvmclock(self) -> bool {
+        self.0 & kvm_feature::CLOCKSOURCE2 != 0
+    }
+
+    /// PV EOI (`MSR_KVM_PV_EOI_EN`) is offered.
+    pub fn pv_eoi(self) -> bool {
+        self.0 & kvm_feature::PV_EOI != 0
+    }
+
+    /// Names of the offered features this kernel knows, in bit order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMED.into_iter().filter(move |(bit, _)| self.0 & bit != 0).map(|(_, name)| name)
+    }
 }
 
 /// The hypervisor found, with what its leaves say.
@@ -39,7 +79,7 @@ pub enum Hypervisor {
         /// Signature leaf.
         base: u32,
         /// `KVM_FEATURE_*` bits of leaf base+1.
-        features: u32,
+        features: KvmFeatures,
     },
     /// A hypervisor this kernel has no interface for, by signature.
     Other([u8; 12]),
@@ -64,8 +104,9 @@ impl Hypervisor {
                     return Hypervisor::Xen(info);
                 }
             } else if words == KVM_SIGNATURE {
+                // An old KVM answers 0 in EAX; a newer one the highest leaf of its block.
                 let features = if sig.eax == 0 || sig.eax > base { cpuid(base + 1, 0).eax } else { 0 };
-                return Hypervisor::Kvm { base, features };
+                return Hypervisor::Kvm { base, features: KvmFeatures(features) };
             } else if other.is_none() && words.iter().any(|&w| w != 0) && sig.eax >= base && sig.eax < base + 0x100 {
                 let mut name = [0u8; 12];
                 for (i, w) in words.iter().enumerate() {
@@ -142,10 +183,39 @@ mod tests {
                 _ => Regs::default(),
             })
         });
-        assert_eq!(h, Hypervisor::Kvm { base: FIRST, features: 0x0100_7afb });
+        assert_eq!(h, Hypervisor::Kvm { base: FIRST, features: KvmFeatures(0x0100_7afb) });
         let Hypervisor::Kvm { features, .. } = h else { unreachable!() };
-        assert!(features & kvm_feature::PV_EOI != 0);
+        assert!(features.pv_eoi() && features.kvmclock());
         assert_eq!(describe(&h), "kvm");
+    }
+
+    #[test]
+    fn kvm_feature_leaf_decodes() {
+        // What L1's KVM offered its L2 on the nested test host (0x01007afb).
+        let f = KvmFeatures(0x0100_7afb);
+        assert_eq!(
+            f.names().collect::<Vec<_>>(),
+            ["clocksource", "clocksource2", "steal-time", "pv-eoi", "pv-send-ipi", "clocksource-stable"]
+        );
+        let old = KvmFeatures(kvm_feature::CLOCKSOURCE);
+        assert!(!old.kvmclock() && !old.pv_eoi());
+        assert_eq!(KvmFeatures::default().names().count(), 0);
+    }
+
+    #[test]
+    fn kvm_behind_hyperv_leaves_is_found() {
+        // KVM with Hyper-V enlightenments puts "Microsoft Hv" first and its own at +0x100.
+        let h = Hypervisor::detect_with(|leaf, _| {
+            hv_bit(leaf).unwrap_or(match leaf {
+                0x4000_0000 => Regs { eax: 0x4000_000b, ebx: 0x7263_694d, ecx: 0x666f_736f, edx: 0x7648_2074 },
+                0x4000_0100 => {
+                    Regs { eax: 0x4000_0101, ebx: KVM_SIGNATURE[0], ecx: KVM_SIGNATURE[1], edx: KVM_SIGNATURE[2] }
+                }
+                0x4000_0101 => Regs { eax: kvm_feature::PV_EOI, ..Default::default() },
+                _ => Regs::default(),
+            })
+        });
+        assert_eq!(h, Hypervisor::Kvm { base: 0x4000_0100, features: KvmFeatures(kvm_feature::PV_EOI) });
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! | `ip`      | `A.B.C.D/PREFIX`                                | the toolstack's, else `10.0.2.15/24` |
 //! | `apic`    | `auto`, `xapic`, `x2apic`                       | `auto`  |
 //! | `timer`   | `auto`, `pv`, `lapic`, `tsc-deadline`, `lapic-oneshot` | `auto` |
-//! | `clock`   | `auto`, `pvclock`, `tsc`, `hpet`                | `auto`  |
+//! | `clock`   | `auto`, `pvclock`, `kvmclock`, `tsc`, `hpet`    | `auto`  |
+//! | `eoi`     | `auto`, `pv`, `lapic` (KVM hybrid: KVM's PV EOI or the LAPIC's EOI write) | `auto` |
 //! | `callback`| `global`, `percpu`, `percpu-assist` (Xen modes: how events arrive) | the cheapest offered |
 //! | `nic`     | `auto`, `virtio`, `netfront` (hybrid: the emulated NIC or the PV one) | `auto` |
 //! | `msi`     | `auto`, `lapic`, `pirq` (how a device's MSI arrives) | `auto`  |
@@ -20,7 +21,7 @@
 //! [`Options`] also renders back to a command line (`Display`), which is how the host
 //! harness writes the kernel's command lines.
 //!
-//! `timer`, `clock` and `callback` change one enlightenment at a time; whether a value
+//! `timer`, `clock`, `eoi` and `callback` change one enlightenment at a time; whether a value
 //! fits the mode in use (`timer=pv` needs a Xen mode, say) is checked when the platform
 //! is chosen.
 //!
@@ -34,13 +35,14 @@ pub const BENCHMARKS: [&str; 9] =
     ["cpuid", "hypercall", "clock", "interrupt", "evtchn", "timer", "mem_lat", "mem_bw", "net"];
 
 /// The option names, in the order [`Options`] writes them.
-pub const OPTION_NAMES: [&str; 14] = [
+pub const OPTION_NAMES: [&str; 15] = [
     "mode",
     "bench",
     "ip",
     "apic",
     "timer",
     "clock",
+    "eoi",
     "callback",
     "nic",
     "msi",
@@ -52,7 +54,7 @@ pub const OPTION_NAMES: [&str; 14] = [
 ];
 
 const OPTIONS: &str =
-    "mode, bench, ip, apic, timer, clock, callback, nic, msi, msimask, hvm_pirqs, irqmod, netwait, fault";
+    "mode, bench, ip, apic, timer, clock, eoi, callback, nic, msi, msimask, hvm_pirqs, irqmod, netwait, fault";
 
 /// An option whose value is one word of a fixed set.
 pub trait Choice: Copy + PartialEq + 'static {
@@ -149,10 +151,25 @@ choice! {
         Auto = "auto",
         /// Xen's pvclock.
         Pvclock = "pvclock",
+        /// KVM's kvmclock (the same pvclock ABI, registered by MSR).
+        Kvmclock = "kvmclock",
         /// The raw TSC.
         Tsc = "tsc",
         /// The HPET main counter.
         Hpet = "hpet",
+    }
+}
+
+choice! {
+    /// How an interrupt through the local APIC ends.
+    pub enum EoiChoice {
+        /// The mode's best: KVM's PV EOI in the KVM hybrid mode, the EOI write elsewhere.
+        Auto = "auto",
+        /// KVM's PV EOI (`MSR_KVM_PV_EOI_EN`): the EOI write is skipped when KVM flagged
+        /// the interrupt in the shared word.
+        Pv = "pv",
+        /// The LAPIC's EOI register write (a VM exit without a virtualized APIC).
+        Lapic = "lapic",
     }
 }
 
@@ -317,6 +334,8 @@ pub struct Options {
     pub timer: TimerChoice,
     /// `clock=`.
     pub clock: ClockChoice,
+    /// `eoi=`.
+    pub eoi: EoiChoice,
     /// `callback=`, if given.
     pub callback: Option<CallbackChoice>,
     /// `nic=`.
@@ -344,6 +363,7 @@ impl Default for Options {
             apic: ApicChoice::Auto,
             timer: TimerChoice::Auto,
             clock: ClockChoice::Auto,
+            eoi: EoiChoice::Auto,
             callback: None,
             nic: NicChoice::Auto,
             msi: MsiChoice::Auto,
@@ -375,6 +395,9 @@ impl fmt::Display for Options {
         }
         if self.clock != d.clock {
             write!(f, " clock={}", self.clock.name())?;
+        }
+        if self.eoi != d.eoi {
+            write!(f, " eoi={}", self.eoi.name())?;
         }
         if let Some(c) = self.callback {
             write!(f, " callback={}", c.name())?;
@@ -506,6 +529,7 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
             "apic" => o.apic = choose(key, value)?,
             "timer" => o.timer = choose(key, value)?,
             "clock" => o.clock = choose(key, value)?,
+            "eoi" => o.eoi = choose(key, value)?,
             "callback" => o.callback = Some(choose(key, value)?),
             "nic" => o.nic = choose(key, value)?,
             "msi" => o.msi = choose(key, value)?,
@@ -575,6 +599,7 @@ mod tests {
             apic: ApicChoice::XApic,
             timer: TimerChoice::Pv,
             clock: ClockChoice::Tsc,
+            eoi: EoiChoice::Lapic,
             callback: Some(CallbackChoice::PerCpu),
             nic: NicChoice::Virtio,
             msi: MsiChoice::Pirq,
@@ -587,8 +612,8 @@ mod tests {
         let line = o.to_string();
         assert_eq!(
             line,
-            "mode=hybrid bench=cpuid,net ip=10.0.0.2/24 apic=xapic timer=pv clock=tsc callback=percpu nic=virtio \
-             msi=pirq msimask=on hvm_pirqs=off irqmod=125 netwait=30 fault=panic-after-mode"
+            "mode=hybrid bench=cpuid,net ip=10.0.0.2/24 apic=xapic timer=pv clock=tsc eoi=lapic callback=percpu \
+             nic=virtio msi=pirq msimask=on hvm_pirqs=off irqmod=125 netwait=30 fault=panic-after-mode"
         );
         assert_eq!(parse(&line), Ok(o));
         assert_eq!(
@@ -602,6 +627,20 @@ mod tests {
     }
 
     #[test]
+    fn kvm_switches_parse_and_render() {
+        let o = parse("mode=hybrid clock=kvmclock eoi=pv").unwrap();
+        assert_eq!((o.mode, o.clock, o.eoi), (Mode::Hybrid, ClockChoice::Kvmclock, EoiChoice::Pv));
+        assert_eq!(o.to_string(), "mode=hybrid bench=all clock=kvmclock eoi=pv");
+        assert_eq!(parse("eoi=lapic").unwrap().eoi, EoiChoice::Lapic);
+        assert_eq!(parse("mode=hvm").unwrap().eoi, EoiChoice::Auto);
+        assert_eq!(
+            parse("eoi=msr").unwrap_err().to_string(),
+            "invalid value 'msr' for eoi= (accepted: auto, pv, lapic)"
+        );
+        assert_eq!(ClockChoice::ACCEPTED, "auto, pvclock, kvmclock, tsc, hpet");
+    }
+
+    #[test]
     fn bad_mode_names_value_and_choices() {
         let e = parse("bench=all mode=bogus").unwrap_err();
         assert_eq!(e.to_string(), "invalid value 'bogus' for mode= (accepted: auto, hvm, hybrid, pvh, pv)");
@@ -612,8 +651,8 @@ mod tests {
         assert_eq!(parse("colour=blue").unwrap_err(), CmdlineError::UnknownOption("colour=blue"));
         assert_eq!(
             parse("quiet").unwrap_err().to_string(),
-            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, clock, callback, nic, msi, msimask, \
-             hvm_pirqs, irqmod, netwait, fault)"
+            "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, clock, eoi, callback, nic, msi, \
+             msimask, hvm_pirqs, irqmod, netwait, fault)"
         );
     }
 
@@ -628,6 +667,8 @@ mod tests {
             "apic=x3apic",
             "timer=hpet",
             "clock=rtc",
+            "eoi=x2apic",
+            "eoi=",
             "callback=lapic",
             "nic=e1000",
             "msi=ioapic",

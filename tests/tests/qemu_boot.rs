@@ -80,7 +80,7 @@ fn unknown_option_fails_cleanly() {
 fn xen_modes_need_xen() {
     let (s, exit) = boot("mode=hybrid", "hybrid-on-qemu");
     assert_eq!(exit, Exit::Failure);
-    assert_eq!(s.errors, ["mode: mode=hybrid needs Xen, and this is not a Xen guest"]);
+    assert_eq!(s.errors, ["mode: mode=hybrid needs Xen or KVM, and this guest runs on neither (hypervisor=none)"]);
 }
 
 #[test]

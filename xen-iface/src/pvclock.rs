@@ -52,6 +52,22 @@ impl TimeInfo {
         ))
     }
 
+    /// The TSC rate this record's scale stands for, in Hz: the inverse of
+    /// [`scale_for`](Self::scale_for) (KVM states no TSC rate elsewhere; Linux's
+    /// `pvclock_tsc_khz` does the same). `None` for a zero multiplier.
+    pub fn tsc_hz(&self) -> Option<u64> {
+        if self.tsc_to_system_mul == 0 {
+            return None;
+        }
+        let hz = (1_000_000_000u128 << 32) / self.tsc_to_system_mul as u128;
+        let hz = if self.tsc_shift >= 0 {
+            hz >> (self.tsc_shift as u32).min(127)
+        } else {
+            hz.checked_shl(-(self.tsc_shift as i32) as u32).unwrap_or(u128::MAX)
+        };
+        u64::try_from(hz).ok()
+    }
+
     /// The scale Xen would publish for a TSC of `hz`: its `set_time_scale` algorithm
     /// (shift until 1 GHz < rate <= 2 GHz, then `div_frac`, a truncated 32-bit fraction).
     /// Used to check the arithmetic against Xen's own numbers. `None` for 0 Hz, which
@@ -117,6 +133,17 @@ mod tests {
             let ns = scale_delta(hz, mul, shift) as i64;
             assert!((ns - 1_000_000_000).abs() <= 1000, "{hz} Hz: {ns} ns");
         }
+    }
+
+    #[test]
+    fn tsc_rate_inverts_the_scale() {
+        for hz in [1_000_000u64, 999_999_999, 2_112_000_000, 2_445_430_000, 3_000_000_000, 10_000_000_000] {
+            let (mul, shift) = TimeInfo::scale_for(hz).unwrap();
+            let t = TimeInfo { tsc_to_system_mul: mul, tsc_shift: shift, ..Default::default() };
+            let back = t.tsc_hz().unwrap();
+            assert!(back.abs_diff(hz) <= hz / 1_000_000 + 1, "{hz} Hz came back as {back}");
+        }
+        assert_eq!(TimeInfo::default().tsc_hz(), None);
     }
 
     /// Issue 11, item 7: 0 Hz doubled for ever (and overflowed the shift).

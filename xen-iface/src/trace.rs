@@ -21,6 +21,10 @@
 //! of [`CPUID_MARK_NAMES`], [`CPUID_MARK_END`]` + id` closes it with the iteration count in
 //! the subleaf. Xen answers these leaves with zeros and traces the exit with its leaf and
 //! subleaf (`TRC_HVM_CPUID`); that record is the marker.
+//!
+//! On KVM the kernel marks every benchmark this way (KVM has no trace hypercall; its
+//! `kvm:kvm_cpuid` event records function and index), so the names after the peer's three
+//! are the kernel's benchmarks. Ids are never reordered: the peer's C copies keep 0-2.
 
 /// `TRC_GUEST`: the trace class of guest-written records.
 pub const TRC_GUEST: u32 = 0x0800_f000;
@@ -39,7 +43,20 @@ pub const CPUID_MARK_BEGIN: u32 = 0x4fff_f100;
 /// the iteration count in the subleaf.
 pub const CPUID_MARK_END: u32 = 0x4fff_f200;
 /// Phase names of the CPUID markers, by id.
-pub const CPUID_MARK_NAMES: [&str; 3] = ["udp_rr", "tcp_rr", "tcp_stream"];
+pub const CPUID_MARK_NAMES: [&str; 12] = [
+    "udp_rr",
+    "tcp_rr",
+    "tcp_stream",
+    "cpuid",
+    "clock_read",
+    "interrupt",
+    "interrupt_raise",
+    "interrupt_idle",
+    "timer_arm_to_fire",
+    "timer_lateness",
+    "null_hypercall",
+    "evtchn_rr",
+];
 
 /// Which end of a phase a marker is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,7 +210,7 @@ mod tests {
         assert_eq!((m.edge, m.id, m.name, m.value), (PhaseEdge::End, 2, "tcp_stream", 1234));
         assert_eq!(decode_cpuid_marker(0x4fff_f201, 7).map(|m| m.name), Some("tcp_rr"));
         // Ordinary leaves, ids without a name, and the neighbours of the ranges are no markers.
-        for leaf in [0, 1, 0x4000_0000, 0x4fff_f0ff, 0x4fff_f103, 0x4fff_f1ff, 0x4fff_f203, 0x4fff_f300, u32::MAX] {
+        for leaf in [0, 1, 0x4000_0000, 0x4fff_f0ff, 0x4fff_f10c, 0x4fff_f1ff, 0x4fff_f20c, 0x4fff_f300, u32::MAX] {
             assert_eq!(decode_cpuid_marker(leaf, 0), None, "{leaf:#x}");
         }
     }
@@ -209,6 +226,7 @@ mod tests {
         }
         assert_eq!(cpuid_marker_leaf(PhaseEdge::Begin, "udp_rr"), Some(CPUID_MARK_BEGIN));
         assert_eq!(cpuid_marker_leaf(PhaseEdge::End, "tcp_stream"), Some(CPUID_MARK_END + 2));
-        assert_eq!(cpuid_marker_leaf(PhaseEdge::End, "cpuid"), None);
+        assert_eq!(cpuid_marker_leaf(PhaseEdge::End, "cpuid"), Some(CPUID_MARK_END + 3));
+        assert_eq!(cpuid_marker_leaf(PhaseEdge::Begin, "mem_bw_read"), None);
     }
 }

@@ -562,9 +562,9 @@ fn trace_markers() {
         let sub = rng.u32();
         let m = decode_cpuid_marker(leaf, sub);
         let (edge, id) = match leaf.wrapping_sub(CPUID_MARK_BEGIN) {
-            id if id < 3 => (Some(PhaseEdge::Begin), id),
+            id if (id as usize) < CPUID_MARK_NAMES.len() => (Some(PhaseEdge::Begin), id),
             _ => match leaf.wrapping_sub(CPUID_MARK_END) {
-                id if id < 3 => (Some(PhaseEdge::End), id),
+                id if (id as usize) < CPUID_MARK_NAMES.len() => (Some(PhaseEdge::End), id),
                 _ => (None, 0),
             },
         };

@@ -10,6 +10,8 @@ use arch::acpi::AcpiInfo;
 use arch::apic::timer::LapicTimer;
 use arch::apic::{ApicMode, Lapic};
 use arch::cpu::Features;
+use arch::hypervisor::Hypervisor;
+use arch::kvm::marker::CpuidMarker;
 use arch::platform::{Clock, InterruptController, NoMarker, PhaseMarker};
 use arch::tsc::TscClock;
 use arch::xen::{Xen, XenTraceMarker};
@@ -70,12 +72,25 @@ pub fn lapic_timer(
     LapicTimer::init(lapic, clock, tsc, features, prefer_deadline, timer_expired).map_err(setup("LAPIC timer"))
 }
 
-/// Xen's trace records where the hypercall page is up, else nothing.
-pub fn marker(xen: Option<Xen>) -> &'static dyn PhaseMarker {
-    match xen {
-        Some(x) => leak(XenTraceMarker(x)),
-        None => &NoMarker,
+/// Xen's trace records where the hypercall page is up, CPUID exits on KVM (L1's
+/// `kvm:kvm_cpuid` records them), else nothing.
+pub fn marker(hv: &Hypervisor, xen: Option<Xen>) -> &'static dyn PhaseMarker {
+    match (xen, hv) {
+        (Some(x), _) => leak(XenTraceMarker(x)),
+        (None, Hypervisor::Kvm { .. }) => &CpuidMarker,
+        (None, _) => &NoMarker,
     }
+}
+
+/// Masks every input of the emulated PC's IO-APICs (devices interrupt by MSI).
+pub fn mask_io_apics(acpi: &AcpiInfo) -> Result<(), PlatformError> {
+    for io in &acpi.io_apics {
+        let ioapic = arch::firmware::io_apic(io).map_err(setup("IO-APIC"))?;
+        ioapic.mask_all();
+        log::info!("IO-APIC {} at {:#x}: GSIs {:?}, all masked", io.id, io.address, ioapic.gsis());
+        leak(ioapic);
+    }
+    Ok(())
 }
 
 /// The receive-interrupt policy `msimask=` and `irqmod=` ask for.

@@ -4,7 +4,7 @@
 //! device; `msimask=` and `irqmod=` as in `common::open_virtio`). The same on QEMU/KVM
 //! and as a Xen HVM domU.
 
-use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, misfit, open_virtio, setup, tsc_clock};
+use super::common::{hpet_clock, lapic_timer, leak, local_apic, marker, mask_io_apics, misfit, open_virtio, tsc_clock};
 use super::{Platform, PlatformError};
 use arch::acpi::AcpiInfo;
 use arch::apic::LapicController;
@@ -15,11 +15,11 @@ use arch::refclock::{Pit2, PmTimer};
 use arch::tsc;
 use arch::xen::Xen;
 use drivers::console::{DebugCon, Uart16550};
-use proto::cmdline::{ClockChoice, Mode, MsiChoice, NicChoice, Options, TimerChoice};
+use proto::cmdline::{ClockChoice, EoiChoice, Mode, MsiChoice, NicChoice, Options, TimerChoice};
 use spin::Mutex;
 
 /// The TSC rate: stated by the hypervisor if it does, else measured.
-fn tsc_hz(hv: &Hypervisor, acpi: &AcpiInfo) -> u64 {
+pub(super) fn tsc_hz(hv: &Hypervisor, acpi: &AcpiInfo) -> u64 {
     if let Hypervisor::Xen(x) = hv {
         if let Some(khz) = x.tsc_khz {
             log::info!("TSC {} kHz (from Xen's CPUID leaf)", khz);
@@ -42,6 +42,12 @@ fn check_switches(opts: &Options) -> Result<(), PlatformError> {
     }
     if opts.clock == ClockChoice::Pvclock {
         return Err(misfit("clock", "clock=pvclock is Xen's PV clock: it needs mode=hybrid or mode=pvh"));
+    }
+    if opts.clock == ClockChoice::Kvmclock {
+        return Err(misfit("clock", "clock=kvmclock is KVM's PV clock: it needs mode=hybrid on KVM"));
+    }
+    if opts.eoi == EoiChoice::Pv {
+        return Err(misfit("eoi", "eoi=pv is KVM's PV EOI: it needs mode=hybrid on KVM"));
     }
     if opts.callback.is_some() {
         return Err(misfit("callback", "callback= sets how Xen delivers events: it needs mode=hybrid or mode=pvh"));
@@ -66,12 +72,7 @@ pub(super) fn build(
     let acpi = acpi.ok_or(PlatformError::Setup("acpi", "no ACPI tables: hvm mode needs the MADT".into()))?;
     let features = Features::read();
     arch::pic::disable();
-    for io in &acpi.io_apics {
-        let ioapic = arch::firmware::io_apic(io).map_err(setup("IO-APIC"))?;
-        ioapic.mask_all();
-        log::info!("IO-APIC {} at {:#x}: GSIs {:?}, all masked", io.id, io.address, ioapic.gsis());
-        leak(ioapic);
-    }
+    mask_io_apics(&acpi)?;
     let lapic = local_apic(opts, &features)?;
     let controller: &'static LapicController = leak(LapicController::new(lapic));
     arch::trap::set_controller(controller);
@@ -97,7 +98,7 @@ pub(super) fn build(
         tsc,
         timer,
         consoles,
-        marker: marker(xen),
+        marker: marker(&hv, xen),
         xen,
         events: None,
         nic: Mutex::new(nic),

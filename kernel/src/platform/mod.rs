@@ -7,6 +7,7 @@
 
 mod common;
 mod hvm;
+mod kvm;
 mod xenpv;
 
 use alloc::boxed::Box;
@@ -73,6 +74,9 @@ impl fmt::Display for PlatformError {
             PlatformError::Unsupported(m) => {
                 write!(f, "mode={} is not supported by this build yet (supported: auto, hvm, hybrid, pvh)", m.name())
             }
+            PlatformError::WrongHypervisor(Mode::Hybrid) => {
+                f.write_str("mode=hybrid needs Xen or KVM, and this guest runs on neither (hypervisor=none)")
+            }
             PlatformError::WrongHypervisor(m) => write!(f, "mode={} needs Xen, and this is not a Xen guest", m.name()),
             PlatformError::WrongGuest(m, what) => write!(f, "mode={} {what}", m.name()),
             PlatformError::Setup(what, why) => write!(f, "{what}: {why}"),
@@ -112,27 +116,42 @@ pub fn power_control(xen: Option<Xen>, acpi: Option<&AcpiInfo>) -> &'static dyn 
     }
 }
 
+/// Which hypervisor's paravirtual interfaces this guest can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Host {
+    /// Xen: the hypercall page is up.
+    Xen,
+    /// KVM.
+    Kvm,
+    /// Neither (bare metal, QEMU TCG, another hypervisor).
+    Plain,
+}
+
 /// The mode `asked` for, given what this guest is: `auto` takes the hybrid mode on a
-/// Xen HVM guest, pvh on a Xen PVH guest, hvm elsewhere.
-fn choose_mode(asked: Mode, on_xen: bool, emulated_pc: bool) -> Result<Mode, PlatformError> {
-    match (asked, on_xen, emulated_pc) {
-        (Mode::Auto, true, true) | (Mode::Hybrid, true, true) => Ok(Mode::Hybrid),
-        (Mode::Auto, true, false) | (Mode::Pvh, true, false) => Ok(Mode::Pvh),
+/// Xen HVM guest and on KVM, pvh on a Xen PVH guest, hvm elsewhere.
+fn choose_mode(asked: Mode, host: Host, emulated_pc: bool) -> Result<Mode, PlatformError> {
+    match (asked, host, emulated_pc) {
+        (Mode::Auto | Mode::Hybrid, Host::Xen | Host::Kvm, true) => Ok(Mode::Hybrid),
+        (Mode::Auto | Mode::Pvh, Host::Xen, false) => Ok(Mode::Pvh),
         (Mode::Auto | Mode::Hvm, _, true) => Ok(Mode::Hvm),
-        (Mode::Auto | Mode::Hvm, _, false) => Err(PlatformError::WrongGuest(
-            Mode::Hvm,
-            "needs an emulated PC (IO-APIC, ACPI hardware); this guest has none (a Xen PVH guest?)",
-        )),
-        (m @ (Mode::Hybrid | Mode::Pvh | Mode::Pv), false, _) => Err(PlatformError::WrongHypervisor(m)),
-        (Mode::Hybrid, true, false) => Err(PlatformError::WrongGuest(
+        (m @ (Mode::Auto | Mode::Hvm), _, false) | (m @ Mode::Hybrid, Host::Kvm, false) => {
+            Err(PlatformError::WrongGuest(
+                if m == Mode::Auto { Mode::Hvm } else { m },
+                "needs an emulated PC (IO-APIC, ACPI hardware); this guest has none (a Xen PVH guest?)",
+            ))
+        }
+        (m @ (Mode::Hybrid | Mode::Pvh | Mode::Pv), Host::Plain, _) | (m @ (Mode::Pvh | Mode::Pv), Host::Kvm, _) => {
+            Err(PlatformError::WrongHypervisor(m))
+        }
+        (Mode::Hybrid, Host::Xen, false) => Err(PlatformError::WrongGuest(
             Mode::Hybrid,
             "needs an HVM guest; this is a PVH guest (boot it with type=\"hvm\", or use mode=pvh)",
         )),
-        (Mode::Pvh, true, true) => Err(PlatformError::WrongGuest(
+        (Mode::Pvh, Host::Xen, true) => Err(PlatformError::WrongGuest(
             Mode::Pvh,
             "needs a PVH guest; this is an HVM guest (boot it with type=\"pvh\")",
         )),
-        (Mode::Pv, true, _) => Err(PlatformError::Unsupported(Mode::Pv)),
+        (Mode::Pv, Host::Xen, _) => Err(PlatformError::Unsupported(Mode::Pv)),
     }
 }
 
@@ -145,11 +164,17 @@ pub fn init(
     acpi: Option<AcpiInfo>,
 ) -> Result<&'static Platform, PlatformError> {
     let emulated_pc = acpi.as_ref().is_some_and(AcpiInfo::emulated_pc);
-    let mode = choose_mode(opts.mode, xen.is_some(), emulated_pc)?;
-    let platform = match (mode, xen) {
-        (Mode::Hvm, _) => hvm::build(opts, hv, xen, acpi)?,
-        (Mode::Hybrid | Mode::Pvh, Some(x)) => xenpv::build(mode, opts, hv, x, xen_console, acpi)?,
-        (m, _) => return Err(PlatformError::Unsupported(m)),
+    let host = match (xen, &hv) {
+        (Some(_), _) => Host::Xen,
+        (None, Hypervisor::Kvm { .. }) => Host::Kvm,
+        (None, _) => Host::Plain,
+    };
+    let mode = choose_mode(opts.mode, host, emulated_pc)?;
+    let platform = match (mode, host, xen) {
+        (Mode::Hvm, _, _) => hvm::build(opts, hv, xen, acpi)?,
+        (Mode::Hybrid, Host::Kvm, _) => kvm::build(opts, hv, acpi)?,
+        (Mode::Hybrid | Mode::Pvh, _, Some(x)) => xenpv::build(mode, opts, hv, x, xen_console, acpi)?,
+        (m, _, _) => return Err(PlatformError::Unsupported(m)),
     };
     Ok(PLATFORM.call_once(|| platform))
 }

@@ -39,8 +39,8 @@ use drivers::xen::netfront::Netfront;
 use drivers::xen::unplug::{self, class};
 use drivers::xen::xenstore::XenStore;
 use proto::cmdline::{
-    parse_address, CallbackChoice, Choice, ClockChoice, Fault, Ipv4Cidr, Mode, MsiChoice, MsiMask, NicChoice, Options,
-    PirqFeature, TimerChoice,
+    parse_address, CallbackChoice, Choice, ClockChoice, EoiChoice, Fault, Ipv4Cidr, Mode, MsiChoice, MsiMask,
+    NicChoice, Options, PirqFeature, TimerChoice,
 };
 use spin::Mutex;
 use xen_iface::cpuid::{hvm_feature, XenCpuidInfo};
@@ -61,6 +61,12 @@ pub(super) fn build(
     if mode == Mode::Pvh && opts.clock == ClockChoice::Hpet {
         return Err(misfit("clock", "clock=hpet: a PVH guest has no HPET"));
     }
+    if opts.clock == ClockChoice::Kvmclock {
+        return Err(misfit("clock", "clock=kvmclock is KVM's PV clock: on Xen use clock=pvclock"));
+    }
+    if opts.eoi == EoiChoice::Pv {
+        return Err(misfit("eoi", "eoi=pv is KVM's PV EOI: on Xen, callback=percpu-assist skips the EOI"));
+    }
     let features = Features::read();
     if mode == Mode::Hybrid {
         arch::pic::disable(); // the emulated PC's PICs stay silent; IO-APIC inputs are masked at reset
@@ -75,7 +81,7 @@ pub(super) fn build(
     let khz = info.tsc_khz.ok_or(PlatformError::Setup("clock", "Xen's CPUID leaf gives no TSC frequency".into()))?;
     let tsc = tsc_clock(khz as u64 * 1000);
     let clock: &'static dyn Clock = match opts.clock {
-        ClockChoice::Auto | ClockChoice::Pvclock => pvclock,
+        ClockChoice::Auto | ClockChoice::Pvclock | ClockChoice::Kvmclock => pvclock,
         ClockChoice::Tsc => tsc,
         ClockChoice::Hpet => hpet_clock(acpi.as_ref())?,
     };
@@ -109,7 +115,7 @@ pub(super) fn build(
         tsc,
         timer,
         consoles,
-        marker: marker(Some(xen)),
+        marker: marker(&hv, Some(xen)),
         xen: Some(xen),
         events: Some(events),
         nic: Mutex::new(nic),

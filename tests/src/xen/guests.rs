@@ -38,6 +38,7 @@ impl Variant {
                 apic: proto::cmdline::ApicChoice::Auto,
                 timer: TimerChoice::Auto,
                 clock: ClockChoice::Auto,
+                eoi: proto::cmdline::EoiChoice::Auto,
                 callback: None,
                 nic: proto::cmdline::NicChoice::Auto,
                 msi: proto::cmdline::MsiChoice::Auto,
