@@ -26,6 +26,8 @@ pub mod agent;
 pub mod console;
 pub mod elf;
 pub mod hostnet;
+pub mod kvm;
+pub mod kvmtrace;
 pub mod netbench;
 pub mod paths;
 pub mod qemu;

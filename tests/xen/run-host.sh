@@ -2,7 +2,10 @@
 # run-host.sh - boot the Xen test host (Xen 4.17 + Debian dom0, from build-host.sh) nested under
 # QEMU 7.2 TCG, run a payload in dom0 and copy its results out.
 #
-# Usage: sudo tests/xen/run-host.sh <payload-dir> <out-dir> [timeout-s]
+# Usage: sudo tests/xen/run-host.sh [--no-xen] <payload-dir> <out-dir> [timeout-s]
+#   --no-xen       boot the same image as plain Linux (the KVM test host, tests/kvm/): the dom0
+#                  kernel and initrd straight from QEMU, console on ttyS0; hy-dom0-init skips the
+#                  toolstack and runs /mnt/run.sh as usual (there, an L1 with nested KVM)
 #   <payload-dir>  copied onto an ext4 disk (mkfs.ext4 -d) that dom0 mounts at /mnt; it must hold
 #                  an executable run.sh (tests/xen/payload/run.sh, which starts the dom0 agent
 #                  hy-agent on plan.json; the harness fills the rest: configs, kernels).
@@ -45,7 +48,12 @@ LOCK=${HY_QEMU_LOCK:-/tmp/hy-qemu.lock}
 log() { echo "run-host: $*" >&2; }
 die() { echo "run-host: ERROR: $*" >&2; exit 1; }
 
-[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: run-host.sh <payload-dir> <out-dir> [timeout-s]"
+NO_XEN=0
+if [ "${1:-}" = --no-xen ]; then
+    NO_XEN=1
+    shift
+fi
+[ $# -ge 2 ] && [ $# -le 3 ] || die "usage: run-host.sh [--no-xen] <payload-dir> <out-dir> [timeout-s]"
 PAYLOAD=$1
 OUTDIR=$2
 TMO=${3:-600}
@@ -71,7 +79,7 @@ HOST=${HY_XEN_HOST:-}
 if [ -z "$HOST" ]; then
     HOST=$("$HERE/build-host.sh") || die "build-host.sh failed"
 fi
-for f in boot/xen boot/vmlinuz boot/initrd.img dom0.img; do
+for f in boot/vmlinuz boot/initrd.img dom0.img $([ "$NO_XEN" = 1 ] || echo boot/xen); do
     [ -f "$HOST/$f" ] || die "host build $HOST has no $f (run tests/xen/build-host.sh)"
 done
 QEMU=${HY_QEMU:-}
@@ -122,8 +130,17 @@ QEMU_ARGS=(
     -L /usr/share/qemu -L /usr/share/seabios -nic none
     -accel "tcg,thread=$TCG_THREAD" -cpu max,-smap -smp "$L0_CPUS" -m 3G -machine q35
     -display none -monitor none -serial stdio -no-reboot -pidfile "$WORK/qemu.pid"
-    -kernel "$HOST/boot/xen" -append "$XEN_CMD"
-    -initrd "$HOST/boot/vmlinuz $DOM0_CMD,$HOST/boot/initrd.img"
+)
+if [ "$NO_XEN" = 1 ]; then
+    # Plain Linux: the same kernel, initrd and root image, no hypervisor below it. Linux's
+    # `panic=-1` reboots at once on a panic, which -no-reboot turns into QEMU's exit.
+    L1_CMD="console=ttyS0 root=/dev/vda rw init=/usr/local/sbin/hy-dom0-init panic=-1"
+    L1_CMD+=" hy.poweroff hy.payload_timeout=$PAYLOAD_TMO"
+    QEMU_ARGS+=(-kernel "$HOST/boot/vmlinuz" -append "$L1_CMD" -initrd "$HOST/boot/initrd.img")
+else
+    QEMU_ARGS+=(-kernel "$HOST/boot/xen" -append "$XEN_CMD" -initrd "$HOST/boot/vmlinuz $DOM0_CMD,$HOST/boot/initrd.img")
+fi
+QEMU_ARGS+=(
     -drive "file=$HOST/dom0.img,if=virtio,format=raw,snapshot=on"
     -drive "file=$WORK/payload.img,if=virtio,format=raw"
 )
@@ -155,7 +172,7 @@ console_filter() {
         line=${line%$'\r'}
         printf '[%s] %s\n' "$t" "$line" >>"$CONSOLE"
         case $line in
-            *HY-DOM0:* | *HY-RUN:* | *HY-AGENT:* | *HY-INITRD:* | *"Xen version"* | *Panic* | *"Kernel panic"* | *"Dom0 crashed"* | \
+            *HY-DOM0:* | *HY-RUN:* | *HY-AGENT:* | *HY-INITRD:* | *HY-KVM:* | *"Xen version"* | *Panic* | *"Kernel panic"* | *"Dom0 crashed"* | \
             *"qemu-system-x86_64:"*)
                 echo "  [$t] $line" >&2 ;;
         esac
@@ -174,7 +191,7 @@ frozen() {
 if ! flock -n "$LOCK" true; then
     log "waiting for the QEMU lock $LOCK (another QEMU is running; up to ${HY_LOCK_WAIT:-3600}s)"
 fi
-log "booting Xen + dom0 under $QEMU (timeout ${TMO}s, payload timeout ${PAYLOAD_TMO}s)"
+log "booting $([ "$NO_XEN" = 1 ] && echo "Linux without Xen (the KVM host's L1)" || echo "Xen + dom0") under $QEMU (timeout ${TMO}s, payload timeout ${PAYLOAD_TMO}s)"
 log "console log: $CONSOLE"
 echo "# $QEMU ${QEMU_ARGS[*]}" >"$CONSOLE"
 T_START=$SECONDS
@@ -197,6 +214,10 @@ STEPS=(
     "payload-end|HY-DOM0: payload exit="
     "poweroff|HY-DOM0: powering off"
 )
+if [ "$NO_XEN" = 1 ]; then
+    # No hypervisor and no toolstack: the steps of plain Linux.
+    STEPS=("${STEPS[@]:1:3}" "${STEPS[@]:5}")
+fi
 LAST_STEP=qemu-start
 NEXT_STEP=none
 : >"$OUTDIR/host-steps.txt"

@@ -65,7 +65,7 @@ impl Phase {
     }
 
     /// Counts an exit detail of one of the phase's exits.
-    pub(super) fn add_detail(&mut self, d: &ExitDetail) {
+    pub(crate) fn add_detail(&mut self, d: &ExitDetail) {
         match *d {
             ExitDetail::MsrWrite { msr, .. } => *self.msr_writes.entry(msr).or_insert(0) += 1,
             ExitDetail::MmioWrite { addr, .. } => *self.mmio_writes.entry(addr).or_insert(0) += 1,
@@ -106,7 +106,7 @@ impl Phase {
     }
 
     /// Adds `delta` exits of `code` (-1: takes back a marker's own exit).
-    pub(super) fn add(&mut self, code: u32, delta: i64) {
+    pub(crate) fn add(&mut self, code: u32, delta: i64) {
         let apply = |v: &mut u64| *v = v.saturating_add_signed(delta);
         apply(self.exit_codes.entry(code).or_insert(0));
         apply(self.exits.entry(svm_exit_name(code)).or_insert(0));
