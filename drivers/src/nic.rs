@@ -52,6 +52,17 @@ pub trait Nic: Send {
     fn rx_interrupt_held_until_ns(&self) -> Option<u64> {
         None
     }
+    /// Largest frame [`receive`](Nic::receive) hands out: an Ethernet frame of the MTU,
+    /// unless the device takes in large segments (netfront's GSO).
+    fn max_rx_frame(&self) -> usize {
+        self.mtu() + 14
+    }
+    /// True if the device checks received TCP/UDP checksums itself (or its back end
+    /// vouched for them), so the stack must not: a frame whose checksum was left blank by
+    /// a back end offloading it would fail the stack's check.
+    fn rx_checksums_checked(&self) -> bool {
+        false
+    }
     /// Name for the mode report (`virtio-net`, `netfront`).
     fn name(&self) -> &'static str;
     /// Counters.

@@ -8,10 +8,14 @@
 //! driver frees its grants. A frame's offset and length are checked against the page, so
 //! the driver never reads outside its own buffer.
 //!
-//! The driver negotiates neither scatter-gather nor GSO nor receive checksum offload, so
-//! a response with `NETRXF_more_data` or `NETRXF_extra_info` is a violation too; and it
-//! sends no extra-info slots, so a `NETIF_RSP_NULL` transmit response (which answers
-//! one, and carries no id) is a violation as well.
+//! Receive offloads ([`NetfrontRings::enable_rx_offloads`], what the driver negotiates):
+//! with them a packet may span several slots (`NETRXF_more_data`, scatter-gather) and
+//! carry extra-info slots after its first (`NETRXF_extra_info`, a GSO segment's size).
+//! An extra-info slot overwrites the response of a request without echoing its id, so
+//! the rings remember which id was posted at each ring index and take that one back.
+//! Without the offloads either flag is a violation, as is `NETRXF_gso_prefix` always.
+//! Nothing is sent with extra-info slots, so a `NETIF_RSP_NULL` transmit response (which
+//! answers one, and carries no id) is a violation as well.
 //!
 //! Around the rings:
 //! - [`open`]: the connection: the xenbus handshake, the pages lent, and the clean-up of
@@ -20,12 +24,14 @@
 
 use crate::grant::GrantRef;
 use crate::netif::{
-    check_rx_response, check_tx_response, IdSet, NetifError, RxOutcome, RxRequest, RxResponse, RxRing, TxOutcome,
-    TxRequest, TxResponse, TxRing, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, RX_RING_SIZE, TX_RING_SIZE,
+    check_rx_response, check_tx_response, ExtraInfo, IdSet, NetifError, RxOutcome, RxRequest, RxResponse, RxRing,
+    TxOutcome, TxRequest, TxResponse, TxRing, EXTRA_FLAG_MORE, EXTRA_TYPE_HASH, EXTRA_TYPE_NONE, NETRXF_EXTRA_INFO,
+    NETRXF_GSO_PREFIX, NETRXF_MORE_DATA, RX_RING_SIZE, TX_RING_SIZE,
 };
 use crate::ring::RingError;
 use crate::shared::SharedMem;
 
+pub mod csum;
 pub mod device;
 pub mod open;
 
@@ -49,6 +55,15 @@ pub enum Violation {
     /// A `NETIF_RSP_NULL` transmit response: it answers an extra-info slot, and this
     /// front end sends none.
     NullTxResponse,
+    /// An extra-info slot of a type `netif.h` does not define (or `NONE`).
+    BadExtra {
+        /// Its type.
+        ty: u8,
+    },
+    /// `NETRXF_extra_info` on a slot that does not start a packet.
+    MisplacedExtra,
+    /// The back end published part of a multi-slot packet (it publishes whole ones).
+    Truncated,
 }
 
 /// Why a call failed.
@@ -74,11 +89,20 @@ pub enum RxEvent {
         offset: u16,
         /// Length.
         len: u16,
+        /// `NETRXF_*` (checksum state; `more_data` when the packet goes on).
+        flags: u16,
     },
     /// The back end failed to fill buffer `id`; re-post it.
     Dropped {
         /// Buffer id.
         id: u16,
+    },
+    /// An extra-info slot; it used up buffer `id` (re-post it).
+    Extra {
+        /// Buffer id, from the rings' own record of what was posted at that index.
+        id: u16,
+        /// The slot's contents.
+        info: ExtraInfo,
     },
 }
 
@@ -91,6 +115,15 @@ pub struct NetfrontRings {
     rx_in_flight: IdSet,
     tx_free: [u16; TX_IDS],
     tx_nfree: usize,
+    /// The id posted at each receive ring index (modulo the ring's size): an extra-info
+    /// slot answers the request there without echoing its id.
+    rx_posted_at: [u16; RX_IDS],
+    /// Multi-slot packets and extra-info slots are allowed (negotiated).
+    rx_offloads: bool,
+    /// The last receive slot said the packet goes on.
+    rx_more: bool,
+    /// Extra-info slots are due next.
+    rx_extra: bool,
     broken: Option<Violation>,
 }
 
@@ -108,8 +141,29 @@ impl NetfrontRings {
             rx_in_flight: IdSet::new(),
             tx_free,
             tx_nfree: TX_IDS,
+            rx_posted_at: [0; RX_IDS],
+            rx_offloads: false,
+            rx_more: false,
+            rx_extra: false,
             broken: None,
         })
+    }
+
+    /// Accepts multi-slot packets and extra-info slots from now on: the driver has
+    /// offered `feature-sg` and `feature-gso-tcpv4`.
+    pub fn enable_rx_offloads(&mut self) {
+        self.rx_offloads = true;
+    }
+
+    /// True while a received packet's slots are still coming (`more_data`, or extra-info
+    /// slots due): the caller keeps taking them before it looks at the packet.
+    pub fn rx_mid_packet(&self) -> bool {
+        self.rx_more || self.rx_extra
+    }
+
+    /// Marks the rings broken because a packet's remaining slots were not published.
+    pub fn truncated(&mut self) -> NetfrontError {
+        self.fail(Violation::Truncated)
     }
 
     /// The violation that broke the rings, if any.
@@ -132,7 +186,10 @@ impl NetfrontRings {
         if id as usize >= RX_IDS || self.rx_in_flight.contains(id) {
             return Err(NetfrontError::Misuse);
         }
-        self.rx.push_request(rx_mem, &RxRequest { id, pad: 0, gref }).map_err(|_| NetfrontError::Full)?;
+        let at = self.rx.push_request(rx_mem, &RxRequest { id, pad: 0, gref }).map_err(|_| NetfrontError::Full)?;
+        if let Some(slot) = self.rx_posted_at.get_mut(at as usize % RX_IDS) {
+            *slot = id;
+        }
         self.rx_in_flight.insert(id);
         Ok(())
     }
@@ -140,6 +197,11 @@ impl NetfrontRings {
     /// Publishes queued receive buffers; true if the back end wants a notification.
     pub fn flush_rx(&mut self, rx_mem: &impl SharedMem) -> bool {
         self.broken.is_none() && self.rx.push_requests_and_check_notify(rx_mem)
+    }
+
+    /// Receive buffers queued by [`Self::post_rx`] and not yet published.
+    pub fn rx_unpublished(&self) -> u32 {
+        self.rx.unpublished()
     }
 
     /// Receive buffers posted and not yet returned.
@@ -161,22 +223,44 @@ impl NetfrontRings {
         }
     }
 
-    /// Takes the next receive response, checked.
+    /// Takes the next receive slot, checked: a response, or (after `NETRXF_extra_info`)
+    /// an extra-info slot.
     pub fn next_rx(&mut self, rx_mem: &impl SharedMem) -> Result<Option<RxEvent>, NetfrontError> {
         self.check()?;
         if !self.has_rx(rx_mem) {
             self.check()?;
             return Ok(None);
         }
+        let at = self.rx.rsp_cons() as usize % RX_IDS;
+        if self.rx_extra {
+            let Some(info) = self.rx.next_response_as::<ExtraInfo>(rx_mem) else { return Ok(None) };
+            let id = self.rx_posted_at.get(at).copied().unwrap_or(u16::MAX);
+            // The request at this index is ours and unanswered, unless the back end
+            // already answered its id from another slot.
+            if !self.rx_in_flight.remove(id) {
+                return Err(self.fail(Violation::Netif(NetifError::NotInFlight(id))));
+            }
+            if info.ty == EXTRA_TYPE_NONE || info.ty > EXTRA_TYPE_HASH {
+                return Err(self.fail(Violation::BadExtra { ty: info.ty }));
+            }
+            self.rx_extra = info.flags & EXTRA_FLAG_MORE != 0;
+            return Ok(Some(RxEvent::Extra { id, info }));
+        }
         let Some(rsp) = self.rx.next_response_as::<RxResponse>(rx_mem) else { return Ok(None) };
         let outcome = check_rx_response(&rsp, &self.rx_in_flight).map_err(|e| self.fail(Violation::Netif(e)))?;
-        if rsp.flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO) != 0 {
+        let multi = NETRXF_MORE_DATA | NETRXF_EXTRA_INFO;
+        if rsp.flags & NETRXF_GSO_PREFIX != 0 || (!self.rx_offloads && rsp.flags & multi != 0) {
             return Err(self.fail(Violation::Unnegotiated { flags: rsp.flags }));
         }
+        if rsp.flags & NETRXF_EXTRA_INFO != 0 && self.rx_more {
+            return Err(self.fail(Violation::MisplacedExtra));
+        }
+        self.rx_more = rsp.flags & NETRXF_MORE_DATA != 0;
+        self.rx_extra = rsp.flags & NETRXF_EXTRA_INFO != 0;
         Ok(Some(match outcome {
-            RxOutcome::Data { id, offset, len, .. } => {
+            RxOutcome::Data { id, offset, len, flags } => {
                 self.rx_in_flight.remove(id);
-                RxEvent::Frame { id, offset, len }
+                RxEvent::Frame { id, offset, len, flags }
             }
             RxOutcome::Error { id, .. } => {
                 self.rx_in_flight.remove(id);

@@ -166,6 +166,11 @@ impl<const SLOT: usize> FrontRing<SLOT> {
         self.free_requests() == 0
     }
 
+    /// Requests filled and not yet published.
+    pub fn unpublished(&self) -> u32 {
+        self.req_prod_pvt.wrapping_sub(self.req_prod)
+    }
+
     /// Requests pushed (published or not) whose responses are not yet consumed.
     pub fn in_flight(&self) -> u32 {
         self.req_prod_pvt.wrapping_sub(self.rsp_cons)

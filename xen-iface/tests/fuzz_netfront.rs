@@ -145,7 +145,7 @@ impl Netback {
                 let offset = rng.range(0, 4096) as u16;
                 let len = rng.range(0, 4096 - offset as u64) as u16;
                 let flags = *rng.pick(&[0, NETRXF_DATA_VALIDATED, NETRXF_CSUM_BLANK, 3]);
-                (offset, flags, len as i16, RxEvent::Frame { id, offset, len })
+                (offset, flags, len as i16, RxEvent::Frame { id, offset, len, flags })
             };
             self.rx_respond(id, offset, flags, status);
             self.rx_answered.push_back(id);
@@ -360,7 +360,7 @@ fn netfront_hostile() {
                 }
                 2 => match d.rings.next_rx(&b.rx) {
                     Ok(Some(ev)) => {
-                        let (RxEvent::Frame { id, .. } | RxEvent::Dropped { id }) = ev;
+                        let (RxEvent::Frame { id, .. } | RxEvent::Dropped { id } | RxEvent::Extra { id, .. }) = ev;
                         assert!(d.posted.remove(&id), "{ev:?}: a buffer not posted, or returned twice");
                         if let RxEvent::Frame { offset, len, .. } = ev {
                             assert!(offset as usize + len as usize <= PAGE_SIZE, "{ev:?} runs off the page");

@@ -7,11 +7,15 @@
 //! channels and xenstore.
 //!
 //! Data: one page per ring id, lent once at start (so the live-grant count stays flat
-//! however many packets pass); a received frame is copied out of its page through
+//! however many packets pass); a received frame is copied out of its pages through
 //! `SharedMem::read_bytes` before the stack sees it, a frame to send is built in its page
-//! while its id is free. When the back end breaks the protocol the device is marked
-//! broken, its pages are taken back (revoked and freed, or leaked if still mapped), and
-//! every call fails from then on.
+//! while its id is free. Receive offloads are on: a frame may be a GSO segment of up to
+//! 64 KiB over several slots, and its TCP/UDP checksum is checked here unless the back
+//! end vouched for it (`xen_iface::netfront::csum`). Receive buffers go back to the back
+//! end in batches of [`RX_REFILL_BATCH`], with at most one notification each, and all of
+//! them whenever the ring is drained. When the back end breaks the protocol the device
+//! is marked broken, its pages are taken back (revoked and freed, or leaked if still
+//! mapped), and every call fails from then on.
 //!
 //! Interrupts: each device's event channel is a `Channel`, shared by the driver and the
 //! event handler it is. The handler masks the channel (a bit in shared memory) and the
@@ -30,6 +34,7 @@ use arch::xen::grants::Grants;
 use core::sync::atomic::{AtomicU64, Ordering};
 use xen_iface::grant::loan::{Frame, GrantOps};
 use xen_iface::grant::{GrantError, GrantRef};
+use xen_iface::netfront::csum::l4_checksum_ok;
 use xen_iface::netfront::device::{Device, Received};
 use xen_iface::netfront::open::{open, Host, OpenError, OpenFailure};
 use xen_iface::netfront::NetfrontError;
@@ -37,7 +42,11 @@ use xen_iface::netfront::NetfrontError;
 const NODE: &str = "device/vif/0";
 const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
 const MAX_FRAME: usize = 1514;
+/// A GSO segment in: an IPv4 packet of up to 64 KiB and its Ethernet header.
+const MAX_RX_FRAME: usize = 14 + 65_535;
 const PAGE: usize = 4096;
+/// Receive buffers queued before they are published (and the back end perhaps notified).
+pub const RX_REFILL_BATCH: u32 = 32;
 
 /// The event channel to the back end: shared by the driver and its event handler.
 struct Channel {
@@ -190,7 +199,7 @@ impl Netfront {
             channel,
             grants,
             dev,
-            rx_frame: vec![0; PAGE],
+            rx_frame: vec![0; MAX_RX_FRAME],
             broken_reported: false,
             stats: NicStats::default(),
         })
@@ -199,6 +208,14 @@ impl Netfront {
     /// The address the toolstack configured for this vif (`ip` in its back end), if any.
     pub fn configured_ip(&self) -> Option<&str> {
         self.dev.ip()
+    }
+
+    /// Publishes the receive buffers queued again once `at_least` are (1: all of them),
+    /// notifying the back end if it asked.
+    fn refill(&mut self, at_least: u32) {
+        if self.dev.rx_unpublished() >= at_least.max(1) && self.dev.flush_rx() {
+            self.channel.notify();
+        }
     }
 
     /// Turns an error from the device into the NIC's, taking the pages back on a
@@ -268,36 +285,52 @@ impl Nic for Netfront {
     }
 
     fn can_receive(&mut self) -> bool {
-        self.dev.has_rx()
+        let ready = self.dev.has_rx();
+        if !ready {
+            self.refill(1);
+        }
+        ready
     }
 
     fn receive(&mut self, consume: &mut dyn FnMut(&[u8])) -> Result<bool, NicError> {
-        let notify = match self.dev.receive(self.rx_frame.as_mut_slice()) {
-            Ok(Received::Nothing) => return Ok(false),
-            Ok(Received::Frame { len, notify }) => {
+        let got = match self.dev.receive(self.rx_frame.as_mut_slice()) {
+            Ok(Received::Nothing) => false,
+            Ok(Received::Frame { len, validated }) => {
                 // A copy in the driver's own memory: the back end cannot change it.
-                consume(self.rx_frame.get(..len).unwrap_or(&[]));
-                self.stats.rx_frames += 1;
-                notify
+                let frame = self.rx_frame.get(..len).unwrap_or(&[]);
+                if validated || l4_checksum_ok(frame) {
+                    consume(frame);
+                    self.stats.rx_frames += 1;
+                } else {
+                    log::debug!("netfront: a {len}-byte frame with a bad checksum dropped");
+                }
+                true
             }
-            Ok(Received::Dropped { notify }) => {
+            Ok(Received::Dropped) => {
                 self.stats.bad_responses += 1;
-                notify
+                true
             }
             Err(e) => return Err(self.failed(e)),
         };
-        if notify {
-            self.channel.notify();
-        }
-        Ok(true)
+        self.refill(RX_REFILL_BATCH);
+        Ok(got)
     }
 
     fn enable_rx_interrupt(&mut self) -> bool {
         if self.dev.rings().broken().is_some() {
             return false;
         }
+        self.refill(1);
         self.dev.arm_rx();
         self.channel.unmask();
+        true
+    }
+
+    fn max_rx_frame(&self) -> usize {
+        MAX_RX_FRAME
+    }
+
+    fn rx_checksums_checked(&self) -> bool {
         true
     }
 

@@ -5,12 +5,16 @@
 //! processes the received frame. So a received frame is first copied out of the NIC's
 //! ring into the adapter's own buffer, which frees the ring slot and the NIC before
 //! smoltcp looks at it; transmitted frames are built in the NIC's buffer directly.
+//!
+//! The NIC says how large a received frame can be (netfront takes in GSO segments of up
+//! to 64 KiB, which smoltcp accepts whatever the MTU) and whether it checks receive
+//! checksums itself; smoltcp then only computes them on transmit.
 
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use drivers::nic::Nic;
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 /// A NIC as a smoltcp device.
@@ -18,13 +22,19 @@ pub struct NicDevice<'a> {
     nic: RefCell<&'a mut dyn Nic>,
     rx_frame: RefCell<Vec<u8>>,
     mtu: usize,
+    rx_checksums_checked: bool,
 }
 
 impl<'a> NicDevice<'a> {
     /// Wraps `nic`.
     pub fn new(nic: &'a mut dyn Nic) -> Self {
-        let mtu = nic.mtu();
-        NicDevice { nic: RefCell::new(nic), rx_frame: RefCell::new(vec![0; mtu + 14]), mtu }
+        let (mtu, max_rx, rx_checksums_checked) = (nic.mtu(), nic.max_rx_frame(), nic.rx_checksums_checked());
+        NicDevice {
+            nic: RefCell::new(nic),
+            rx_frame: RefCell::new(vec![0; max_rx.max(mtu + 14)]),
+            mtu,
+            rx_checksums_checked,
+        }
     }
 
     /// The NIC, for calls outside smoltcp (interrupt re-arming, counters).
@@ -50,7 +60,7 @@ impl phy::RxToken for Rx<'_, '_> {
         let mut len = 0;
         // An error means the NIC is broken: nothing was received and len stays 0.
         let _ = self.nic.borrow_mut().receive(&mut |frame| {
-            // The NIC never hands out more than an MTU-sized frame; clamp regardless.
+            // The NIC never hands out more than `max_rx_frame`; clamp regardless.
             len = frame.len().min(buf.len());
             buf[..len].copy_from_slice(&frame[..len]);
         });
@@ -108,6 +118,10 @@ impl<'a> Device for NicDevice<'a> {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + 14;
+        if self.rx_checksums_checked {
+            caps.checksum.tcp = Checksum::Tx;
+            caps.checksum.udp = Checksum::Tx;
+        }
         caps
     }
 }

@@ -3,16 +3,19 @@
 //! and the event channel's port. [`super::open`] builds it; the driver moves frames
 //! through it and gives it real memory.
 //!
-//! A received frame is copied out of its shared page with [`SharedMem::read_bytes`] into
-//! the caller's buffer before anyone sees it as a slice (the back end can still write
-//! that page), then the buffer is posted again. A frame to send is written into its
-//! page while its id is free, so the back end has no reason to read it.
+//! A received frame is copied out of its shared pages (one per slot: a GSO segment spans
+//! up to 17) with [`SharedMem::read_bytes`] into the caller's buffer before anyone sees
+//! it as a slice (the back end can still write those pages), and each buffer is queued
+//! again; [`Device::flush_rx`] publishes the queued ones, so the driver refills in
+//! batches with one notification. A frame to send is written into its page while its id
+//! is free, so the back end has no reason to read it.
 //!
 //! When the back end breaks the protocol, every call fails ([`NetfrontError::Broken`])
 //! and the driver takes the pages back with [`Device::take_back`].
 
 use super::{NetfrontError, NetfrontRings, RxEvent};
 use crate::grant::loan::{GrantOps, Loans, Returned};
+use crate::netif::{NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED};
 use crate::ring::PAGE_SIZE;
 use crate::shared::SharedMem;
 use alloc::string::String;
@@ -24,16 +27,15 @@ pub enum Received {
     Nothing,
     /// A frame of `len` bytes is at the start of the caller's buffer.
     Frame {
-        /// Its length (cut to the caller's buffer).
+        /// Its length.
         len: usize,
-        /// The buffer was posted again and the back end wants a notification.
-        notify: bool,
+        /// The back end vouched for its TCP/UDP checksum (`NETRXF_data_validated`) or
+        /// left it blank (`NETRXF_csum_blank`): either way not for the stack to check.
+        validated: bool,
     },
-    /// The back end could not fill a buffer (it was posted again).
-    Dropped {
-        /// The back end wants a notification.
-        notify: bool,
-    },
+    /// The packet was dropped: the back end could not fill a buffer, or the frame did
+    /// not fit the caller's buffer. Its buffers were queued again.
+    Dropped,
 }
 
 /// An open netfront.
@@ -114,31 +116,60 @@ impl<P: SharedMem> Device<P> {
         }
     }
 
-    /// Takes the next receive response: copies its frame into `out` (cut to its
-    /// length) and posts the buffer again.
+    /// Takes the next received packet, all its slots: copies its frame into `out` and
+    /// queues each buffer again (publish them with [`Self::flush_rx`]).
     pub fn receive(&mut self, out: &mut [u8]) -> Result<Received, NetfrontError> {
         self.check()?;
         let rx_ring = self.ring_pages.get(1).map(|l| l.page()).ok_or(NetfrontError::Misuse)?;
-        let (id, len) = match self.rings.next_rx(rx_ring)? {
-            None => return Ok(Received::Nothing),
-            Some(RxEvent::Frame { id, offset, len }) => {
-                let page = self.rx.get(id as usize).ok_or(NetfrontError::Misuse)?.page();
-                let n = (len as usize).min(out.len());
-                // `next_rx` checked offset + len against the page.
-                if let Some(dst) = out.get_mut(..n) {
-                    page.read_bytes(offset as usize, dst);
+        let (mut len, mut validated, mut fits, mut first) = (0usize, false, true, true);
+        // Each turn consumes one response of the ring, so the loop ends.
+        loop {
+            let event = match self.rings.next_rx(rx_ring)? {
+                None if first => return Ok(Received::Nothing),
+                None => return Err(self.rings.truncated()),
+                Some(e) => e,
+            };
+            let id = match event {
+                RxEvent::Frame { id, offset, len: n, flags } => {
+                    if first {
+                        validated = flags & (NETRXF_DATA_VALIDATED | NETRXF_CSUM_BLANK) != 0;
+                    }
+                    let page = self.rx.get(id as usize).ok_or(NetfrontError::Misuse)?.page();
+                    // `next_rx` checked offset + len against the page.
+                    match out.get_mut(len..len + n as usize) {
+                        Some(dst) if fits => page.read_bytes(offset as usize, dst),
+                        _ => fits = false,
+                    }
+                    len += n as usize;
+                    id
                 }
-                (id, Some(n))
+                RxEvent::Dropped { id } => {
+                    fits = false;
+                    id
+                }
+                RxEvent::Extra { id, .. } => id,
+            };
+            first = false;
+            let gref = self.rx.get(id as usize).ok_or(NetfrontError::Misuse)?.gref();
+            self.rings.post_rx(rx_ring, id, gref)?;
+            if !self.rings.rx_mid_packet() {
+                break;
             }
-            Some(RxEvent::Dropped { id }) => (id, None),
-        };
-        let gref = self.rx.get(id as usize).ok_or(NetfrontError::Misuse)?.gref();
-        self.rings.post_rx(rx_ring, id, gref)?;
-        let notify = self.rings.flush_rx(rx_ring);
-        Ok(match len {
-            Some(len) => Received::Frame { len, notify },
-            None => Received::Dropped { notify },
-        })
+        }
+        Ok(if fits { Received::Frame { len, validated } } else { Received::Dropped })
+    }
+
+    /// Receive buffers queued again and not yet published.
+    pub fn rx_unpublished(&self) -> u32 {
+        self.rings.rx_unpublished()
+    }
+
+    /// Publishes the queued receive buffers; true if the back end wants a notification.
+    pub fn flush_rx(&mut self) -> bool {
+        match self.ring_pages.get(1) {
+            Some(l) => self.rings.flush_rx(l.page()),
+            None => false,
+        }
     }
 
     /// Takes every transmit response back; returns how many ids came free.

@@ -4,7 +4,8 @@
 //! The front end's side is two ring pages, one page per transmit id (lent read-only) and
 //! one per receive id (lent writable), and an event channel; its keys tell the back end
 //! where they are and what the front end negotiates: receive by copy, receive
-//! notifications, no scatter-gather, no GSO, no checksum offload.
+//! notifications, and the receive offloads (scatter-gather, TCPv4 GSO segments in,
+//! checksum offload: see [`super::csum`]); nothing is offloaded on transmit.
 //!
 //! Failure is the interesting path. Once the first page is lent, any error (memory,
 //! grant references or the event channel running out, a xenstore failure, a back end
@@ -136,7 +137,9 @@ impl<P: Frame + SharedMem> Setup<P> {
     fn allocate<H: Host<Page = P>>(&mut self, host: &mut H) -> Result<Keys, OpenError> {
         let (tx_ring, rx_ring) = (page(host)?, page(host)?);
         // The rings are initialised before the back end can see them.
-        self.rings = Some(NetfrontRings::new(&tx_ring, &rx_ring).map_err(OpenError::Rings)?);
+        let mut rings = NetfrontRings::new(&tx_ring, &rx_ring).map_err(OpenError::Rings)?;
+        rings.enable_rx_offloads();
+        self.rings = Some(rings);
         let tx_ref = self.ring_pages.lend(host, tx_ring, false).map_err(OpenError::Grant)?;
         let rx_ref = self.ring_pages.lend(host, rx_ring, false).map_err(OpenError::Grant)?;
         for _ in 0..TX_IDS {
@@ -156,9 +159,9 @@ impl<P: Frame + SharedMem> Setup<P> {
             ("event-channel", format!("{port}")),
             set("request-rx-copy", "1"),
             set("feature-rx-notify", "1"),
-            set("feature-sg", "0"),
-            set("feature-gso-tcpv4", "0"),
-            set("feature-no-csum-offload", "1"),
+            set("feature-sg", "1"),
+            set("feature-gso-tcpv4", "1"),
+            set("feature-no-csum-offload", "0"),
         ])
     }
 

@@ -43,6 +43,16 @@ impl FakeBack {
         self.rx.write_u32(RSP_PROD, self.rx_rsp_prod);
     }
 
+    /// Publishes an extra-info slot (it answers the next request without its id).
+    fn rx_extra(&mut self, ty: u8, flags: u8) {
+        let _ = self.take_rx();
+        let at = RING + (self.rx_rsp_prod % 256) as usize * RX_SLOT;
+        self.rx.write_u32(at, ty as u32 | (flags as u32) << 8 | 0x05b4 << 16); // gso.size 1460
+        self.rx.write_u32(at + 4, 0);
+        self.rx_rsp_prod += 1;
+        self.rx.write_u32(RSP_PROD, self.rx_rsp_prod);
+    }
+
     /// Takes the next transmit request: (gref, size, id).
     fn take_tx(&mut self) -> Option<(u32, u16, u16)> {
         if self.tx.read_u32(REQ_PROD) == self.tx_req_cons {
@@ -82,7 +92,7 @@ fn receives_and_reposts_across_wraps() {
         b.rx_respond(id, 10, 0, 60 + (n % 1400) as i16);
         assert!(r.has_rx(&b.rx));
         let ev = r.next_rx(&b.rx).unwrap().unwrap();
-        assert_eq!(ev, RxEvent::Frame { id, offset: 10, len: 60 + (n % 1400) as u16 });
+        assert_eq!(ev, RxEvent::Frame { id, offset: 10, len: 60 + (n % 1400) as u16, flags: 0 });
         r.post_rx(&b.rx, id, gref).unwrap();
         r.flush_rx(&b.rx);
     }
@@ -233,4 +243,99 @@ fn a_null_transmit_response_breaks_the_device() {
     assert_eq!(r.tx_reclaim(&b.tx), Err(NetfrontError::Broken(Violation::NullTxResponse)));
     assert_eq!(r.broken(), Some(Violation::NullTxResponse));
     assert!(r.tx_alloc().is_none(), "broken, not silently Busy");
+}
+
+use crate::netif::{EXTRA_TYPE_GSO, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA};
+
+/// With the offloads, one GSO packet: a first slot announcing more data and an
+/// extra-info slot, the extra slot (whose buffer comes back by ring index), two more
+/// data slots. Every buffer is in flight again once re-posted.
+#[test]
+fn a_multi_slot_packet_with_its_extra_info() {
+    let (mut b, mut r) = FakeBack::new();
+    r.enable_rx_offloads();
+    post_all(&b, &mut r);
+    for round in 0..300u32 {
+        let first = NETRXF_MORE_DATA | NETRXF_EXTRA_INFO | NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED;
+        let (a, _) = b.take_rx().unwrap();
+        b.rx_respond(a, 0, first, 4096);
+        let extra_id = r.rx_posted_at[(b.rx_req_cons % 256) as usize];
+        b.rx_extra(EXTRA_TYPE_GSO, 0);
+        let (c, _) = b.take_rx().unwrap();
+        b.rx_respond(c, 0, NETRXF_MORE_DATA, 4096);
+        let (d, _) = b.take_rx().unwrap();
+        b.rx_respond(d, 0, 0, 100 + round as i16);
+        let mut got = Vec::new();
+        while let Some(ev) = r.next_rx(&b.rx).unwrap() {
+            got.push((ev, r.rx_mid_packet()));
+            let id = match ev {
+                RxEvent::Frame { id, .. } | RxEvent::Dropped { id } | RxEvent::Extra { id, .. } => id,
+            };
+            r.post_rx(&b.rx, id, 1000 + id as u32).unwrap();
+        }
+        r.flush_rx(&b.rx);
+        assert_eq!(got.len(), 4, "round {round}");
+        assert_eq!(got[0], (RxEvent::Frame { id: a, offset: 0, len: 4096, flags: first }, true));
+        assert!(matches!(got[1], (RxEvent::Extra { id, info }, true) if id == extra_id && info.ty == EXTRA_TYPE_GSO));
+        assert_eq!(got[2], (RxEvent::Frame { id: c, offset: 0, len: 4096, flags: NETRXF_MORE_DATA }, true));
+        assert_eq!(got[3], (RxEvent::Frame { id: d, offset: 0, len: 100 + round as u16, flags: 0 }, false));
+        assert_eq!(r.rx_posted(), RX_IDS);
+    }
+}
+
+/// A named misbehaviour and the violation it must be reported as.
+type ExpectedViolation = (&'static str, fn(&mut FakeBack), Violation);
+
+/// What a back end can get wrong about multi-slot packets and extra-info slots.
+#[test]
+fn misbehaving_multi_slot_packets_break_the_device() {
+    let cases: [ExpectedViolation; 3] = [
+        (
+            "extra-info of an unknown type",
+            |b| {
+                let (a, _) = b.take_rx().unwrap();
+                b.rx_respond(a, 0, NETRXF_EXTRA_INFO, 60);
+                b.rx_extra(9, 0);
+            },
+            Violation::BadExtra { ty: 9 },
+        ),
+        (
+            "extra-info announced mid-packet",
+            |b| {
+                let (a, _) = b.take_rx().unwrap();
+                b.rx_respond(a, 0, NETRXF_MORE_DATA, 60);
+                let (c, _) = b.take_rx().unwrap();
+                b.rx_respond(c, 0, NETRXF_EXTRA_INFO, 60);
+            },
+            Violation::MisplacedExtra,
+        ),
+        (
+            "extra-info slot whose buffer was answered already",
+            |b| {
+                let _ = b.take_rx().unwrap();
+                // Answers with the id posted at the next index, which the extra slot uses.
+                b.rx_respond(1, 0, NETRXF_EXTRA_INFO, 60);
+                let at = RING + (b.rx_rsp_prod % 256) as usize * RX_SLOT;
+                b.rx_req_cons += 1;
+                b.rx.write_u32(at, EXTRA_TYPE_GSO as u32);
+                b.rx_rsp_prod += 1;
+                b.rx.write_u32(RSP_PROD, b.rx_rsp_prod);
+            },
+            Violation::Netif(crate::netif::NetifError::NotInFlight(1)),
+        ),
+    ];
+    for (what, misbehave, want) in cases {
+        let (mut b, mut r) = FakeBack::new();
+        r.enable_rx_offloads();
+        post_all(&b, &mut r);
+        misbehave(&mut b);
+        let mut got = Ok(None);
+        for _ in 0..3 {
+            got = r.next_rx(&b.rx);
+            if got.is_err() {
+                break;
+            }
+        }
+        assert_eq!(got, Err(NetfrontError::Broken(want)), "{what}");
+    }
 }

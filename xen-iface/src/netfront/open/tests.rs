@@ -206,7 +206,7 @@ fn an_honest_back_end_gets_a_working_device() {
     assert_eq!(dev.rings().rx_posted(), RX_IDS);
     assert_eq!(host.notified, 1, "the posted buffers were announced");
     assert_eq!(bus.front("event-channel"), Some(format!("{}", dev.port())));
-    assert_eq!(bus.front("feature-sg").as_deref(), Some("0"));
+    assert_eq!(bus.front("feature-sg").as_deref(), Some("1"));
 
     // The back end fills receive buffer 0 and answers on the ring.
     let frame: Vec<u8> = (0..60u8).collect();
@@ -217,7 +217,9 @@ fn an_honest_back_end_gets_a_working_device() {
     rx_ring.write_u32(RSP_PROD, 1);
     let mut out = [0u8; 4096];
     assert!(dev.has_rx());
-    assert_eq!(dev.receive(&mut out), Ok(Received::Frame { len: 60, notify: false }));
+    assert_eq!(dev.receive(&mut out), Ok(Received::Frame { len: 60, validated: false }));
+    assert_eq!(dev.rx_unpublished(), 1, "queued again, published in a batch");
+    assert!(!dev.flush_rx());
     // A copy: the back end writing the page again changes nothing already received.
     dev.rx_page(0).unwrap().write_bytes(14, &[0xee; 60]);
     assert_eq!(&out[..60], &frame[..]);
