@@ -43,7 +43,8 @@ struct NetRun {
     hvm: GuestRun,
     linux: GuestRun,
     detached: GuestRun,
-    /// Hybrid, qemu-xen's virtio-net, MSI over a PIRQ.
+    /// Hybrid, qemu-xen's virtio-net, MSI over a PIRQ, events on the per-vCPU vector with
+    /// Viridian's APIC assist: the best hybrid.
     pirq: GuestRun,
     /// Hybrid, qemu-xen's virtio-net, `msi=pirq` but `hvm_pirqs=off`.
     no_pirqs: GuestRun,
@@ -93,7 +94,7 @@ fn run() -> &'static NetRun {
             Guest::kernel_net(Variant::HVM, 3, plan_with_load(0)),
             Guest::linux_net(20, net_plan(Server::Linux, rr, stream, 0)),
             detached_mid_init(),
-            Guest::kernel_net(Variant::HYBRID_PIRQ, 5, plan_with_load(0)),
+            Guest::kernel_net(Variant::HYBRID_PIRQ_ASSIST, 5, plan_with_load(0)),
             Guest::kernel_net(without_pirqs(), 6, net_plan(Server::Hykernel, rr, stream, 0)),
             Guest::kernel_net(Variant::HVM_MSIMASK, 7, plan_with_load(0)),
         ];
@@ -310,8 +311,10 @@ fn msi_over_a_pirq_costs_no_msix_table_write_and_no_eoi() {
 fn at_the_slides_rate_msi_over_a_pirq_removes_the_msix_writes_and_the_eoi() {
     // Under ~12,000 datagrams/s: hybrid's PIRQ MSI writes no MSI-X entry and no EOI;
     // hvm with the slides' masking writes the table around every interrupt; hvm's own
-    // baseline ends each interrupt with a trapped EOI; and the PIRQ route takes fewer
-    // exits per interrupt, all exits counted, than the best plain HVM guest.
+    // baseline ends each interrupt with a trapped EOI; and the PIRQ route on the assisted
+    // per-vCPU vector takes, all exits counted, one exit per interrupt fewer than the best
+    // plain HVM guest: the EOI (both pay the halt and the timer's re-arm). On the global
+    // callback the PIRQ route pays the interrupt window instead of the EOI: no gain.
     let r = run();
     let (pirq, hvm, masked) =
         (load_phase(&r.pirq, SLIDES_RATE), load_phase(&r.hvm, SLIDES_RATE), load_phase(&r.msimask, SLIDES_RATE));
@@ -324,9 +327,15 @@ fn at_the_slides_rate_msi_over_a_pirq_removes_the_msix_writes_and_the_eoi() {
     assert!((0.9..=1.1).contains(&hvm_eoi), "hvm: {hvm_eoi:.2} EOI exits per interrupt");
     let total = |p: &Phase| ExitCost::of(p).map_or(f64::NAN, |c| c.total);
     let (t_pirq, t_hvm) = (total(pirq), total(hvm));
-    assert!(t_pirq < t_hvm, "exits per interrupt: hybrid-pirq {t_pirq:.2} against hvm {t_hvm:.2}");
+    let saved = t_hvm - t_pirq;
+    assert!(
+        (0.85..=1.15).contains(&saved),
+        "exits per interrupt: hybrid-pirq-assist {t_pirq:.2} against hvm {t_hvm:.2}"
+    );
+    let vintr = ExitCost::of(pirq).map_or(f64::NAN, |c| c.of_reason("VINTR"));
+    assert!(vintr <= 0.02, "{}: {vintr:.2} VINTR exits per interrupt", r.pirq.name());
     eprintln!(
-        "at {SLIDES_RATE}/s hybrid-pirq removes {:.0} % of hvm's exits per interrupt",
+        "at {SLIDES_RATE}/s hybrid-pirq-assist removes {:.0} % of hvm's exits per interrupt",
         100.0 * (1.0 - t_pirq / t_hvm)
     );
 }
