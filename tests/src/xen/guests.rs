@@ -87,6 +87,13 @@ impl Variant {
         v.opts.msimask = MsiMask::On;
         v
     };
+    /// Plain HVM whose virtio-net holds its interrupt off for 250 µs after each one
+    /// (`irqmod=250`): interrupt moderation, the other way a NIC driver sheds interrupts.
+    pub const HVM_IRQMOD: Variant = {
+        let mut v = Variant::new("hvm-irqmod", Mode::Hvm);
+        v.opts.irqmod_us = 250;
+        v
+    };
     /// Hybrid keeping qemu-xen's virtio-net, its MSI through the local APIC (`msi=lapic`).
     pub const HYBRID_VIRTIO_LAPIC: Variant = Variant::hybrid_virtio("hybrid-virtio-lapic", MsiChoice::Lapic);
     /// Hybrid keeping qemu-xen's virtio-net, its MSI over a PIRQ and an event channel.

@@ -24,7 +24,8 @@ pub const SECONDS: u32 = 3;
 const SLIDES_RATE: u32 = 12_000;
 
 /// The variants the experiment compares: plain HVM (its virtio-net suppressing interrupts
-/// in the queue, as a good driver does) and with the slides' per-interrupt MSI-X masking;
+/// in the queue, as a good driver does), with the slides' per-interrupt MSI-X masking, and
+/// with interrupt moderation;
 /// hybrid keeping the emulated virtio-net with its MSI through the LAPIC, over a PIRQ, and
 /// over a PIRQ on the assisted per-vCPU vector; hybrid on Xen's netfront with each event
 /// delivery.
@@ -32,6 +33,7 @@ pub fn variants() -> Vec<Variant> {
     vec![
         Variant::HVM,
         Variant::HVM_MSIMASK,
+        Variant::HVM_IRQMOD,
         Variant::HYBRID_VIRTIO_LAPIC,
         Variant::HYBRID_PIRQ,
         Variant::HYBRID_PIRQ_ASSIST,
