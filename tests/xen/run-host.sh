@@ -185,7 +185,17 @@ frozen() {
     : >"$WORK/frozen"
     echo "[ silent ] run-host: the host's console was silent for ${SILENCE}s: stopping QEMU" >>"$CONSOLE"
     log "the host's console was silent for ${SILENCE}s: the nested host froze; stopping QEMU"
-    [ -s "$WORK/qemu.pid" ] && kill "$(cat "$WORK/qemu.pid")" 2>/dev/null || true
+    local pid i
+    pid=$(cat "$WORK/qemu.pid" 2>/dev/null) && [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    # A frozen QEMU may not act on SIGTERM (seen on the KVM host: its vCPU thread asleep,
+    # shutdown waiting for it); give it 10 s, then SIGKILL.
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 1
+    done
+    echo "[ silent ] run-host: QEMU did not stop on SIGTERM within 10 s: SIGKILL" >>"$CONSOLE"
+    kill -9 "$pid" 2>/dev/null || true
 }
 
 if ! flock -n "$LOCK" true; then
