@@ -2,7 +2,7 @@
 # hykernel's front door: set up what is missing, build, boot the kernel, run its
 # benchmarks and print the results table (also written to results/<host>-<mode>.json).
 #
-#   ./run.sh [--host qemu|xen] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--help]
+#   ./run.sh [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--help]
 set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=tests/lib/fail-step.sh
@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'USAGE'
-usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST] [--rounds N] [--boots N [--busy]]
+usage: ./run.sh [--host qemu|xen|kvm] [--mode MODE] [--bench LIST] [--rounds N] [--boots N [--busy]]
 
   --host HOST     where to boot the kernel:
                     qemu  QEMU TCG on this machine (default)
@@ -18,11 +18,15 @@ usage: ./run.sh [--host qemu|xen] [--mode MODE] [--bench LIST] [--rounds N] [--b
                           Debian's packages on first use (~3 min, cached in ~/.cache/hykernel);
                           every benchmark also gets its VM exits per operation, and boot time
                           is compared with a Linux PVH domU
+                    kvm   the same image booted without Xen: the kernel runs as an L2 KVM
+                          guest, every benchmark gets its exits per operation from L1's trace
   --mode MODE     qemu: auto, hvm, all (= hvm)
                   xen:  hvm, hybrid, pvh, or all: those three plus hybrid with the
                         per-vCPU upcall vector (without and with Viridian's APIC assist),
                         side by side, and with net the interrupt-load experiment
                         (default: hvm)
+                  kvm:  hvm, hybrid (kvmclock + PV EOI), or all: those two plus hybrid
+                        with eoi=lapic
   --bench LIST    all (default), none, or a comma list of
                   cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw,net
   --rounds N      xen: interleaved rounds of each network guest (ours, Linux, ours, ...);
@@ -51,18 +55,19 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$HOST:$MODE" in
-  qemu:auto|qemu:hvm|qemu:all|xen:hvm|xen:hybrid|xen:pvh|xen:all) ;;
+  qemu:auto|qemu:hvm|qemu:all|xen:hvm|xen:hybrid|xen:pvh|xen:all|kvm:hvm|kvm:hybrid|kvm:all) ;;
   qemu:*) echo "run.sh: --mode $MODE: on --host qemu the modes are auto, hvm, all" >&2; exit 2 ;;
   xen:*) echo "run.sh: --mode $MODE: on --host xen the modes are hvm, hybrid, pvh, all" >&2; exit 2 ;;
-  *) echo "run.sh: --host $HOST: unknown host (qemu, xen)" >&2; exit 2 ;;
+  kvm:*) echo "run.sh: --mode $MODE: on --host kvm the modes are hvm, hybrid, all" >&2; exit 2 ;;
+  *) echo "run.sh: --host $HOST: unknown host (qemu, xen, kvm)" >&2; exit 2 ;;
 esac
-if [ "$HOST" = xen ] && [ "$(id -u)" -ne 0 ]; then
-  echo "run.sh: --host xen needs root (debootstrap, chroot and the host's disks)" >&2; exit 2
+if [ "$HOST" != qemu ] && [ "$(id -u)" -ne 0 ]; then
+  echo "run.sh: --host $HOST needs root (debootstrap, chroot and the host's disks)" >&2; exit 2
 fi
 [[ "$BENCH" =~ ^[a-z_,]+$ ]] || { echo "run.sh: --bench '$BENCH' is not a list of names" >&2; exit 2; }
 
 hy_step "prerequisites (tests/setup.sh)"
-if [ "$HOST" = xen ]; then tests/setup.sh --xen; else tests/setup.sh; fi
+if [ "$HOST" != qemu ]; then tests/setup.sh --xen; else tests/setup.sh; fi
 hy_step "building the kernel and hyrun"
 echo "==> building the kernel (release, x86_64-unknown-none) and the host driver" >&2
 cargo build -q --release -p hykernel --target x86_64-unknown-none

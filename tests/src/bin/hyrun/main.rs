@@ -7,7 +7,10 @@
 //!   as HVM, hybrid and/or PVH domUs next to a Linux PVH domU, every benchmark row
 //!   carries its VM exits per operation from the host's trace, and the network is driven
 //!   from dom0 by the agent. [`report`] prints and writes what it found.
+//! - `--host kvm` ([`kvm`]): the same image booted without Xen; the kernel runs as an L2
+//!   KVM guest (hvm, and the KVM hybrid mode: kvmclock + PV EOI), exits from L1's trace.
 
+mod kvm;
 mod load;
 mod network;
 mod qemu;
@@ -19,7 +22,8 @@ use harness::paths;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: hyrun [--host qemu|xen] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--kernel ELF] \
+const USAGE: &str =
+    "usage: hyrun [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--kernel ELF] \
                      [--results DIR] [--no-memprobe] [--rounds N] [--boots N [--busy]]\n\
                      --rounds N (xen): interleaved rounds of each network guest, figures are medians (default 5)\n\
                      --boots N (xen): boot each variant and the Linux peer N times without retries and report \
@@ -27,7 +31,7 @@ const USAGE: &str = "usage: hyrun [--host qemu|xen] [--mode auto|hvm|hybrid|pvh|
 
 /// The command line.
 pub struct Args {
-    /// `qemu` or `xen`.
+    /// `qemu`, `xen` or `kvm`.
     pub host: String,
     /// The mode, or `all`.
     pub mode: String,
@@ -85,7 +89,8 @@ fn parse_args() -> Result<Args, String> {
     let modes: &[&str] = match a.host.as_str() {
         "qemu" => &["auto", "hvm", "all"],
         "xen" => &["hvm", "hybrid", "pvh", "all"],
-        h => return Err(format!("--host {h}: unknown host (qemu, xen)")),
+        "kvm" => &["hvm", "hybrid", "all"],
+        h => return Err(format!("--host {h}: unknown host (qemu, xen, kvm)")),
     };
     if !modes.contains(&a.mode.as_str()) {
         return Err(format!("--mode {}: on --host {} the modes are {}", a.mode, a.host, modes.join(", ")));
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
     let result = match (args.host.as_str(), args.boots) {
         ("xen", Some(n)) => stability::run(&args, n, args.busy),
         ("xen", None) => xen::run(&args),
+        ("kvm", _) => kvm::run(&args),
         _ => qemu::run(&args),
     };
     match result {

@@ -1,0 +1,150 @@
+//! `hyrun --host kvm`: the kernel as an L2 KVM guest on the KVM test host (the Xen host's
+//! image booted without Xen, `harness::kvm`), in hvm and/or the KVM hybrid mode; one table
+//! of each benchmark's value and its exits per operation from L1's trace, the total first,
+//! then by reason (MSR exits by index), and the PV EOIs KVM completed.
+
+use super::report::write_json;
+use super::Args;
+use harness::kvm::{run_guests, variants, KvmGuest, KvmRun};
+use harness::paths;
+use harness::table::render_grid;
+use harness::xen::cost::ExitCost;
+use proto::cmdline;
+use serde_json::{json, Value};
+
+/// Seconds for the whole host run: boot (~30 s), then each guest (~60 s under nested KVM).
+fn host_timeout(guests: usize) -> u32 {
+    240 + 150 * guests as u32
+}
+
+fn exits(r: &KvmRun, bench: &str) -> String {
+    match &r.trace {
+        Err(e) => format!("NO TRACE ({e})"),
+        Ok(t) => match t.phase(bench) {
+            None => "no phase".into(),
+            Some(p) => {
+                let cost = ExitCost::of(&p.phase).map_or("0 iterations".into(), |c| c.describe());
+                match p.pv_eois_per_op() {
+                    Some(e) if p.pv_eois > 0 => format!("{cost}; pv-eoi {e:.2}/op"),
+                    _ => cost,
+                }
+            }
+        },
+    }
+}
+
+/// The table: benchmarks in printed order, per variant its value and exits per operation.
+fn table(runs: &[KvmRun]) -> String {
+    let mut header = vec!["benchmark".to_string(), "unit".to_string()];
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        header.push(r.guest.name.trim_start_matches("hy-kvm-").to_string());
+        header.push("exits/op: total = by reason".into());
+        for b in &r.console.benches {
+            if !names.contains(&b.name.as_str()) {
+                names.push(&b.name);
+            }
+        }
+    }
+    let grid: Vec<Vec<String>> = names
+        .iter()
+        .map(|&name| {
+            let mut row = vec![name.to_string(), String::new()];
+            for r in runs {
+                match r.console.bench(name) {
+                    Some(b) => {
+                        row[1] = b.unit.clone();
+                        row.push(format!("{:.1}", b.value));
+                        row.push(exits(r, name));
+                    }
+                    None => row.extend(["-".to_string(), "-".to_string()]),
+                }
+            }
+            row
+        })
+        .collect();
+    let mut title = String::from("host=kvm (KVM in Linux 6.1, nested under QEMU TCG): every exit L1 traced in a phase");
+    for r in runs {
+        let mode = r.console.mode.as_ref().map(ToString::to_string).unwrap_or_else(|| "no MODE line".into());
+        title.push_str(&format!("\n{}: {mode}", r.guest.name));
+    }
+    render_grid(&title, &header, &grid)
+}
+
+fn to_json(r: &KvmRun) -> Value {
+    let phases: Vec<Value> = r
+        .trace
+        .as_ref()
+        .map(|t| {
+            t.phases
+                .iter()
+                .filter(|p| p.phase.complete)
+                .map(|p| {
+                    json!({"name": p.phase.name, "iterations": p.phase.iterations, "total_exits": p.phase.total_exits,
+                           "exits": p.phase.exits, "msr_writes": p.phase.msr_writes.iter().map(|(k, v)| (format!("{k:#x}"), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+                           "eoi_exits": p.phase.eoi_exits(), "pv_eois": p.pv_eois, "injections": p.injections})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({"guest": r.guest.name, "cmdline": r.guest.opts.to_string(), "exit": r.exit,
+           "mode": r.console.mode.as_ref().map(ToString::to_string),
+           "benches": r.console.benches, "phases": phases, "problem": r.problem()})
+}
+
+/// Runs the variants `a.mode` names on the KVM host and prints the table.
+pub fn run(a: &Args) -> Result<(), String> {
+    let bench = cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?.bench;
+    let local = bench.with("net", false).with("mem_lat", false).with("mem_bw", false);
+    if local != bench.with("net", false) || bench.contains("net") {
+        eprintln!("hyrun: the KVM host runs the local CPU benchmarks only (no network, no memory benchmarks yet)");
+    }
+    let guests: Vec<KvmGuest> =
+        variants(&a.mode)?.into_iter().map(|(label, opts)| KvmGuest::kernel(label, opts, local)).collect();
+    let work = paths::logs().join("kvm-host");
+    eprintln!("==> KVM host: {} guests, results under {}", guests.len(), work.display());
+    let runs = run_guests(&work, &a.kernel, &guests, host_timeout(guests.len())).map_err(|e| e.to_string())?;
+    println!("\n{}", table(&runs));
+    let mut problems = Vec::new();
+    for r in &runs {
+        let out = write_json(&a.results, &format!("kvm-{}", r.guest.name.trim_start_matches("hy-kvm-")), &to_json(r))?;
+        eprintln!("wrote {}", out.display());
+        problems.extend(r.problem());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::console::BootSummary;
+    use harness::kvmtrace::phases;
+
+    #[test]
+    fn table_leads_with_the_total_then_reasons() {
+        let opts = cmdline::parse("mode=hybrid").unwrap();
+        let lines = [
+            "MODE hypervisor=kvm mode=hybrid irq=x2apic eoi=pv clock=kvmclock timer=tsc-deadline nic=none msi=lapic",
+            r#"BENCH {"name":"timer_lateness","mode":"hybrid","unit":"ns","value":237066.755,"iterations":200}"#,
+            "DONE",
+        ];
+        let run = KvmRun {
+            guest: KvmGuest::kernel("hybrid", opts, opts.bench),
+            exit: Some(1),
+            console: BootSummary::from_lines(&lines),
+            trace: phases(include_str!("../../../data/kvmtrace/hybrid-timer-lateness.txt")),
+        };
+        assert_eq!(run.problem(), None);
+        let t = table(std::slice::from_ref(&run));
+        assert!(t.contains("mode=hybrid") && t.contains("eoi=pv"), "{t}");
+        assert!(t.contains("1.02 = MSR 1.01 [wrmsr 0x6e0"), "{t}");
+        assert!(t.contains("pv-eoi 0.99/op"), "{t}");
+        let json = to_json(&run);
+        assert_eq!(json["phases"][0]["pv_eois"], 198);
+        assert_eq!(json["phases"][0]["eoi_exits"], 2);
+    }
+}
