@@ -71,3 +71,40 @@ fn a_host_whose_console_goes_silent_is_stopped_and_reported_as_frozen() {
     let console = std::fs::read_to_string(root.join("out/host-console.log")).unwrap();
     assert!(console.contains("Xen version") && console.contains("silent for 3s"), "{console}");
 }
+
+/// Waiting for the QEMU lock prints nothing for as long as another run holds it; that is no
+/// freeze (it was once taken for one, and the run failed after a clean boot).
+#[test]
+fn waiting_for_the_lock_is_not_a_frozen_host() {
+    let dir = Scratch(std::env::temp_dir().join(format!("hy-run-host-lockwait-{}", std::process::id())));
+    let root = &dir.0;
+    let _ = std::fs::remove_dir_all(root);
+    for d in ["host/boot", "payload", "bin"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for f in ["host/boot/xen", "host/boot/vmlinuz", "host/boot/initrd.img", "host/dom0.img"] {
+        std::fs::write(root.join(f), b"").unwrap();
+    }
+    write_exec(&root.join("payload/run.sh"), "#!/bin/sh\nexit 0\n");
+    write_exec(&root.join("bin/qemu-system-x86_64"), "#!/bin/sh\necho '(XEN) Xen version 4.17.5 (fake)'\nexit 0\n");
+    let lock = root.join("qemu.lock");
+    let mut holder = Command::new("flock").arg(&lock).args(["sleep", "6"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("xen/run-host.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(root.join("payload"))
+        .arg(root.join("out"))
+        .arg("100")
+        .env("HY_XEN_HOST", root.join("host"))
+        .env("HY_QEMU", root.join("bin/qemu-system-x86_64"))
+        .env("HY_QEMU_LOCK", &lock)
+        .env("HY_SILENCE_S", "2")
+        .env("HY_PAYLOAD_MB", "8")
+        .output()
+        .unwrap();
+    let _ = holder.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("waiting for the QEMU lock"), "the lock was not held: {stderr}");
+    assert!(!stderr.contains("froze") && !stderr.contains("silent"), "the lock wait was taken for a freeze: {stderr}");
+}

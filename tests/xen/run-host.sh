@@ -160,7 +160,9 @@ console_filter() {
         else
             rc=$?
             if [ "$rc" -gt 128 ]; then
-                frozen
+                # Silence counts from QEMU's first line: before it, flock may wait a long
+                # time for the lock, which is no freeze.
+                if [ -n "$t0" ]; then frozen; fi
                 continue
             fi
             [ -n "$line" ] || break
