@@ -110,9 +110,11 @@ pub fn idle() {
 /// first and Xen injects there. On the test host this took the VINTR exit out of every
 /// variant's `interrupt_idle` benchmark.
 ///
-/// Only the benchmark uses it: with the network loop running on it (long stretches with
-/// interrupts off while events wait in an open window), the nested test host froze twice
-/// in three runs, its L0 QEMU idle for good; with [`idle`] it never did.
+/// Only the benchmark uses it. While the network loop ran on it (long stretches with
+/// interrupts off while events wait in an open window) the nested test host froze twice
+/// in three runs, its L0 QEMU idle for good; the L0 later froze with [`idle`] too (once at
+/// Xen's power-off, and on the KVM host without Xen), so the fold is probably not the
+/// cause, but the network loop stays on [`idle`] until that is settled.
 #[inline]
 pub fn idle_folded() {
     #[cfg(target_os = "none")]
