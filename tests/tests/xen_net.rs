@@ -312,9 +312,10 @@ fn at_the_slides_rate_msi_over_a_pirq_removes_the_msix_writes_and_the_eoi() {
     // Under ~12,000 datagrams/s: hybrid's PIRQ MSI writes no MSI-X entry and no EOI;
     // hvm with the slides' masking writes the table around every interrupt; hvm's own
     // baseline ends each interrupt with a trapped EOI; and the PIRQ route on the assisted
-    // per-vCPU vector takes, all exits counted, one exit per interrupt fewer than the best
-    // plain HVM guest: the EOI (both pay the halt and the timer's re-arm). On the global
-    // callback the PIRQ route pays the interrupt window instead of the EOI: no gain.
+    // per-vCPU vector takes, all exits counted, at least one exit per interrupt fewer than
+    // the best plain HVM guest: its EOIs and windows (both pay the halt and the timer's
+    // re-arm). On the global callback the PIRQ route pays the interrupt window instead of
+    // the EOI: no gain (the load experiment shows it).
     let r = run();
     let (pirq, hvm, masked) =
         (load_phase(&r.pirq, SLIDES_RATE), load_phase(&r.hvm, SLIDES_RATE), load_phase(&r.msimask, SLIDES_RATE));
@@ -324,16 +325,21 @@ fn at_the_slides_rate_msi_over_a_pirq_removes_the_msix_writes_and_the_eoi() {
     let masked_writes = per_irq(masked, table_writes(masked, msix_table(&r.msimask)));
     assert!((1.5..=2.5).contains(&masked_writes), "hvm-msimask: {masked_writes:.2} MSI-X table writes per interrupt");
     let hvm_eoi = per_irq(hvm, hvm.eoi_exits());
-    assert!((0.9..=1.1).contains(&hvm_eoi), "hvm: {hvm_eoi:.2} EOI exits per interrupt");
+    // One per NIC interrupt, and the timer's interrupts' (0.13 per NIC interrupt measured).
+    assert!((0.95..=1.5).contains(&hvm_eoi), "hvm: {hvm_eoi:.2} EOI exits per interrupt");
     let total = |p: &Phase| ExitCost::of(p).map_or(f64::NAN, |c| c.total);
     let (t_pirq, t_hvm) = (total(pirq), total(hvm));
-    let saved = t_hvm - t_pirq;
-    assert!(
-        (0.85..=1.15).contains(&saved),
-        "exits per interrupt: hybrid-pirq-assist {t_pirq:.2} against hvm {t_hvm:.2}"
-    );
     let vintr = ExitCost::of(pirq).map_or(f64::NAN, |c| c.of_reason("VINTR"));
     assert!(vintr <= 0.02, "{}: {vintr:.2} VINTR exits per interrupt", r.pirq.name());
+    // What the best hybrid saves is hvm's EOIs (the timer's interrupts' too) and its
+    // interrupt windows; the halt and the timer's re-arm both pay alike.
+    let hvm_window = ExitCost::of(hvm).map_or(f64::NAN, |c| c.of_reason("VINTR"));
+    let (saved, expected) = (t_hvm - t_pirq, hvm_eoi + hvm_window);
+    assert!(
+        saved >= 0.85 && (saved - expected).abs() <= 0.15,
+        "exits per interrupt: hybrid-pirq-assist {t_pirq:.2} against hvm {t_hvm:.2}: {saved:.2} saved, \
+         hvm's EOI + VINTR {expected:.2}"
+    );
     eprintln!(
         "at {SLIDES_RATE}/s hybrid-pirq-assist removes {:.0} % of hvm's exits per interrupt",
         100.0 * (1.0 - t_pirq / t_hvm)
