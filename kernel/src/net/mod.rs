@@ -2,14 +2,9 @@
 //! host's driver says QUIT (or, with benchmarks selected, stays silent too long).
 //!
 //! Between polls the CPU halts. Before halting, the loop re-arms the NIC's receive
-//! interrupt and makes sure the platform timer fires by smoltcp's next deadline, so it
-//! wakes for a frame or a TCP timer, whichever comes first. A NIC without an interrupt
-//! is polled every millisecond.
-//!
-//! The timer is programmed only when it must fire earlier than it is set to (or has
-//! fired): on Xen each programming is a hypercall, and on a request/response exchange
-//! the next deadline is nearly always the same far one. Waking earlier than needed costs
-//! one more poll and a programming then.
+//! interrupt and sets the platform timer to smoltcp's next deadline, so it wakes for a
+//! frame or a TCP timer, whichever comes first. A NIC without an interrupt is polled
+//! every millisecond.
 
 mod device;
 mod services;
@@ -72,8 +67,6 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
     let mut halted_ticks = 0u64;
     // Once QUIT is answered: the time by which the host must have acknowledged the BYE.
     let mut quit_by = None;
-    // The timer's deadline as last programmed (0: none yet).
-    let mut timer_at = 0u64;
     loop {
         let now = p.clock.now_ns();
         iface.poll(instant(now), &mut dev, &mut sockets);
@@ -120,11 +113,7 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
             // Interrupt moderation (irqmod=) holds the interrupt off: poll when it ends.
             .min(nic.rx_interrupt_held_until_ns().map_or(u64::MAX, |t| t.saturating_sub(now)))
             .min(quit_by.map_or(u64::MAX, |d: u64| d.saturating_sub(now)));
-        let deadline = now.saturating_add(wait);
-        if timer_at <= now || deadline < timer_at {
-            p.timer.set_deadline_ns(deadline);
-            timer_at = deadline;
-        }
+        p.timer.set_deadline_ns(now.saturating_add(wait));
         // Time halted, for the busy share the host computes (STATS idle_ns): from the halt
         // to the return of the interrupt that ended it.
         let t0 = arch::cpu::rdtsc();
