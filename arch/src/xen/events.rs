@@ -286,7 +286,9 @@ impl InterruptController for EventChannels {
             // Injected without the LAPIC: nothing to end.
             Callback::Global if self.vector.get() == Some(&vector) => {}
             // Xen sets the assist for any vector it delivers with nothing else in service.
-            Callback::PerCpuAssist(assist) => assist.end_of_interrupt(),
+            Callback::PerCpuAssist(assist) => {
+                assist.end_of_interrupt();
+            }
             _ => {
                 if let Some(l) = self.lapic {
                     l.eoi();

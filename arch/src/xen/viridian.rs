@@ -121,13 +121,16 @@ impl ApicAssist {
     }
 
     /// Ends the interrupt in service: nothing if Xen's assist was still set (it completes
-    /// the EOI), else the LAPIC's EOI write. One atomic swap, never a separate read and
-    /// write: Xen crashes a domain in which an assist is set while one is pending.
+    /// the EOI), else the LAPIC's EOI write; true if the assist was set. One atomic swap,
+    /// never a separate read and write: Xen crashes a domain in which an assist is set
+    /// while one is pending.
     #[inline]
-    pub fn end_of_interrupt(&self) {
-        if !self.take() {
+    pub fn end_of_interrupt(&self) -> bool {
+        let set = self.take();
+        if !set {
             self.lapic.eoi();
         }
+        set
     }
 
     /// Clears the assist word; true if Xen had set the assist.
@@ -175,10 +178,7 @@ struct Probe {
 
 impl IrqHandler for Probe {
     fn handle(&self, _vector: Irq) {
-        let set = self.assist.take();
-        if !set {
-            self.assist.lapic.eoi();
-        }
+        let set = self.assist.end_of_interrupt();
         self.set.store(set, Ordering::Release);
         self.taken.store(true, Ordering::Release);
     }

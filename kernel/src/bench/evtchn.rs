@@ -11,48 +11,29 @@
 //! trip), and on the global one the two events fold into one upcall. From the loop, every
 //! variant pays for exactly two sends and two deliveries.
 
+use super::arrivals::Arrivals;
 use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
-use alloc::boxed::Box;
-use arch::platform::{Irq, IrqHandler};
 use arch::xen::events::EventChannels;
-use core::sync::atomic::{AtomicU64, Ordering};
 use proto::cmdline::Choice;
 use xen_iface::hypercall::DOMID_SELF;
 
 const ITERATIONS: u64 = 5_000;
 const WARMUP: u64 = 50;
 
-/// A port's handler: counts the events that arrived on it.
-struct Arrivals(AtomicU64);
-
-impl IrqHandler for Arrivals {
-    fn handle(&self, _port: Irq) {
-        self.0.fetch_add(1, Ordering::Release);
-    }
-}
-
-impl Arrivals {
-    fn count(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// Sends on `port` (the event arrives at its other end, which `self` counts) and
-    /// waits until it has been handled.
-    fn send_and_wait(&self, ev: &EventChannels, port: u32) {
-        let target = self.count() + 1;
-        ev.notify(port);
-        while self.count() < target {
-            core::hint::spin_loop();
-        }
-    }
+/// Sends on `port` and waits until the event was handled at its other end, which `at`
+/// counts.
+fn send_and_wait(ev: &EventChannels, at: &Arrivals, port: u32) {
+    let target = at.count() + 1;
+    ev.notify(port);
+    at.wait_for(target);
 }
 
 /// `n` round trips: B to A, then A to B.
 fn round_trips(ev: &EventChannels, at_a: &Arrivals, at_b: &Arrivals, (a, b): (u32, u32), n: u64) {
     for _ in 0..n {
-        at_a.send_and_wait(ev, b);
-        at_b.send_and_wait(ev, a);
+        send_and_wait(ev, at_a, b);
+        send_and_wait(ev, at_b, a);
     }
 }
 
@@ -71,8 +52,7 @@ pub fn run(p: &Platform) {
         Ok(ab) => ab,
         Err(e) => return skip("evtchn_rr", format_args!("reason=loopback-refused (Xen error {e})")),
     };
-    let at_a: &'static Arrivals = Box::leak(Box::new(Arrivals(AtomicU64::new(0))));
-    let at_b: &'static Arrivals = Box::leak(Box::new(Arrivals(AtomicU64::new(0))));
+    let (at_a, at_b) = (Arrivals::leak(), Arrivals::leak());
     if ev.bind(a, at_a).and_then(|_| ev.bind(b, at_b)).is_err() {
         let _ = ev.close(a);
         let _ = ev.close(b);

@@ -20,38 +20,16 @@
 //! halted adds or saves: the HLT exit, and whether Xen's interrupt window (the VINTR exit
 //! the global callback costs after each injection) still fires.
 
+use super::arrivals::Arrivals;
 use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
-use alloc::boxed::Box;
-use arch::platform::{Irq, IrqHandler};
-use core::sync::atomic::{AtomicU64, Ordering};
+use arch::platform::Irq;
 use x86_64::instructions::interrupts;
 
 const ITERATIONS: u64 = 20_000;
 const WARMUP: u64 = 100;
 
-/// The self-interrupt's handler: counts the interrupts taken.
-struct Taken(AtomicU64);
-
-impl IrqHandler for Taken {
-    fn handle(&self, _irq: Irq) {
-        self.0.fetch_add(1, Ordering::Release);
-    }
-}
-
-impl Taken {
-    fn count(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
-    }
-
-    fn wait_for(&self, target: u64) {
-        while self.count() < target {
-            core::hint::spin_loop();
-        }
-    }
-}
-
-fn round_trips(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
+fn round_trips(p: &Platform, taken: &Arrivals, irq: Irq, n: u64) {
     for _ in 0..n {
         let target = taken.count() + 1;
         p.irq.send_self_ipi(irq);
@@ -60,7 +38,7 @@ fn round_trips(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
 }
 
 /// Raises `irq` `n` times with interrupts off, then takes the one coalesced interrupt.
-fn coalesced_raises(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
+fn coalesced_raises(p: &Platform, taken: &Arrivals, irq: Irq, n: u64) {
     let target = taken.count() + 1;
     interrupts::without_interrupts(|| {
         for _ in 0..n {
@@ -72,7 +50,7 @@ fn coalesced_raises(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
 
 /// `n` times: raises `irq` with interrupts off and halts until it was taken. Interrupts
 /// are on only in the idle `STI; HLT` (and after the last iteration).
-fn idle_round_trips(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
+fn idle_round_trips(p: &Platform, taken: &Arrivals, irq: Irq, n: u64) {
     interrupts::disable();
     for _ in 0..n {
         let target = taken.count() + 1;
@@ -86,7 +64,7 @@ fn idle_round_trips(p: &Platform, taken: &Taken, irq: Irq, n: u64) {
 
 /// Runs the benchmark.
 pub fn run(p: &Platform) {
-    let taken: &'static Taken = Box::leak(Box::new(Taken(AtomicU64::new(0))));
+    let taken = Arrivals::leak();
     let irq = match p.irq.alloc_ipi(taken) {
         Ok(v) => v,
         Err(e) => return skip("interrupt", format_args!("reason=no-irq ({e:?})")),

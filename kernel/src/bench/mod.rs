@@ -4,6 +4,7 @@
 //! The local benchmarks run here in a fixed order; the network ones are driven by the
 //! host through `net` and measured there.
 
+mod arrivals;
 mod clock;
 mod cpuid;
 mod evtchn;
