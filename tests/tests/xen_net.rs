@@ -323,12 +323,11 @@ fn at_the_slides_rate_msi_over_a_pirq_removes_the_msix_writes_and_the_eoi() {
     let (pirq, hvm, masked) =
         (load_phase(&r.pirq, SLIDES_RATE), load_phase(&r.hvm, SLIDES_RATE), load_phase(&r.msimask, SLIDES_RATE));
     assert_eq!(table_writes(pirq, msix_table(&r.pirq)), 0, "{}: MSI-X table writes", r.pirq.name());
-    let pirq_eoi = pirq.eoi_exits() as f64 / pirq.iterations as f64;
+    let pirq_eoi = pirq.eoi_exits_per_op().unwrap_or(f64::NAN);
     assert!(pirq_eoi <= 0.01, "{}: {pirq_eoi:.3} EOI exits per interrupt", r.pirq.name());
-    let per_irq = |p: &Phase, n: u64| n as f64 / p.iterations as f64;
-    let masked_writes = per_irq(masked, table_writes(masked, msix_table(&r.msimask)));
+    let masked_writes = table_writes(masked, msix_table(&r.msimask)) as f64 / masked.iterations as f64;
     assert!((1.5..=2.5).contains(&masked_writes), "hvm-msimask: {masked_writes:.2} MSI-X table writes per interrupt");
-    let hvm_eoi = per_irq(hvm, hvm.eoi_exits());
+    let hvm_eoi = hvm.eoi_exits_per_op().unwrap_or(f64::NAN);
     // One per NIC interrupt, and the timer's interrupts' (0.13 per NIC interrupt measured).
     assert!((0.95..=1.5).contains(&hvm_eoi), "hvm: {hvm_eoi:.2} EOI exits per interrupt");
     let total = |p: &Phase| ExitCost::of(p).map_or(f64::NAN, |c| c.total);
