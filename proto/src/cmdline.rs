@@ -15,6 +15,7 @@
 //! | `msimask` | `off`, `on` (mask and unmask the MSI-X vector around every interrupt) | `off` |
 //! | `hvm_pirqs` | `auto`, `off` (`off`: behave as if Xen did not offer MSI over event channels) | `auto` |
 //! | `irqmod`  | microseconds a device's interrupt stays off after one (0: one per packet) | `0` |
+//! | `net`     | `default`, or a comma list of [`NET_LEVERS`], each turned off by a `no-` prefix | `default` (all on but `lazy-timer`) |
 //! | `netwait` | seconds to wait for the host's benchmark driver | `120`   |
 //! | `fault`   | `none`, `panic-after-mode`, `netfront-stall` (tests of the harness) | `none`  |
 //!
@@ -35,7 +36,7 @@ pub const BENCHMARKS: [&str; 9] =
     ["cpuid", "hypercall", "clock", "interrupt", "evtchn", "timer", "mem_lat", "mem_bw", "net"];
 
 /// The option names, in the order [`Options`] writes them.
-pub const OPTION_NAMES: [&str; 15] = [
+pub const OPTION_NAMES: [&str; 16] = [
     "mode",
     "bench",
     "ip",
@@ -49,12 +50,13 @@ pub const OPTION_NAMES: [&str; 15] = [
     "msimask",
     "hvm_pirqs",
     "irqmod",
+    "net",
     "netwait",
     "fault",
 ];
 
 const OPTIONS: &str =
-    "mode, bench, ip, apic, timer, clock, eoi, callback, nic, msi, msimask, hvm_pirqs, irqmod, netwait, fault";
+    "mode, bench, ip, apic, timer, clock, eoi, callback, nic, msi, msimask, hvm_pirqs, irqmod, net, netwait, fault";
 
 /// An option whose value is one word of a fixed set.
 pub trait Choice: Copy + PartialEq + 'static {
@@ -303,6 +305,100 @@ impl fmt::Display for BenchSet {
     }
 }
 
+/// The network levers of `net=`, in the order they are written. `offload`: the netfront
+/// offers its back end scatter-gather, TCPv4 GSO and checksum offload on receive;
+/// `batch`: it gives receive buffers back in batches with one notification; `suppress`:
+/// both directions hold notifications off through `req_event`/`rsp_event` (off: every
+/// publication notifies and every received packet asks for an event); `wscale`: the
+/// bulk sockets' buffers exceed 64 KiB, so smoltcp offers TCP window scaling (off: every
+/// TCP buffer is at most 65535 bytes, no scaling); `lazy-timer`: the network loop
+/// programs the timer only to wake earlier than it is set to.
+pub const NET_LEVERS: [&str; 5] = ["offload", "batch", "suppress", "wscale", "lazy-timer"];
+
+/// Which network levers are on (`net=`): a set of [`NET_LEVERS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetLevers(u8);
+
+impl NetLevers {
+    /// Every lever on except `lazy-timer` (opt-in).
+    pub const DEFAULT: NetLevers = NetLevers(0b01111);
+
+    /// True if lever `name` (one of [`NET_LEVERS`]) is on.
+    pub fn on(self, name: &str) -> bool {
+        NET_LEVERS.iter().position(|&l| l == name).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// This set with lever `name` (one of [`NET_LEVERS`]) turned on or off.
+    pub const fn with(self, name: &str, on: bool) -> NetLevers {
+        let mut i = 0;
+        while i < NET_LEVERS.len() {
+            if const_eq(NET_LEVERS[i], name) {
+                return if on { NetLevers(self.0 | 1 << i) } else { NetLevers(self.0 & !(1 << i)) };
+            }
+            i += 1;
+        }
+        self
+    }
+
+    /// The levers that are on, in [`NET_LEVERS`] order (for the kernel's log line).
+    pub fn names_on(self) -> impl Iterator<Item = &'static str> {
+        NET_LEVERS.iter().enumerate().filter(move |(i, _)| self.0 & (1 << i) != 0).map(|(_, l)| *l)
+    }
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+impl fmt::Display for NetLevers {
+    /// `default`, or the levers that differ from it (`no-offload,lazy-timer`), which
+    /// [`parse`] reads back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == NetLevers::DEFAULT {
+            return f.write_str("default");
+        }
+        let mut first = true;
+        for (i, name) in NET_LEVERS.iter().enumerate() {
+            let (on, default_on) = (self.0 & (1 << i) != 0, NetLevers::DEFAULT.0 & (1 << i) != 0);
+            if on != default_on {
+                f.write_str(if first { "" } else { "," })?;
+                f.write_str(if on { "" } else { "no-" })?;
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_net(value: &str) -> Result<NetLevers, CmdlineError<'_>> {
+    const ACCEPTED: &str =
+        "default, or a comma list of offload, batch, suppress, wscale, lazy-timer, each turned off with no-";
+    if value == "default" {
+        return Ok(NetLevers::DEFAULT);
+    }
+    let mut set = NetLevers::DEFAULT;
+    for item in value.split(',') {
+        let (name, on) = item.strip_prefix("no-").map_or((item, true), |n| (n, false));
+        if !NET_LEVERS.contains(&name) {
+            return Err(CmdlineError::BadValue { option: "net", value: item, accepted: ACCEPTED });
+        }
+        set = set.with(name, on);
+    }
+    Ok(set)
+}
+
 /// An IPv4 address with prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4Cidr {
@@ -348,6 +444,8 @@ pub struct Options {
     pub hvm_pirqs: PirqFeature,
     /// `irqmod=`: microseconds a device's interrupt stays off after it fired (0: none).
     pub irqmod_us: u32,
+    /// `net=`: the network levers that are on.
+    pub net: NetLevers,
     /// `netwait=`: seconds the network benchmarks wait for the host's driver.
     pub netwait_s: u32,
     /// `fault=`: a fault to inject (tests of the harness only).
@@ -370,6 +468,7 @@ impl Default for Options {
             msimask: MsiMask::Off,
             hvm_pirqs: PirqFeature::Auto,
             irqmod_us: 0,
+            net: NetLevers::DEFAULT,
             netwait_s: 120,
             fault: Fault::None,
         }
@@ -416,6 +515,9 @@ impl fmt::Display for Options {
         }
         if self.irqmod_us != d.irqmod_us {
             write!(f, " irqmod={}", self.irqmod_us)?;
+        }
+        if self.net != d.net {
+            write!(f, " net={}", self.net)?;
         }
         if self.netwait_s != d.netwait_s {
             write!(f, " netwait={}", self.netwait_s)?;
@@ -542,6 +644,7 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
                     accepted: "microseconds, 0 to 1000000",
                 })?
             }
+            "net" => o.net = parse_net(value)?,
             "fault" => o.fault = choose(key, value)?,
             "netwait" => {
                 o.netwait_s = value.parse().ok().filter(|&s| s > 0).ok_or(CmdlineError::BadValue {
@@ -606,6 +709,7 @@ mod tests {
             msimask: MsiMask::On,
             hvm_pirqs: PirqFeature::Off,
             irqmod_us: 125,
+            net: NetLevers::DEFAULT.with("batch", false).with("lazy-timer", true),
             netwait_s: 30,
             fault: Fault::PanicAfterMode,
         };
@@ -613,7 +717,8 @@ mod tests {
         assert_eq!(
             line,
             "mode=hybrid bench=cpuid,net ip=10.0.0.2/24 apic=xapic timer=pv clock=tsc eoi=lapic callback=percpu \
-             nic=virtio msi=pirq msimask=on hvm_pirqs=off irqmod=125 netwait=30 fault=panic-after-mode"
+             nic=virtio msi=pirq msimask=on hvm_pirqs=off irqmod=125 net=no-batch,lazy-timer netwait=30 \
+             fault=panic-after-mode"
         );
         assert_eq!(parse(&line), Ok(o));
         assert_eq!(
@@ -641,6 +746,34 @@ mod tests {
     }
 
     #[test]
+    fn net_levers_parse_and_render() {
+        let d = parse("net=default").unwrap();
+        assert_eq!(d.net, NetLevers::DEFAULT);
+        assert_eq!(d.to_string(), "mode=auto bench=all", "the default is not written");
+        assert_eq!(NetLevers::DEFAULT.names_on().collect::<Vec<_>>(), ["offload", "batch", "suppress", "wscale"]);
+        assert!(!NetLevers::DEFAULT.on("lazy-timer") && NetLevers::DEFAULT.on("suppress"));
+        for lever in NET_LEVERS {
+            let flipped = NetLevers::DEFAULT.with(lever, !NetLevers::DEFAULT.on(lever));
+            let o = Options { net: flipped, ..Options::default() };
+            let word = if flipped.on(lever) { lever.to_string() } else { format!("no-{lever}") };
+            assert_eq!(o.to_string(), format!("mode=auto bench=all net={word}"));
+            assert_eq!(parse(&o.to_string()), Ok(o), "{lever}");
+            assert_eq!(flipped.names_on().count(), if flipped.on(lever) { 5 } else { 3 });
+        }
+        let all_off = parse("net=no-offload,no-batch,no-suppress,no-wscale").unwrap().net;
+        assert_eq!(all_off.names_on().count(), 0);
+        assert_eq!(all_off.to_string(), "no-offload,no-batch,no-suppress,no-wscale");
+        // Later words win, as elsewhere on the line.
+        assert!(parse("net=no-batch,batch").unwrap().net.on("batch"));
+        assert_eq!(NetLevers::DEFAULT.with("gso", false), NetLevers::DEFAULT, "an unknown name changes nothing");
+        assert_eq!(
+            parse("net=no-gso").unwrap_err().to_string(),
+            "invalid value 'no-gso' for net= (accepted: default, or a comma list of offload, batch, suppress, \
+             wscale, lazy-timer, each turned off with no-)"
+        );
+    }
+
+    #[test]
     fn bad_mode_names_value_and_choices() {
         let e = parse("bench=all mode=bogus").unwrap_err();
         assert_eq!(e.to_string(), "invalid value 'bogus' for mode= (accepted: auto, hvm, hybrid, pvh, pv)");
@@ -652,7 +785,7 @@ mod tests {
         assert_eq!(
             parse("quiet").unwrap_err().to_string(),
             "unknown option 'quiet' (accepted options: mode, bench, ip, apic, timer, clock, eoi, callback, nic, msi, \
-             msimask, hvm_pirqs, irqmod, netwait, fault)"
+             msimask, hvm_pirqs, irqmod, net, netwait, fault)"
         );
     }
 
@@ -678,6 +811,11 @@ mod tests {
             "irqmod=2000000",
             "netwait=0",
             "netwait=soon",
+            "net=",
+            "net=gso",
+            "net=no-",
+            "net=offload,,batch",
+            "net=no-default",
             "mode=",
         ] {
             assert!(matches!(parse(line), Err(CmdlineError::BadValue { .. })), "{line}");

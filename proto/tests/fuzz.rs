@@ -17,7 +17,7 @@ mod regressions;
 use fuzz::{mutate_str, run, words, Rng};
 use proto::cmdline::{
     self, ApicChoice, BenchSet, CallbackChoice, Choice, ClockChoice, CmdlineError, Fault, Ipv4Cidr, Mode, Options,
-    TimerChoice, BENCHMARKS, OPTION_NAMES,
+    NetLevers, TimerChoice, BENCHMARKS, NET_LEVERS, OPTION_NAMES,
 };
 use proto::lines::{BenchRecord, Line, ModeReport, Ready, MODE_KEYS};
 use proto::netctl::{self, Command, CommandError, Counters, NetBench, ResultError, Stats};
@@ -33,6 +33,11 @@ const CMDLINE_WORDS: &[&str] = &[
     "eoi=",
     "callback=",
     "netwait=",
+    "net=",
+    "no-",
+    "no-offload",
+    "lazy-timer",
+    "wscale,",
     "fault=",
     "auto",
     "hvm",
@@ -91,6 +96,14 @@ fn options(rng: &mut Rng) -> Options {
         msimask: choice(rng),
         hvm_pirqs: choice(rng),
         irqmod_us: if rng.coin() { 0 } else { rng.below(1_000_001) as u32 },
+        net: {
+            let mut net = NetLevers::DEFAULT;
+            for _ in 0..rng.len(6) {
+                let lever = *rng.pick(&NET_LEVERS);
+                net = net.with(lever, rng.coin());
+            }
+            net
+        },
         netwait_s: if rng.coin() { 120 } else { rng.edge_u32().max(1) },
         fault: choice(rng),
     }

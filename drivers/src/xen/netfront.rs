@@ -9,18 +9,23 @@
 //! Data: one page per ring id, lent once at start (so the live-grant count stays flat
 //! however many packets pass); a received frame is copied out of its pages through
 //! `SharedMem::read_bytes` before the stack sees it, a frame to send is built in its page
-//! while its id is free. Receive offloads are on: a frame may be a GSO segment of up to
-//! 64 KiB over several slots, and its TCP/UDP checksum is checked here unless the back
-//! end vouched for it (`xen_iface::netfront::csum`). Receive buffers go back to the back
-//! end in batches of [`RX_REFILL_BATCH`], with at most one notification each, and all of
-//! them whenever the ring is drained. When the back end breaks the protocol the device
-//! is marked broken, its pages are taken back (revoked and freed, or leaked if still
-//! mapped), and every call fails from then on.
+//! while its id is free. The TCP/UDP checksum of a received frame is checked here unless
+//! the back end vouched for it (`xen_iface::netfront::csum`). When the back end breaks
+//! the protocol the device is marked broken, its pages are taken back (revoked and
+//! freed, or leaked if still mapped), and every call fails from then on.
 //!
 //! Interrupts: each device's event channel is a `Channel`, shared by the driver and the
 //! event handler it is. The handler masks the channel (a bit in shared memory) and the
 //! network loop unmasks it when it has drained the ring ([`Nic::enable_rx_interrupt`]):
 //! the PV counterpart of MSI-X masking, without a VM exit.
+//!
+//! The levers of issue 14 ([`NetfrontConfig`], each on by default, each a switch so its
+//! effect can be measured): receive offloads (a frame may be a GSO segment of up to 64
+//! KiB over several slots); receive buffers given back in batches of [`RX_REFILL_BATCH`]
+//! with at most one notification each, all of them whenever the ring is drained (off:
+//! each buffer at once); event suppression (off: every publication notifies the back
+//! end whatever `req_event` says, every received packet asks for the next event, and
+//! the handler leaves the channel unmasked, so each packet may cost an event).
 
 use super::xenstore::XenStore;
 use crate::dma::DmaBuffer;
@@ -48,12 +53,36 @@ const PAGE: usize = 4096;
 /// Receive buffers queued before they are published (and the back end perhaps notified).
 pub const RX_REFILL_BATCH: u32 = 32;
 
+/// How a netfront is opened and driven: the network levers, and a test's stall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetfrontConfig {
+    /// Offer scatter-gather, TCPv4 GSO and checksum offload on receive.
+    pub rx_offloads: bool,
+    /// Give receive buffers back [`RX_REFILL_BATCH`] at a time (else one at a time).
+    pub rx_refill_batch: bool,
+    /// Hold notifications off through `req_event`/`rsp_event` and mask the channel
+    /// between a receive event and the drained ring (else notify, and be notified,
+    /// for every packet).
+    pub event_suppression: bool,
+    /// How long to wait between granting the rings and publishing them (a test's window
+    /// to take the back end away mid-init); 0 normally.
+    pub stall_ns: u64,
+}
+
+impl Default for NetfrontConfig {
+    fn default() -> Self {
+        NetfrontConfig { rx_offloads: true, rx_refill_batch: true, event_suppression: true, stall_ns: 0 }
+    }
+}
+
 /// The event channel to the back end: shared by the driver and its event handler.
 struct Channel {
     events: &'static EventChannels,
     port: u32,
     /// Events taken.
     interrupts: AtomicU64,
+    /// The handler masks the channel until the loop has drained the ring.
+    mask_in_handler: bool,
 }
 
 impl Channel {
@@ -73,7 +102,9 @@ impl Channel {
 impl IrqHandler for Channel {
     fn handle(&self, _port: Irq) {
         self.interrupts.fetch_add(1, Ordering::Relaxed);
-        self.mask(); // until the network loop has drained the ring
+        if self.mask_in_handler {
+            self.mask(); // until the network loop has drained the ring
+        }
     }
 }
 
@@ -89,9 +120,7 @@ struct Kernel {
     events: &'static EventChannels,
     grants: &'static Grants,
     clock: &'static dyn Clock,
-    /// How long to wait between granting the rings and publishing them (a test's window
-    /// to take the back end away mid-init); 0 normally.
-    stall_ns: u64,
+    config: NetfrontConfig,
     /// The channel opened, for the device to keep.
     channel: Option<&'static Channel>,
 }
@@ -117,8 +146,12 @@ impl Host for Kernel {
         let xen = self.events.xen();
         let port = xen.alloc_unbound(domid)?;
         // The handler lives as long as the kernel: a port may fire until it is closed.
-        let channel: &'static Channel =
-            Box::leak(Box::new(Channel { events: self.events, port, interrupts: AtomicU64::new(0) }));
+        let channel: &'static Channel = Box::leak(Box::new(Channel {
+            events: self.events,
+            port,
+            interrupts: AtomicU64::new(0),
+            mask_in_handler: self.config.event_suppression,
+        }));
         channel.mask();
         if let Err(e) = self.events.bind(port, channel) {
             log::warn!("netfront: event channel {port} not bound ({e:?})");
@@ -130,12 +163,10 @@ impl Host for Kernel {
         // The rings are granted by now; the handshake waits for the back end next. The
         // host's test of a back end taken away mid-init acts on this line.
         log::info!("netfront: rings granted, event channel {port}; waiting for back end domain {domid}");
-        if self.stall_ns > 0 {
-            log::info!(
-                "netfront: stalling {} ms before publishing the rings (fault=netfront-stall)",
-                self.stall_ns / 1_000_000
-            );
-            let until = self.clock.now_ns().saturating_add(self.stall_ns);
+        let stall_ns = self.config.stall_ns;
+        if stall_ns > 0 {
+            log::info!("netfront: stalling {} ms before publishing the rings (fault=netfront-stall)", stall_ns / 1_000_000);
+            let until = self.clock.now_ns().saturating_add(stall_ns);
             while self.clock.now_ns() < until {
                 core::hint::spin_loop();
             }
@@ -160,6 +191,7 @@ pub struct Netfront {
     channel: &'static Channel,
     grants: &'static Grants,
     dev: Device<DmaBuffer>,
+    config: NetfrontConfig,
     /// Where a received frame is copied before the stack sees it.
     rx_frame: Vec<u8>,
     broken_reported: bool,
@@ -180,26 +212,30 @@ impl Netfront {
         events: &'static EventChannels,
         grants: &'static Grants,
         clock: &'static dyn Clock,
-        stall_ns: u64,
+        config: NetfrontConfig,
     ) -> Result<Netfront, OpenFailure> {
-        let mut kernel = Kernel { events, grants, clock, stall_ns, channel: None };
-        let mut dev = open(&mut kernel, &mut &*store, NODE, CONNECT_TIMEOUT_NS)?;
+        let mut kernel = Kernel { events, grants, clock, config, channel: None };
+        let mut dev = open(&mut kernel, &mut &*store, NODE, CONNECT_TIMEOUT_NS, config.rx_offloads)?;
         let Some(channel) = kernel.channel else {
             // Not reached: `open` returns a device only with its channel open.
             let returned = dev.take_back(&mut &*grants);
             return Err(OpenFailure { error: OpenError::EventChannel(0), returned });
         };
         log::info!(
-            "netfront: connected to {} (domain {}), {} grants live",
+            "netfront: connected to {} (domain {}), {} grants live; rx offloads {}, rx refill batch {}, event suppression {}",
             dev.backend(),
             dev.backend_id(),
-            grants.live()
+            grants.live(),
+            on_off(config.rx_offloads),
+            if config.rx_refill_batch { RX_REFILL_BATCH } else { 1 },
+            on_off(config.event_suppression),
         );
         Ok(Netfront {
             channel,
             grants,
             dev,
-            rx_frame: vec![0; MAX_RX_FRAME],
+            config,
+            rx_frame: vec![0; if config.rx_offloads { MAX_RX_FRAME } else { MAX_FRAME }],
             broken_reported: false,
             stats: NicStats::default(),
         })
@@ -211,9 +247,11 @@ impl Netfront {
     }
 
     /// Publishes the receive buffers queued again once `at_least` are (1: all of them),
-    /// notifying the back end if it asked.
+    /// notifying the back end if it asked (always, without event suppression).
     fn refill(&mut self, at_least: u32) {
-        if self.dev.rx_unpublished() >= at_least.max(1) && self.dev.flush_rx() {
+        if self.dev.rx_unpublished() >= at_least.max(1)
+            && (self.dev.flush_rx() || !self.config.event_suppression)
+        {
             self.channel.notify();
         }
     }
@@ -274,7 +312,7 @@ impl Nic for Netfront {
         });
         match sent {
             Ok(notify) => {
-                if notify {
+                if notify || !self.config.event_suppression {
                     self.channel.notify();
                 }
                 self.stats.tx_frames += 1;
@@ -312,7 +350,11 @@ impl Nic for Netfront {
             }
             Err(e) => return Err(self.failed(e)),
         };
-        self.refill(RX_REFILL_BATCH);
+        if !self.config.event_suppression {
+            // rsp_event = rsp_cons + 1: the back end notifies for the very next packet.
+            self.dev.arm_rx();
+        }
+        self.refill(if self.config.rx_refill_batch { RX_REFILL_BATCH } else { 1 });
         Ok(got)
     }
 
@@ -327,7 +369,7 @@ impl Nic for Netfront {
     }
 
     fn max_rx_frame(&self) -> usize {
-        MAX_RX_FRAME
+        self.rx_frame.len()
     }
 
     fn rx_checksums_checked(&self) -> bool {
@@ -344,5 +386,13 @@ impl Nic for Netfront {
             grants: self.grants.live() as u64,
             ..self.stats
         }
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
     }
 }

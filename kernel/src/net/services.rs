@@ -8,6 +8,7 @@
 //! Each service counts what it sees into the [`Counters`] of its benchmark, so the
 //! control connection can turn a START..STOP window into a result.
 
+use super::levers::Buffers;
 use crate::platform::Platform;
 use alloc::string::String;
 use alloc::vec;
@@ -24,8 +25,6 @@ const ECHO_PORT: u16 = 7;
 const DISCARD_PORT: u16 = 9;
 const TCP_ECHO_SOCKETS: usize = 4;
 const DISCARD_SOCKETS: usize = 2;
-const TCP_ECHO_BUF: usize = 64 * 1024;
-const DISCARD_BUF: usize = 256 * 1024;
 const UDP_BUF: usize = 64 * 1024;
 const UDP_PACKETS: usize = 64;
 
@@ -72,8 +71,8 @@ fn phase_count(b: NetBench, nic: &NicStats) -> u64 {
 }
 
 impl Services {
-    /// Creates and opens the sockets.
-    pub fn new(sockets: &mut SocketSet<'static>) -> Self {
+    /// Creates and opens the sockets, the TCP ones with `buffers`.
+    pub fn new(sockets: &mut SocketSet<'static>, buffers: &Buffers) -> Self {
         let mut udp = udp::Socket::new(
             udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
             udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
@@ -87,8 +86,8 @@ impl Services {
         );
         let _ = sink.bind(DISCARD_PORT);
         let udp_discard = sockets.add(sink);
-        let tcp_echo = core::array::from_fn(|_| sockets.add(tcp_socket(TCP_ECHO_BUF, TCP_ECHO_BUF)));
-        let discard = core::array::from_fn(|_| sockets.add(tcp_socket(DISCARD_BUF, 1024)));
+        let tcp_echo = core::array::from_fn(|_| sockets.add(tcp_socket(buffers.tcp_echo, buffers.tcp_echo)));
+        let discard = core::array::from_fn(|_| sockets.add(tcp_socket(buffers.discard, 1024)));
         let control = sockets.add(tcp_socket(4096, 4096));
         Services {
             udp_echo,

@@ -35,11 +35,11 @@ use arch::xen::viridian::ApicAssist;
 use arch::xen::Xen;
 use drivers::console::DebugCon;
 use drivers::nic::Nic;
-use drivers::xen::netfront::Netfront;
+use drivers::xen::netfront::{Netfront, NetfrontConfig};
 use drivers::xen::unplug::{self, class};
 use drivers::xen::xenstore::XenStore;
 use proto::cmdline::{
-    parse_address, CallbackChoice, Choice, ClockChoice, EoiChoice, Fault, Ipv4Cidr, Mode, MsiChoice, MsiMask,
+    parse_address, CallbackChoice, Choice, ClockChoice, EoiChoice, Ipv4Cidr, Mode, MsiChoice, MsiMask,
     NicChoice, Options, PirqFeature, TimerChoice,
 };
 use spin::Mutex;
@@ -93,14 +93,13 @@ pub(super) fn build(
         _ => lapic_timer(opts, &features, lapic, clock, tsc)?,
     };
     log::info!("TSC {khz} kHz (from Xen's CPUID leaf); events on vector with the {} callback", callback.name());
-    // A test of the harness widens the window between granting and publishing the rings.
-    let stall_ns = if opts.fault == Fault::NetfrontStall { 5_000_000_000 } else { 0 };
+    let netfront = crate::net::levers::netfront_config(opts);
     if mode == Mode::Hybrid && msi_over_pirqs(opts, xen) {
         events.route_msis_over_pirqs();
     }
     let (nic, nic_ip) = match opts.nic {
         NicChoice::Virtio => (open_virtio(opts, events, clock), None), // its address from the command line
-        NicChoice::Auto | NicChoice::Netfront => open_netfront(mode, xen, events, clock, stall_ns),
+        NicChoice::Auto | NicChoice::Netfront => open_netfront(mode, xen, events, clock, netfront),
     };
     let nic_name = nic.as_ref().map_or("none", |n| n.name());
     let consoles: &'static [&'static dyn Console] = match xen_console {
@@ -218,7 +217,7 @@ fn open_netfront(
     xen: Xen,
     events: &'static EventChannels,
     clock: &'static dyn Clock,
-    stall_ns: u64,
+    netfront: NetfrontConfig,
 ) -> (Option<Box<dyn Nic>>, Option<Ipv4Cidr>) {
     let store: &'static XenStore = match XenStore::init(xen, clock) {
         Ok(s) => leak(s),
@@ -243,7 +242,7 @@ fn open_netfront(
             return (None, None);
         }
     };
-    match Netfront::init(store, events, grants, clock, stall_ns) {
+    match Netfront::init(store, events, grants, clock, netfront) {
         Ok(nf) => {
             let ip = nf.configured_ip().and_then(|s| parse_address(s, Some(24)));
             (Some(Box::new(nf)), ip)

@@ -8,7 +8,8 @@
 use super::plan::{ConsoleKind, GuestNet, GuestPlan, LineMatch};
 use crate::netbench::{NetPlan, Server};
 use proto::cmdline::{
-    BenchSet, CallbackChoice, ClockChoice, Fault, Mode, MsiChoice, MsiMask, NicChoice, Options, TimerChoice,
+    BenchSet, CallbackChoice, ClockChoice, Fault, Mode, MsiChoice, MsiMask, NetLevers, NicChoice, Options,
+    TimerChoice,
 };
 use std::net::Ipv4Addr;
 
@@ -45,6 +46,7 @@ impl Variant {
                 msimask: proto::cmdline::MsiMask::Off,
                 hvm_pirqs: proto::cmdline::PirqFeature::Auto,
                 irqmod_us: 0,
+                net: NetLevers::DEFAULT,
                 netwait_s: 120,
                 fault: Fault::None,
             },
@@ -105,6 +107,24 @@ impl Variant {
         v.xl = &[XL_VIRIDIAN_ASSIST];
         v
     };
+
+    /// Hybrid with one network lever of issue 14 flipped from its default (`net=no-LEVER`,
+    /// or `net=lazy-timer` for the opt-in one).
+    pub const fn hybrid_lever(label: &'static str, lever: &'static str, on: bool) -> Variant {
+        let mut v = Variant::new(label, Mode::Hybrid);
+        v.opts.net = NetLevers::DEFAULT.with(lever, on);
+        v
+    }
+
+    /// The network lever guests: hybrid with each lever of issue 14 flipped, one at a
+    /// time, so the network table shows what each bought against [`Variant::HYBRID`].
+    pub const LEVERS: [Variant; 5] = [
+        Variant::hybrid_lever("hybrid-no-offload", "offload", false),
+        Variant::hybrid_lever("hybrid-no-batch", "batch", false),
+        Variant::hybrid_lever("hybrid-no-suppress", "suppress", false),
+        Variant::hybrid_lever("hybrid-no-wscale", "wscale", false),
+        Variant::hybrid_lever("hybrid-lazy-timer", "lazy-timer", true),
+    ];
 
     /// Hybrid with qemu-xen's emulated virtio-net kept (`nic=virtio`) and its MSI as `msi`.
     pub const fn hybrid_virtio(label: &'static str, msi: MsiChoice) -> Variant {
@@ -279,6 +299,12 @@ pub fn net_plan(server: Server, rr: u32, stream_bytes: u64, flood: u64) -> NetPl
     NetPlan { server, ping: 5, echo: true, rr, stream_bytes, flood, load_rates: vec![], load_seconds: 0 }
 }
 
+/// The drive of a lever guest: ping and the driven benchmarks only (no echo check of
+/// every size, no flood), to keep a run with every lever short.
+pub fn lever_plan(rr: u32, stream_bytes: u64) -> NetPlan {
+    NetPlan { echo: false, ..net_plan(Server::Hykernel, rr, stream_bytes, 0) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +357,29 @@ mod tests {
         assert_eq!(hy.plan.net.as_ref().unwrap().ip, Ipv4Addr::new(10, 0, 0, 2));
         let l = Guest::linux_net(20, net_plan(Server::Linux, 300, 1 << 20, 0));
         assert!(l.needs_peer_initrd() && l.needs_linux() && l.variant().is_none());
+    }
+
+    #[test]
+    fn lever_guests_flip_one_lever_each() {
+        let lines: Vec<String> = Variant::LEVERS
+            .iter()
+            .map(|v| Guest::kernel_net(*v, 40, lever_plan(100, 1 << 20)).plan.overrides[0].clone())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "cmdline=\"mode=hybrid bench=none net=no-offload\"",
+                "cmdline=\"mode=hybrid bench=none net=no-batch\"",
+                "cmdline=\"mode=hybrid bench=none net=no-suppress\"",
+                "cmdline=\"mode=hybrid bench=none net=no-wscale\"",
+                "cmdline=\"mode=hybrid bench=none net=lazy-timer\"",
+            ]
+        );
+        let hy = Guest::kernel_net(Variant::HYBRID, 2, net_plan(Server::Hykernel, 100, 1 << 20, 0));
+        assert!(!hy.plan.overrides[0].contains("net="), "every lever on is the default: {:?}", hy.plan.overrides);
+        let plan = lever_plan(100, 1 << 20);
+        assert!(!plan.echo && plan.flood == 0 && plan.ping > 0 && plan.rr == 100 && plan.stream_bytes == 1 << 20);
+        let labels: std::collections::BTreeSet<&str> = Variant::LEVERS.iter().map(|v| v.label).collect();
+        assert_eq!(labels.len(), Variant::LEVERS.len(), "labels unique");
     }
 }

@@ -134,11 +134,13 @@ impl<P: Frame + SharedMem> Setup<P> {
     }
 
     /// Sets up rings, buffers and the event channel; returns the keys describing them.
-    fn allocate<H: Host<Page = P>>(&mut self, host: &mut H) -> Result<Keys, OpenError> {
+    fn allocate<H: Host<Page = P>>(&mut self, host: &mut H, rx_offloads: bool) -> Result<Keys, OpenError> {
         let (tx_ring, rx_ring) = (page(host)?, page(host)?);
         // The rings are initialised before the back end can see them.
         let mut rings = NetfrontRings::new(&tx_ring, &rx_ring).map_err(OpenError::Rings)?;
-        rings.enable_rx_offloads();
+        if rx_offloads {
+            rings.enable_rx_offloads();
+        }
         self.rings = Some(rings);
         let tx_ref = self.ring_pages.lend(host, tx_ring, false).map_err(OpenError::Grant)?;
         let rx_ref = self.ring_pages.lend(host, rx_ring, false).map_err(OpenError::Grant)?;
@@ -153,15 +155,16 @@ impl<P: Frame + SharedMem> Setup<P> {
         let port = host.open_channel(self.ring_pages.domid()).map_err(OpenError::EventChannel)?;
         self.port = Some(port);
         let set = |k: &'static str, v: &str| (k, String::from(v));
+        let (on, off) = if rx_offloads { ("1", "0") } else { ("0", "1") };
         Ok(alloc::vec![
             ("tx-ring-ref", format!("{tx_ref}")),
             ("rx-ring-ref", format!("{rx_ref}")),
             ("event-channel", format!("{port}")),
             set("request-rx-copy", "1"),
             set("feature-rx-notify", "1"),
-            set("feature-sg", "1"),
-            set("feature-gso-tcpv4", "1"),
-            set("feature-no-csum-offload", "0"),
+            set("feature-sg", on),
+            set("feature-gso-tcpv4", on),
+            set("feature-no-csum-offload", off),
         ])
     }
 
@@ -194,12 +197,15 @@ fn page<H: Host>(host: &mut H) -> Result<H::Page, OpenError> {
 }
 
 /// Opens the netfront whose front end is at `frontend` (`device/vif/0`); each wait for
-/// the back end lasts at most `timeout_ns`.
+/// the back end lasts at most `timeout_ns`. With `rx_offloads` it offers the back end
+/// scatter-gather, TCPv4 GSO and checksum offload on receive (and accepts multi-slot
+/// packets); without, it asks for whole frames of one slot with their checksums filled.
 pub fn open<H: Host>(
     host: &mut H,
     store: &mut impl Store,
     frontend: &str,
     timeout_ns: u64,
+    rx_offloads: bool,
 ) -> Result<Device<H::Page>, OpenFailure> {
     let nothing = Returned::default();
     let mac_text = store
@@ -224,7 +230,7 @@ pub fn open<H: Host>(
                 Action::Allocate { backend, backend_id } => {
                     ip = store.read(&format!("{backend}/ip")).ok().map(|v| String::from_utf8_lossy(&v).into_owned());
                     setup = Setup::new(backend_id);
-                    match setup.allocate(host) {
+                    match setup.allocate(host, rx_offloads) {
                         Ok(keys) => Answer::Allocated(keys),
                         Err(e) => {
                             own_error = Some(e);

@@ -3,6 +3,10 @@
 //! boot of the host, and every figure is the median over the rounds with its min and max.
 //! dom0's instrument is the same for every guest (the agent's client); the kernel's own
 //! figure stands beside it. Ratios against Linux divide medians of dom0's figures.
+//!
+//! One row per kind: hvm (virtio-net), hybrid with every network lever on, one hybrid
+//! row per lever of issue 14 flipped (`net=no-offload`, ..., `net=lazy-timer`: each
+//! lever's effect is its row against hybrid's), and Linux.
 
 use harness::netbench::NetReport;
 use harness::stats::Spread;
@@ -19,6 +23,9 @@ const DRIVEN: [(&str, &str, bool); 3] =
 pub struct Kind<'a> {
     /// The variant's label, or `linux`.
     pub label: String,
+    /// Its network levers as `net=` writes them (`default`: every lever on but the lazy
+    /// timer), or `-` for Linux.
+    pub levers: String,
     /// One guest per round.
     pub rounds: Vec<&'a GuestRun>,
 }
@@ -54,9 +61,10 @@ pub fn kinds<'a>(net: &[&'a GuestRun]) -> Vec<Kind<'a>> {
     let mut out: Vec<Kind<'a>> = Vec::new();
     for g in net {
         let label = g.guest.variant().map_or_else(|| "linux".to_string(), |v| v.label.to_string());
+        let levers = g.guest.variant().map_or_else(|| "-".to_string(), |v| v.opts.net.to_string());
         match out.iter_mut().find(|k| k.label == label) {
             Some(k) => k.rounds.push(g),
-            None => out.push(Kind { label, rounds: vec![g] }),
+            None => out.push(Kind { label, levers, rounds: vec![g] }),
         }
     }
     out
@@ -66,46 +74,38 @@ fn show(s: Option<Spread>, decimals: usize) -> String {
     s.map_or("-".into(), |s| s.show(decimals))
 }
 
-/// Prints the table: median [min-max] of dom0's figures, the kernel's own medians, exits
-/// per packet, the rr figures' max/min across rounds, and ratios against Linux.
+/// Prints the table, one row per kind: median [min-max] of dom0's figures, the kernel's
+/// own medians, exits per packet, the rr figures' max/min across rounds, and ratios
+/// against Linux.
 pub fn print(net: &[&GuestRun]) {
     let kinds = kinds(net);
     let linux = kinds.iter().find(|k| k.label == "linux");
     let rounds = kinds.iter().map(|k| k.rounds.len()).max().unwrap_or(0);
-    let mut header = vec!["network".to_string(), "unit".to_string()];
-    for k in &kinds {
-        header.extend([format!("{} (dom0)", k.label), "kernel's own".into(), "exits/packet".into()]);
-    }
-    header.push("vs linux (medians, dom0)".into());
-    let mut grid = Vec::new();
-    let mut row = vec!["ping_rtt".to_string(), "ms".to_string()];
-    for k in &kinds {
-        row.extend([show(k.ping(), 2), String::new(), String::new()]);
-    }
-    grid.push(row);
+    let mut header = vec!["guest".to_string(), "net=".to_string(), "ping ms".to_string()];
     for (bench, unit, _) in DRIVEN {
-        let mut row = vec![bench.to_string(), unit.to_string()];
+        header.extend([format!("{bench} {unit} (dom0)"), "kernel's own".into(), "exits/packet".into()]);
+    }
+    header.extend(["udp_rr max/min".to_string(), "tcp_rr max/min".to_string(), "vs linux (medians, dom0)".into()]);
+    let mut grid = Vec::new();
+    for k in &kinds {
+        let mut row = vec![k.label.clone(), k.levers.clone(), show(k.ping(), 2)];
         let mut ratios = Vec::new();
-        for k in &kinds {
+        for (bench, _, _) in DRIVEN {
             row.extend([show(k.host(bench), 0), show(k.kernel(bench), 0), show(k.exits(bench), 2)]);
             if let (Some(v), Some(l), false) = (k.host(bench), linux.and_then(|l| l.host(bench)), k.label == "linux") {
-                ratios.push(format!("{} x{:.2}", k.label, v.median / l.median));
+                ratios.push(format!("{bench} x{:.2}", v.median / l.median));
             }
+        }
+        for bench in ["udp_rr", "tcp_rr"] {
+            row.push(k.host(bench).and_then(|s| s.max_over_min()).map_or("-".into(), |m| format!("{m:.2}")));
         }
         row.push(ratios.join(", "));
         grid.push(row);
     }
-    for bench in ["udp_rr", "tcp_rr"] {
-        let mut row = vec![format!("{bench} max/min"), "x".to_string()];
-        for k in &kinds {
-            let m = k.host(bench).and_then(|s| s.max_over_min());
-            row.extend([m.map_or("-".into(), |m| format!("{m:.2}")), String::new(), String::new()]);
-        }
-        grid.push(row);
-    }
     let title = format!(
         "network, {rounds} interleaved round(s) in one host boot: median [min-max] of dom0's figures \
-         (rr: ns per transaction; stream: Mbit/s into the guest), the kernel's own medians, total exits per packet"
+         (rr: ns per transaction; stream: Mbit/s into the guest), the kernel's own medians, total exits per packet; \
+         hybrid-no-X/hybrid-lazy-timer: hybrid with one lever flipped"
     );
     println!("\n{}", render_grid(&title, &header, &grid));
     for g in net {
@@ -147,7 +147,7 @@ pub fn json(net: &[&GuestRun]) -> Value {
                     })
                 })
                 .collect();
-            json!({ "kind": k.label, "ping_ms": k.ping(), "figures": figures, "rounds": rounds })
+            json!({ "kind": k.label, "net": k.levers, "ping_ms": k.ping(), "figures": figures, "rounds": rounds })
         })
         .collect();
     json!({ "host": "xen", "network": kinds })

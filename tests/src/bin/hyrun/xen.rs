@@ -5,7 +5,7 @@ use super::Args;
 use super::{load, network, report};
 use harness::netbench::{NetPlan, Server};
 use harness::paths;
-use harness::xen::guests::{net_plan, Guest, Variant};
+use harness::xen::guests::{lever_plan, net_plan, Guest, Variant};
 use harness::xen::run::{run_guests, GuestRun};
 use proto::cmdline::{self, Mode};
 
@@ -16,7 +16,9 @@ const STREAM: u64 = 8 << 20;
 const FLOOD: u64 = 110_000;
 
 /// The guests for `a`: one per variant running the local benchmarks, the Linux boot
-/// peer, and with `net`, one network guest per mode plus the Linux network peer.
+/// peer, and with `net`, one network guest per mode plus the Linux network peer; where
+/// hybrid is among them, also one hybrid guest per network lever flipped
+/// ([`Variant::LEVERS`]), in the same rounds.
 fn plan(a: &Args, variants: &[Variant]) -> Result<Vec<Guest>, String> {
     let bench = cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?.bench;
     let local = bench.with("net", false);
@@ -40,6 +42,11 @@ fn plan(a: &Args, variants: &[Variant]) -> Result<Vec<Guest>, String> {
                 batch.push(Guest::kernel_net(*v, 2 + i as u8, net_plan(Server::Hykernel, RR, STREAM, flood)));
             }
             batch.push(Guest::linux_net(20, net_plan(Server::Linux, RR, STREAM, 0)));
+            if modes.iter().any(|m| m.opts.mode == Mode::Hybrid) {
+                for (i, v) in Variant::LEVERS.iter().enumerate() {
+                    batch.push(Guest::kernel_net(*v, 40 + i as u8, lever_plan(RR, STREAM)));
+                }
+            }
             for mut g in batch {
                 g.plan.name = format!("{}-r{round}", g.plan.name);
                 guests.push(g);

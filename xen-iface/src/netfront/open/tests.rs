@@ -186,7 +186,7 @@ impl Host for FakeHost {
 }
 
 fn open_with(host: &mut FakeHost, bus: &mut FakeBus) -> Result<Device<TestPage>, OpenFailure> {
-    open(host, bus, FRONT, WAIT)
+    open(host, bus, FRONT, WAIT, true)
 }
 
 /// After a failed open: nothing granted, nothing freed while granted, no port open.
@@ -403,6 +403,30 @@ fn a_large_segment_is_gathered_from_its_slots() {
     respond(6, 6, NETRXF_MORE_DATA as u32 | 100 << 16);
     rx_ring.write_u32(RSP_PROD, 7);
     assert_eq!(dev.receive(&mut out), Err(NetfrontError::Broken(Violation::Truncated)));
+    let r = dev.take_back(&mut host);
+    assert_eq!((r.leaked, host.live()), (0, 0));
+}
+
+/// Issue 14's `net=no-offload`: the front end offers none of the receive offloads, and a
+/// back end that sends a multi-slot packet anyway breaks the device.
+#[test]
+fn without_offloads_nothing_is_offered_and_a_multi_slot_packet_is_a_violation() {
+    use crate::netif::NETRXF_MORE_DATA;
+    let (mut host, mut bus) = (FakeHost::new(4), FakeBus::new(Backend::Honest));
+    let mut dev = open(&mut host, &mut bus, FRONT, WAIT, false).unwrap();
+    assert_eq!(bus.front("feature-sg").as_deref(), Some("0"));
+    assert_eq!(bus.front("feature-gso-tcpv4").as_deref(), Some("0"));
+    assert_eq!(bus.front("feature-no-csum-offload").as_deref(), Some("1"));
+    assert_eq!(bus.front("feature-rx-notify").as_deref(), Some("1"));
+    let rx_ring = dev.ring_pages.get(1).unwrap().page().mem.clone();
+    rx_ring.write_u32(RING, 0);
+    rx_ring.write_u32(RING + 4, NETRXF_MORE_DATA as u32 | 100 << 16);
+    rx_ring.write_u32(RSP_PROD, 1);
+    let mut out = [0u8; 4096];
+    assert_eq!(
+        dev.receive(&mut out),
+        Err(NetfrontError::Broken(Violation::Unnegotiated { flags: NETRXF_MORE_DATA }))
+    );
     let r = dev.take_back(&mut host);
     assert_eq!((r.leaked, host.live()), (0, 0));
 }

@@ -1,0 +1,62 @@
+//! The network levers of issue 14 (`net=` on the command line) as the kernel applies
+//! them: the netfront's (receive offloads, refill batching, event suppression) go to the
+//! driver when the platform opens it; window scaling sizes the sockets in [`services`]
+//! (super::services); the lazy timer changes how the network loop ([`super::serve`])
+//! programs the timer. Every lever is on by default except the lazy timer, and the
+//! network's ready line names those that are on.
+
+use drivers::xen::netfront::NetfrontConfig;
+use proto::cmdline::{Fault, NetLevers, Options};
+
+/// How long `fault=netfront-stall` holds the netfront between granting and publishing.
+const STALL_NS: u64 = 5_000_000_000;
+
+/// The netfront's configuration for `opts`.
+pub fn netfront_config(opts: &Options) -> NetfrontConfig {
+    NetfrontConfig {
+        rx_offloads: opts.net.on("offload"),
+        rx_refill_batch: opts.net.on("batch"),
+        event_suppression: opts.net.on("suppress"),
+        // A test of the harness widens the window between granting and publishing the rings.
+        stall_ns: if opts.fault == Fault::NetfrontStall { STALL_NS } else { 0 },
+    }
+}
+
+/// Socket buffer sizes: with window scaling, the bulk (discard) sockets take 256 KiB, so
+/// smoltcp offers a window shift (3); without, every TCP buffer stays at 65535 bytes,
+/// the largest window without scaling, and smoltcp offers none.
+pub struct Buffers {
+    /// Each TCP echo socket's receive and send buffer.
+    pub tcp_echo: usize,
+    /// Each TCP discard socket's receive buffer.
+    pub discard: usize,
+}
+
+impl Buffers {
+    /// The sizes for `levers`.
+    pub fn of(levers: NetLevers) -> Buffers {
+        if levers.on("wscale") {
+            Buffers { tcp_echo: 64 * 1024, discard: 256 * 1024 }
+        } else {
+            Buffers { tcp_echo: 65_535, discard: 65_535 }
+        }
+    }
+}
+
+/// The levers that are on, comma-separated (`none` if none), for the ready line.
+pub struct On(pub NetLevers);
+
+impl core::fmt::Display for On {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut any = false;
+        for name in self.0.names_on() {
+            f.write_str(if any { "," } else { "" })?;
+            f.write_str(name)?;
+            any = true;
+        }
+        if !any {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
