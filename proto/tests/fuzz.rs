@@ -16,8 +16,8 @@ mod regressions;
 
 use fuzz::{mutate_str, run, words, Rng};
 use proto::cmdline::{
-    self, ApicChoice, BenchSet, CallbackChoice, Choice, ClockChoice, CmdlineError, Fault, Ipv4Cidr, Mode, Options,
-    NetLevers, TimerChoice, BENCHMARKS, NET_LEVERS, OPTION_NAMES,
+    self, ApicChoice, BenchSet, CallbackChoice, Choice, ClockChoice, CmdlineError, Fault, Ipv4Cidr, Mode, NetLevers,
+    Options, TimerChoice, BENCHMARKS, NET_LEVERS, OPTION_NAMES,
 };
 use proto::lines::{BenchRecord, Line, ModeReport, Ready, MODE_KEYS};
 use proto::netctl::{self, Command, CommandError, Counters, NetBench, ResultError, Stats};

@@ -165,7 +165,10 @@ impl Host for Kernel {
         log::info!("netfront: rings granted, event channel {port}; waiting for back end domain {domid}");
         let stall_ns = self.config.stall_ns;
         if stall_ns > 0 {
-            log::info!("netfront: stalling {} ms before publishing the rings (fault=netfront-stall)", stall_ns / 1_000_000);
+            log::info!(
+                "netfront: stalling {} ms before publishing the rings (fault=netfront-stall)",
+                stall_ns / 1_000_000
+            );
             let until = self.clock.now_ns().saturating_add(stall_ns);
             while self.clock.now_ns() < until {
                 core::hint::spin_loop();
@@ -249,9 +252,7 @@ impl Netfront {
     /// Publishes the receive buffers queued again once `at_least` are (1: all of them),
     /// notifying the back end if it asked (always, without event suppression).
     fn refill(&mut self, at_least: u32) {
-        if self.dev.rx_unpublished() >= at_least.max(1)
-            && (self.dev.flush_rx() || !self.config.event_suppression)
-        {
+        if self.dev.rx_unpublished() >= at_least.max(1) && (self.dev.flush_rx() || !self.config.event_suppression) {
             self.channel.notify();
         }
     }

@@ -39,8 +39,8 @@ use drivers::xen::netfront::{Netfront, NetfrontConfig};
 use drivers::xen::unplug::{self, class};
 use drivers::xen::xenstore::XenStore;
 use proto::cmdline::{
-    parse_address, CallbackChoice, Choice, ClockChoice, EoiChoice, Ipv4Cidr, Mode, MsiChoice, MsiMask,
-    NicChoice, Options, PirqFeature, TimerChoice,
+    parse_address, CallbackChoice, Choice, ClockChoice, EoiChoice, Ipv4Cidr, Mode, MsiChoice, MsiMask, NicChoice,
+    Options, PirqFeature, TimerChoice,
 };
 use spin::Mutex;
 use xen_iface::cpuid::{hvm_feature, XenCpuidInfo};

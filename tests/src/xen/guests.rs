@@ -8,8 +8,7 @@
 use super::plan::{ConsoleKind, GuestNet, GuestPlan, LineMatch};
 use crate::netbench::{NetPlan, Server};
 use proto::cmdline::{
-    BenchSet, CallbackChoice, ClockChoice, Fault, Mode, MsiChoice, MsiMask, NetLevers, NicChoice, Options,
-    TimerChoice,
+    BenchSet, CallbackChoice, ClockChoice, Fault, Mode, MsiChoice, MsiMask, NetLevers, NicChoice, Options, TimerChoice,
 };
 use std::net::Ipv4Addr;
 

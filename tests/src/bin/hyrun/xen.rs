@@ -158,3 +158,53 @@ pub fn run(a: &Args) -> Result<(), String> {
         Err(format!("the run does not count:\n  {}", problems.join("\n  ")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(mode: &str, bench: &str, rounds: u32) -> Args {
+        Args {
+            host: "xen".into(),
+            mode: mode.into(),
+            bench: bench.into(),
+            kernel: "hykernel".into(),
+            results: "results".into(),
+            memprobe: false,
+            boots: None,
+            busy: false,
+            rounds,
+        }
+    }
+
+    fn names(mode: &str, rounds: u32) -> Vec<String> {
+        let a = args(mode, "net", rounds);
+        plan(&a, &Variant::for_mode(mode).unwrap()).unwrap().into_iter().map(|g| g.plan.name).collect()
+    }
+
+    #[test]
+    fn every_round_has_the_lever_guests_beside_hybrid_and_linux() {
+        let want = |r: u32| {
+            [
+                "hy-hybrid-net",
+                "linux-net",
+                "hy-hybrid-no-offload-net",
+                "hy-hybrid-no-batch-net",
+                "hy-hybrid-no-suppress-net",
+                "hy-hybrid-no-wscale-net",
+                "hy-hybrid-lazy-timer-net",
+            ]
+            .map(|n| format!("{n}-r{r}"))
+        };
+        let mut expected = vec!["linux-pvh".to_string()];
+        expected.extend(want(1));
+        expected.extend(want(2));
+        assert_eq!(names("hybrid", 2), expected);
+        // hvm alone has no netfront: no lever guests.
+        assert_eq!(names("hvm", 1), ["linux-pvh", "hy-hvm-net-r1", "linux-net-r1"]);
+        // --mode all: hvm and hybrid, Linux, the levers, in each of 5 rounds; then the load guests.
+        let all = names("all", 5);
+        assert_eq!(all.iter().filter(|n| n.ends_with("-r5")).count(), 8, "{all:?}");
+        assert_eq!(all.iter().filter(|n| n.contains("-lazy-timer-net-")).count(), 5);
+    }
+}

@@ -423,10 +423,7 @@ fn without_offloads_nothing_is_offered_and_a_multi_slot_packet_is_a_violation() 
     rx_ring.write_u32(RING + 4, NETRXF_MORE_DATA as u32 | 100 << 16);
     rx_ring.write_u32(RSP_PROD, 1);
     let mut out = [0u8; 4096];
-    assert_eq!(
-        dev.receive(&mut out),
-        Err(NetfrontError::Broken(Violation::Unnegotiated { flags: NETRXF_MORE_DATA }))
-    );
+    assert_eq!(dev.receive(&mut out), Err(NetfrontError::Broken(Violation::Unnegotiated { flags: NETRXF_MORE_DATA })));
     let r = dev.take_back(&mut host);
     assert_eq!((r.leaked, host.live()), (0, 0));
 }
