@@ -19,6 +19,9 @@ use serde_json::{json, Value};
 const DRIVEN: [(&str, &str, bool); 3] =
     [("udp_rr", "ns", true), ("tcp_rr", "ns", true), ("tcp_stream", "Mbit/s", false)];
 
+/// A full-size TCP segment's payload on a 1500-byte MTU.
+const MSS: u64 = 1460;
+
 /// Network guests of one kind, in round order.
 pub struct Kind<'a> {
     /// The variant's label, or `linux`.
@@ -48,6 +51,17 @@ impl Kind<'_> {
     /// Ping's mean round trip over the rounds (ms).
     pub fn ping(&self) -> Option<Spread> {
         Spread::of(self.reports().iter().filter_map(|r| r.ping.map(|p| p.avg_ms)))
+    }
+
+    /// The stream's total exits per 1460 bytes it carried (one full-size segment on a
+    /// 1500-byte MTU) over the rounds: with receive offloads a NIC frame may be a GSO
+    /// segment of up to 64 KiB, so exits per frame alone do not compare levers.
+    pub fn stream_exits_per_mss(&self) -> Option<Spread> {
+        Spread::of(self.rounds.iter().filter_map(|g| {
+            let bytes = g.guest.plan.net.as_ref()?.plan.stream_bytes;
+            let cost = g.phase("tcp_stream").and_then(ExitCost::of)?;
+            (bytes >= MSS).then(|| cost.total * cost.iterations as f64 / (bytes / MSS) as f64)
+        }))
     }
 
     /// Total exits per packet of `bench` over the rounds.
@@ -85,7 +99,12 @@ pub fn print(net: &[&GuestRun]) {
     for (bench, unit, _) in DRIVEN {
         header.extend([format!("{bench} {unit} (dom0)"), "kernel's own".into(), "exits/packet".into()]);
     }
-    header.extend(["udp_rr max/min".to_string(), "tcp_rr max/min".to_string(), "vs linux (medians, dom0)".into()]);
+    header.extend([
+        "stream exits/1460 B".to_string(),
+        "udp_rr max/min".to_string(),
+        "tcp_rr max/min".to_string(),
+        "vs linux (medians, dom0)".into(),
+    ]);
     let mut grid = Vec::new();
     for k in &kinds {
         let mut row = vec![k.label.clone(), k.levers.clone(), show(k.ping(), 2)];
@@ -96,6 +115,7 @@ pub fn print(net: &[&GuestRun]) {
                 ratios.push(format!("{bench} x{:.2}", v.median / l.median));
             }
         }
+        row.push(show(k.stream_exits_per_mss(), 3));
         for bench in ["udp_rr", "tcp_rr"] {
             row.push(k.host(bench).and_then(|s| s.max_over_min()).map_or("-".into(), |m| format!("{m:.2}")));
         }
@@ -134,6 +154,7 @@ pub fn json(net: &[&GuestRun]) -> Value {
                     (b.to_string(), json!({ "unit": unit, "dom0": k.host(b), "kernel": k.kernel(b), "exits_per_packet": k.exits(b) }))
                 })
                 .collect();
+            let stream_exits = k.stream_exits_per_mss();
             let rounds: Vec<Value> = k
                 .rounds
                 .iter()
@@ -147,7 +168,7 @@ pub fn json(net: &[&GuestRun]) -> Value {
                     })
                 })
                 .collect();
-            json!({ "kind": k.label, "net": k.levers, "ping_ms": k.ping(), "figures": figures, "rounds": rounds })
+            json!({ "kind": k.label, "net": k.levers, "ping_ms": k.ping(), "figures": figures, "stream_exits_per_1460_bytes": stream_exits, "rounds": rounds })
         })
         .collect();
     json!({ "host": "xen", "network": kinds })
