@@ -181,13 +181,35 @@ fn full_run_reports_every_benchmark() {
 
 /// Boots with `bench=none` on the host network and waits until the kernel serves it.
 fn serving(name: &str) -> (Qemu, HostNet) {
+    let (vm, net, _) = serving_with(name, "");
+    (vm, net)
+}
+
+/// Boots serving the network with `extra` on the command line; returns its `NET ready` line.
+fn serving_with(name: &str, extra: &str) -> (Qemu, HostNet, String) {
     let lock = EmulatorLock::acquire().unwrap();
     let net = HostNet::setup().unwrap();
-    let mut cfg = QemuConfig::standard(&kernel(), &format!("bench=none {}", net.guest_cmdline()), name);
+    let append = format!("bench=none {} {extra}", net.guest_cmdline());
+    let mut cfg = QemuConfig::standard(&kernel(), append.trim(), name);
     cfg.extra = net.qemu_args();
     let vm = Qemu::start(&cfg, lock).unwrap();
-    vm.wait_for("network ready", Duration::from_secs(120), |l| l.starts_with("NET ready")).unwrap();
-    (vm, net)
+    let ready = vm.wait_for("network ready", Duration::from_secs(120), |l| l.starts_with("NET ready")).unwrap();
+    (vm, net, ready)
+}
+
+/// Issue 14: the levers are switches. Window scaling off (every TCP buffer 65535 bytes)
+/// and the lazy timer on still echo every size exactly and carry the driven benchmarks;
+/// the ready line names the levers on.
+#[test]
+fn the_network_levers_switched_still_serve_exactly() {
+    let (mut vm, net, ready) = serving_with("levers", "net=no-wscale,lazy-timer");
+    assert!(ready.ends_with(" levers=offload,batch,suppress,lazy-timer"), "{ready}");
+    let plan = NetPlan { server: Server::Hykernel, echo: true, rr: 50, stream_bytes: 1 << 20, ..NetPlan::default() };
+    let r = netbench::drive(&net.endpoints(), &plan);
+    assert_eq!(r.echoes.len(), 12);
+    assert!(r.ok(), "{:?} {:?}", r.errors, r.echoes.iter().filter(|e| !e.exact()).collect::<Vec<_>>());
+    assert_eq!(r.bench.len(), 3, "{:?}", r.bench);
+    assert_eq!(vm.wait_exit(Duration::from_secs(30)).unwrap(), Exit::Success);
 }
 
 #[test]
