@@ -16,8 +16,10 @@
 //! - [`xl`]: the toolstack and tracer calls, and the lines of theirs the agent reads.
 //! - [`attempt`]: one boot of one guest.
 //! - [`verdict`]: the outcome from the evidence.
+//! - [`drive`]: the network drive of a guest started by someone else (the KVM host's L1).
 
 pub mod attempt;
+pub mod drive;
 pub mod proc;
 pub mod tail;
 pub mod verdict;

@@ -1,7 +1,8 @@
-//! The payload of the KVM host (`tests/kvm/payload/run.sh`, the kernel, `guests.txt`) and
-//! one bounded boot of it, then each guest's results read back.
+//! The payload of the KVM host (`tests/kvm/payload/run.sh`, the kernel, `guests.txt`, and
+//! for network guests the agent, each guest's `net/<name>.json` and the Linux peer's files)
+//! and one bounded boot of it, then each guest's results read back.
 
-use super::{KvmGuest, KvmRun};
+use super::{GuestKind, KvmGuest, KvmRun};
 use crate::console::BootSummary;
 use crate::kvmtrace::{phases, TraceError};
 use crate::paths;
@@ -16,14 +17,84 @@ fn err(what: &str) -> impl Fn(std::io::Error) -> HarnessError + '_ {
 /// Room on the payload disk for one guest's trace text (~100 bytes an event).
 const MB_PER_GUEST: usize = 96;
 
-/// Fills `dir` with what L1 needs: the payload script, the kernel and the guest list.
-pub fn make_payload(dir: &Path, kernel: &Path, guests: &[KvmGuest]) -> Result<(), HarnessError> {
+/// The modules virtio-net needs in a Linux L2 whose kernel has them as modules (Debian's).
+const PEER_MODULES: [&str; 2] = ["kernel/drivers/virtio/virtio_pci.ko", "kernel/drivers/net/virtio_net.ko"];
+
+/// `modules`, each after the modules it needs (from `modules.dep`: a module's line lists
+/// what it needs, the first needing the later ones), no module twice.
+fn load_order(dep: &str, modules: &[&str]) -> Result<Vec<String>, HarnessError> {
+    let mut order: Vec<String> = Vec::new();
+    for m in modules {
+        let line = dep
+            .lines()
+            .find_map(|l| l.strip_prefix(m).and_then(|r| r.strip_prefix(':')))
+            .ok_or_else(|| HarnessError(format!("modules.dep has no line for {m}")))?;
+        for d in line.split_whitespace().rev().chain(std::iter::once(*m)) {
+            if !order.iter().any(|o| o == d) {
+                order.push(d.to_string());
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// The KVM Linux peer's initramfs: the Xen peer's (`xen::host::peer_initrd`) with
+/// virtio-net's modules from the image's root filesystem and their load order
+/// (`lib/modules/kvm-modules.order`, read by `tests/xen/peer/init`) appended.
+fn peer_initrd(host: &Path, out: &Path) -> Result<(), HarnessError> {
+    crate::xen::host::peer_initrd(&host.join("domu/initrd.cpio.gz"), out)?;
+    let kver = std::fs::read_to_string(host.join("domu/kernel-version")).map_err(err("domu/kernel-version"))?;
+    let mods = host.join("rootfs/lib/modules").join(kver.trim());
+    let dep = std::fs::read_to_string(mods.join("modules.dep")).map_err(err("the image's modules.dep"))?;
+    let order = load_order(&dep, &PEER_MODULES)?;
+    let stage = out.with_extension("kvm.d");
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(stage.join("lib/modules")).map_err(err("KVM peer staging"))?;
+    let mut names = String::new();
+    for m in &order {
+        let base = m.rsplit('/').next().unwrap_or(m);
+        std::fs::copy(mods.join(m), stage.join("lib/modules").join(base)).map_err(err("copying a module"))?;
+        names += base;
+        names.push('\n');
+    }
+    std::fs::write(stage.join("lib/modules/kvm-modules.order"), names).map_err(err("kvm-modules.order"))?;
+    let extra = out.with_extension("kvm.cpio.gz");
+    let packed = Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd '{}' && find . | cpio -o -H newc --quiet | gzip -6 > '{}'", stage.display(), extra.display()))
+        .status()
+        .map_err(err("packing the KVM peer's modules"))?;
+    if !packed.success() {
+        return Err(HarnessError(format!("packing the KVM peer's modules (cpio, gzip): {packed}")));
+    }
+    let mut bytes = std::fs::read(out).map_err(err("the peer initramfs"))?;
+    bytes.extend(std::fs::read(&extra).map_err(err("the modules' cpio"))?);
+    std::fs::write(out, bytes).map_err(err("writing the KVM peer initramfs"))?;
+    let _ = std::fs::remove_dir_all(&stage);
+    let _ = std::fs::remove_file(&extra);
+    Ok(())
+}
+
+/// Fills `dir` with what L1 needs: the payload script, the kernel and the guest list;
+/// for network guests the agent and each one's `net/<name>.json`; for a Linux guest the
+/// image's kernel and the peer's initramfs (`host`: the built image).
+pub fn make_payload(dir: &Path, kernel: &Path, host: &Path, guests: &[KvmGuest]) -> Result<(), HarnessError> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(err("making the payload directory"))?;
     let script = paths::workspace().join("tests/kvm/payload/run.sh");
     std::fs::copy(&script, dir.join("run.sh")).map_err(err("copying tests/kvm/payload/run.sh"))?;
     std::fs::copy(kernel, dir.join("hykernel.elf"))
         .map_err(|e| HarnessError(format!("copying the kernel {}: {e}", kernel.display())))?;
+    if guests.iter().any(|g| g.net.is_some()) {
+        let agent = crate::xen::host::agent_binary()?;
+        std::fs::copy(&agent, dir.join("hy-agent")).map_err(err("copying the agent"))?;
+        std::fs::create_dir_all(dir.join("net")).map_err(err("payload net/"))?;
+    }
+    if guests.iter().any(|g| matches!(g.kind, GuestKind::Linux(_))) {
+        std::fs::create_dir_all(dir.join("domu")).map_err(err("payload domu/"))?;
+        std::fs::copy(host.join("domu/vmlinuz"), dir.join("domu/vmlinuz")).map_err(err("copying domu/vmlinuz"))?;
+        peer_initrd(host, &dir.join("domu/initrd-kvm.cpio.gz"))?;
+    }
     let mut list = String::new();
     for g in guests {
         if g.name.is_empty() || !g.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
@@ -31,6 +102,12 @@ pub fn make_payload(dir: &Path, kernel: &Path, guests: &[KvmGuest]) -> Result<()
         }
         list += &g.line();
         list.push('\n');
+        if let Some(net) = &g.net {
+            let text =
+                serde_json::to_string_pretty(net).map_err(|e| HarnessError(format!("{}'s net plan: {e}", g.name)))?;
+            std::fs::write(dir.join("net").join(format!("{}.json", g.name)), text)
+                .map_err(err("writing net/*.json"))?;
+        }
     }
     std::fs::write(dir.join("guests.txt"), list).map_err(err("writing guests.txt"))
 }
@@ -67,7 +144,8 @@ pub fn read_run(out: &Path, guest: &KvmGuest) -> KvmRun {
         Ok(text) => phases(&text),
         Err(_) => Err(TraceError::Empty),
     };
-    KvmRun { guest: guest.clone(), exit, console: BootSummary::from_lines(&lines), trace }
+    let net = std::fs::read_to_string(file("net.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    KvmRun { guest: guest.clone(), exit, console: BootSummary::from_lines(&lines), trace, net }
 }
 
 /// What `run-host.sh` writes into the console log when the nested host froze (its console
@@ -100,10 +178,10 @@ pub fn run_guests(
     guests: &[KvmGuest],
     timeout_s: u32,
 ) -> Result<Vec<KvmRun>, HarnessError> {
-    crate::xen::host::build()?;
+    let host = crate::xen::host::build()?;
     let payload = work.join("payload");
     let out = work.join("out");
-    make_payload(&payload, kernel, guests)?;
+    make_payload(&payload, kernel, &host, guests)?;
     if let Err(e) = boot(&payload, &out, timeout_s, guests.len()) {
         let Some(guest) = froze_during(&out) else { return Err(e) };
         let kept = work.join("out.froze");
@@ -121,6 +199,26 @@ pub fn run_guests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modules_load_after_what_they_need() {
+        let dep = "kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko\n\
+                   kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko\n";
+        let order = load_order(dep, &PEER_MODULES).unwrap();
+        let base: Vec<&str> = order.iter().map(|m| m.rsplit('/').next().unwrap()).collect();
+        assert_eq!(
+            base,
+            [
+                "virtio.ko",
+                "virtio_ring.ko",
+                "virtio_pci_legacy_dev.ko",
+                "virtio_pci.ko",
+                "failover.ko",
+                "virtio_net.ko"
+            ]
+        );
+        assert!(load_order("", &PEER_MODULES).unwrap_err().0.contains("virtio_pci.ko"));
+    }
 
     #[test]
     fn a_frozen_host_names_the_guest_it_ran() {

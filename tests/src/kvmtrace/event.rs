@@ -41,7 +41,7 @@ pub enum Event {
 /// `msr`, `cpuid`, `PF excp`, or `0x...` for a code the kernel has no name for. `None`
 /// for a word that is neither.
 pub fn exit_code(reason: &str) -> Option<u32> {
-    const NAMES: [(&str, u32); 32] = [
+    const NAMES: [(&str, u32); 47] = [
         ("read_cr0", 0x00),
         ("read_cr3", 0x03),
         ("read_cr4", 0x04),
@@ -65,14 +65,29 @@ pub fn exit_code(reason: &str) -> Option<u32> {
         ("pause", 0x77),
         ("hlt", SVM_EXIT_HLT),
         ("invlpg", 0x79),
+        ("invlpga", 0x7a),
         ("io", SVM_EXIT_IOIO),
         ("msr", SVM_EXIT_MSR),
+        ("task_switch", 0x7d),
         ("shutdown", 0x7f),
+        ("vmrun", 0x80),
         ("hypercall", 0x81),
+        ("vmload", 0x82),
+        ("vmsave", 0x83),
+        ("stgi", 0x84),
+        ("clgi", 0x85),
+        ("skinit", 0x86),
         ("rdtscp", 0x87),
         ("wbinvd", 0x89),
+        ("monitor", 0x8a),
+        ("mwait", 0x8b),
         ("xsetbv", 0x8d),
+        ("rdpru", 0x8e),
+        ("write_efer_trap", 0x8f),
         ("npf", SVM_EXIT_NPF),
+        ("avic_incomplete_ipi", 0x401),
+        ("avic_unaccelerated_access", 0x402),
+        ("invalid", u32::MAX),
         ("invalid_guest_state", u32::MAX),
     ];
     const EXCEPTIONS: [&str; 20] = [
@@ -81,6 +96,13 @@ pub fn exit_code(reason: &str) -> Option<u32> {
     ];
     if let Some(&(_, code)) = NAMES.iter().find(|(n, _)| *n == reason) {
         return Some(code);
+    }
+    // Debug registers: read_dr0..7 are 0x20.., write_dr0..7 0x30.. (a Linux guest's
+    // context switches touch them; ours never does).
+    for (prefix, base) in [("read_dr", 0x20), ("write_dr", 0x30)] {
+        if let Some(n) = reason.strip_prefix(prefix).and_then(|n| n.parse::<u32>().ok()).filter(|&n| n < 8) {
+            return Some(base + n);
+        }
     }
     if let Some(v) = reason.strip_suffix(" excp") {
         return EXCEPTIONS.iter().position(|&e| e == v).map(|i| 0x40 + i as u32);

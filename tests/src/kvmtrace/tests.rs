@@ -48,6 +48,11 @@ fn reasons_map_to_svm_codes() {
     assert_eq!(exit_code("cpuid"), Some(SVM_EXIT_CPUID));
     assert_eq!(exit_code("PF excp"), Some(0x4e));
     assert_eq!(exit_code("0x401"), Some(0x401));
+    assert_eq!(exit_code("write_dr0"), Some(0x30));
+    assert_eq!(exit_code("read_dr7"), Some(0x27));
+    assert_eq!(exit_code("write_dr8"), None);
+    assert_eq!(exit_code("vmmcall"), None, "Linux names VMMCALL 'hypercall'");
+    assert_eq!(exit_code("hypercall"), Some(0x81));
     assert_eq!(exit_code("bogus"), None);
 }
 

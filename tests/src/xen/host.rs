@@ -142,7 +142,7 @@ pub fn make_payload(
 /// The Linux peer's initramfs: the cached one with `tests/xen/peer/init` as `/init` and
 /// `hyecho` (built here, statically) appended as a second cpio archive, which the kernel
 /// unpacks over the first.
-fn peer_initrd(base: &Path, out: &Path) -> Result<(), HarnessError> {
+pub(crate) fn peer_initrd(base: &Path, out: &Path) -> Result<(), HarnessError> {
     let stage = out.with_extension("d");
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(stage.join("bin")).map_err(err("peer initramfs staging"))?;

@@ -1,20 +1,71 @@
 //! `hyrun --host kvm`: the kernel as an L2 KVM guest on the KVM test host (the Xen host's
 //! image booted without Xen, `harness::kvm`), in hvm and/or the KVM hybrid mode; one table
 //! of each benchmark's value and its exits per operation from L1's trace, the total first,
-//! then by reason (MSR exits by index), and the PV EOIs KVM completed.
+//! then by reason (MSR exits by index), and the PV EOIs KVM completed. With `net` in the
+//! benchmarks, the network table of the Xen host (`network.rs`) for hvm, hybrid and a Linux
+//! L2 peer in interleaved rounds, driven by the agent in L1.
 
+use super::network::{self, Kind, NetRound};
 use super::report::write_json;
 use super::Args;
-use harness::kvm::{run_guests, variants, KvmGuest, KvmRun};
+use harness::kvm::{run_guests, variants, GuestKind, KvmGuest, KvmRun};
+use harness::netbench::{NetReport, Server};
 use harness::paths;
 use harness::table::render_grid;
 use harness::xen::cost::ExitCost;
+use harness::xen::guests::net_plan;
 use proto::cmdline;
 use serde_json::{json, Value};
 
 /// Seconds for the whole host run: boot (~30 s), then each guest (~60 s under nested KVM).
 fn host_timeout(guests: usize) -> u32 {
     240 + 150 * guests as u32
+}
+
+/// Round trips per request-response benchmark and bytes of the bulk transfer, as on Xen.
+const RR: u32 = 500;
+const STREAM: u64 = 8 << 20;
+
+impl NetRound for KvmRun {
+    fn round_name(&self) -> &str {
+        &self.guest.name
+    }
+    fn report(&self) -> Option<&NetReport> {
+        self.net.as_ref()
+    }
+    fn cost(&self, bench: &str) -> Option<ExitCost> {
+        self.trace.as_ref().ok()?.phase(bench).and_then(|p| ExitCost::of(&p.phase))
+    }
+    fn stream_bytes(&self) -> Option<u64> {
+        Some(self.guest.net.as_ref()?.plan.stream_bytes)
+    }
+}
+
+/// The guests for `a`: the local benchmarks per variant; with `net`, `a.rounds` interleaved
+/// rounds of hvm, hybrid and the Linux peer.
+fn plan(a: &Args) -> Result<Vec<KvmGuest>, String> {
+    let bench = cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?.bench;
+    let local = bench.with("net", false).with("mem_lat", false).with("mem_bw", false);
+    if local != bench.with("net", false) {
+        eprintln!("hyrun: the KVM host runs no memory benchmarks yet");
+    }
+    let vs = variants(&a.mode)?;
+    let mut guests: Vec<KvmGuest> = if local.is_empty() {
+        vec![]
+    } else {
+        vs.iter().map(|(label, opts)| KvmGuest::kernel(label, *opts, local)).collect()
+    };
+    if bench.contains("net") {
+        let net: Vec<_> = vs.iter().filter(|(l, _)| *l == "hvm" || *l == "hybrid").collect();
+        for round in 1..=a.rounds {
+            for (i, (label, opts)) in net.iter().enumerate() {
+                let plan = net_plan(Server::Hykernel, RR, STREAM, 0);
+                guests.push(KvmGuest::kernel_net(label, *opts, 2 + i as u8, round, plan));
+            }
+            guests.push(KvmGuest::linux_net(20, round, net_plan(Server::Linux, RR, STREAM, 0)));
+        }
+    }
+    Ok(guests)
 }
 
 fn exits(r: &KvmRun, bench: &str) -> String {
@@ -34,7 +85,7 @@ fn exits(r: &KvmRun, bench: &str) -> String {
 }
 
 /// The table: benchmarks in printed order, per variant its value and exits per operation.
-fn table(runs: &[KvmRun]) -> String {
+fn table(runs: &[&KvmRun]) -> String {
     let mut header = vec!["benchmark".to_string(), "unit".to_string()];
     let mut names: Vec<&str> = Vec::new();
     for r in runs {
@@ -87,24 +138,43 @@ fn to_json(r: &KvmRun) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    json!({"guest": r.guest.name, "cmdline": r.guest.opts.to_string(), "exit": r.exit,
+    let cmdline = match &r.guest.kind {
+        GuestKind::Hykernel => r.guest.opts.to_string(),
+        GuestKind::Linux(c) => c.clone(),
+    };
+    json!({"guest": r.guest.name, "cmdline": cmdline, "exit": r.exit,
            "mode": r.console.mode.as_ref().map(ToString::to_string),
-           "benches": r.console.benches, "phases": phases, "problem": r.problem()})
+           "benches": r.console.benches, "phases": phases, "net": r.net, "problem": r.problem()})
 }
 
-/// Runs the variants `a.mode` names on the KVM host and prints the table.
+/// Runs the variants `a.mode` names on the KVM host and prints the tables.
 pub fn run(a: &Args) -> Result<(), String> {
-    let bench = cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?.bench;
-    let local = bench.with("net", false).with("mem_lat", false).with("mem_bw", false);
-    if local != bench.with("net", false) || bench.contains("net") {
-        eprintln!("hyrun: the KVM host runs the local CPU benchmarks only (no network, no memory benchmarks yet)");
-    }
-    let guests: Vec<KvmGuest> =
-        variants(&a.mode)?.into_iter().map(|(label, opts)| KvmGuest::kernel(label, opts, local)).collect();
+    let guests = plan(a)?;
     let work = paths::logs().join("kvm-host");
     eprintln!("==> KVM host: {} guests, results under {}", guests.len(), work.display());
     let runs = run_guests(&work, &a.kernel, &guests, host_timeout(guests.len())).map_err(|e| e.to_string())?;
-    println!("\n{}", table(&runs));
+    let local: Vec<&KvmRun> = runs.iter().filter(|r| r.guest.net.is_none()).collect();
+    if !local.is_empty() {
+        println!("\n{}", table(&local));
+    }
+    let net: Vec<&KvmRun> = runs.iter().filter(|r| r.guest.net.is_some()).collect();
+    if !net.is_empty() {
+        let mut kinds: Vec<Kind<'_, KvmRun>> = Vec::new();
+        for r in &net {
+            let label = r.guest.label();
+            match kinds.iter_mut().find(|k| k.label == label) {
+                Some(k) => k.rounds.push(r),
+                None => {
+                    let levers = match r.guest.kind {
+                        GuestKind::Hykernel => r.guest.opts.net.to_string(),
+                        GuestKind::Linux(_) => "-".into(),
+                    };
+                    kinds.push(Kind { label, levers, rounds: vec![r] })
+                }
+            }
+        }
+        network::print_kinds(&kinds, "L1", "linux: the image's Linux as an L2 with virtio-net");
+    }
     let mut problems = Vec::new();
     for r in &runs {
         let out = write_json(&a.results, &format!("kvm-{}", r.guest.name.trim_start_matches("hy-kvm-")), &to_json(r))?;
@@ -137,9 +207,10 @@ mod tests {
             exit: Some(1),
             console: BootSummary::from_lines(&lines),
             trace: phases(include_str!("../../../data/kvmtrace/hybrid-timer-lateness.txt")),
+            net: None,
         };
         assert_eq!(run.problem(), None);
-        let t = table(std::slice::from_ref(&run));
+        let t = table(&[&run]);
         assert!(t.contains("mode=hybrid") && t.contains("eoi=pv"), "{t}");
         assert!(t.contains("1.02 = MSR 1.01 [wrmsr 0x6e0"), "{t}");
         assert!(t.contains("pv-eoi 0.99/op"), "{t}");

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: hyrun [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--kernel ELF] \
                      [--results DIR] [--no-memprobe] [--rounds N] [--boots N [--busy]]\n\
-                     --rounds N (xen): interleaved rounds of each network guest, figures are medians (default 5)\n\
+                     --rounds N (xen, kvm): interleaved rounds of each network guest, figures are medians (default 5)\n\
                      --boots N (xen): boot each variant and the Linux peer N times without retries and report \
                      the failure rates; --busy: with one competing busy process on this machine";
 

@@ -22,23 +22,50 @@ const DRIVEN: [(&str, &str, bool); 3] =
 /// A full-size TCP segment's payload on a 1500-byte MTU.
 const MSS: u64 = 1460;
 
+/// One round of a network guest, on whichever host ran it (the KVM host's rounds too).
+pub trait NetRound {
+    /// The guest's name.
+    fn round_name(&self) -> &str;
+    /// The client's report of its drive.
+    fn report(&self) -> Option<&NetReport>;
+    /// Its exits per packet in `bench`.
+    fn cost(&self, bench: &str) -> Option<ExitCost>;
+    /// Bytes its bulk transfer was planned to carry.
+    fn stream_bytes(&self) -> Option<u64>;
+}
+
+impl NetRound for GuestRun {
+    fn round_name(&self) -> &str {
+        self.name()
+    }
+    fn report(&self) -> Option<&NetReport> {
+        self.last().and_then(|a| a.net.as_ref())
+    }
+    fn cost(&self, bench: &str) -> Option<ExitCost> {
+        self.phase(bench).and_then(ExitCost::of)
+    }
+    fn stream_bytes(&self) -> Option<u64> {
+        Some(self.guest.plan.net.as_ref()?.plan.stream_bytes)
+    }
+}
+
 /// Network guests of one kind, in round order.
-pub struct Kind<'a> {
+pub struct Kind<'a, R = GuestRun> {
     /// The variant's label, or `linux`.
     pub label: String,
     /// Its network levers as `net=` writes them (`default`: every lever on but the lazy
     /// timer), or `-` for Linux.
     pub levers: String,
     /// One guest per round.
-    pub rounds: Vec<&'a GuestRun>,
+    pub rounds: Vec<&'a R>,
 }
 
-impl Kind<'_> {
+impl<R: NetRound> Kind<'_, R> {
     fn reports(&self) -> Vec<NetReport> {
-        self.rounds.iter().filter_map(|g| g.last().and_then(|a| a.net.clone())).collect()
+        self.rounds.iter().filter_map(|g| g.report().cloned()).collect()
     }
 
-    /// dom0's figure for `bench` over the rounds.
+    /// The client's figure for `bench` over the rounds.
     pub fn host(&self, bench: &str) -> Option<Spread> {
         Spread::of(self.reports().iter().filter_map(|r| r.driven(bench).map(|d| d.host_value)))
     }
@@ -58,15 +85,15 @@ impl Kind<'_> {
     /// segment of up to 64 KiB, so exits per frame alone do not compare levers.
     pub fn stream_exits_per_mss(&self) -> Option<Spread> {
         Spread::of(self.rounds.iter().filter_map(|g| {
-            let bytes = g.guest.plan.net.as_ref()?.plan.stream_bytes;
-            let cost = g.phase("tcp_stream").and_then(ExitCost::of)?;
+            let bytes = g.stream_bytes()?;
+            let cost = g.cost("tcp_stream")?;
             (bytes >= MSS).then(|| cost.total * cost.iterations as f64 / (bytes / MSS) as f64)
         }))
     }
 
     /// Total exits per packet of `bench` over the rounds.
     pub fn exits(&self, bench: &str) -> Option<Spread> {
-        Spread::of(self.rounds.iter().filter_map(|g| g.phase(bench).and_then(ExitCost::of)).map(|c| c.total))
+        Spread::of(self.rounds.iter().filter_map(|g| g.cost(bench)).map(|c| c.total))
     }
 }
 
@@ -92,21 +119,26 @@ fn show(s: Option<Spread>, decimals: usize) -> String {
 /// own medians, exits per packet, the rr figures' max/min across rounds, and ratios
 /// against Linux.
 pub fn print(net: &[&GuestRun]) {
-    let kinds = kinds(net);
+    print_kinds(&kinds(net), "dom0", "hybrid-no-X/hybrid-lazy-timer: hybrid with one lever flipped");
+}
+
+/// Prints the table of `kinds`, whose client ran in `instrument` (`dom0`, `L1`), `note`
+/// ending the title.
+pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &str) {
     let linux = kinds.iter().find(|k| k.label == "linux");
     let rounds = kinds.iter().map(|k| k.rounds.len()).max().unwrap_or(0);
     let mut header = vec!["guest".to_string(), "net=".to_string(), "ping ms".to_string()];
     for (bench, unit, _) in DRIVEN {
-        header.extend([format!("{bench} {unit} (dom0)"), "kernel's own".into(), "exits/packet".into()]);
+        header.extend([format!("{bench} {unit} ({instrument})"), "kernel's own".into(), "exits/packet".into()]);
     }
     header.extend([
         "stream exits/1460 B".to_string(),
         "udp_rr max/min".to_string(),
         "tcp_rr max/min".to_string(),
-        "vs linux (medians, dom0)".into(),
+        format!("vs linux (medians, {instrument})"),
     ]);
     let mut grid = Vec::new();
-    for k in &kinds {
+    for k in kinds {
         let mut row = vec![k.label.clone(), k.levers.clone(), show(k.ping(), 2)];
         let mut ratios = Vec::new();
         for (bench, _, _) in DRIVEN {
@@ -123,16 +155,16 @@ pub fn print(net: &[&GuestRun]) {
         grid.push(row);
     }
     let title = format!(
-        "network, {rounds} interleaved round(s) in one host boot: median [min-max] of dom0's figures \
+        "network, {rounds} interleaved round(s) in one host boot: median [min-max] of {instrument}'s figures \
          (rr: ns per transaction; stream: Mbit/s into the guest), the kernel's own medians, total exits per packet; \
-         hybrid-no-X/hybrid-lazy-timer: hybrid with one lever flipped"
+         {note}"
     );
     println!("\n{}", render_grid(&title, &header, &grid));
-    for g in net {
-        if let Some(f) = g.last().and_then(|a| a.net.as_ref()).and_then(|r| r.flood) {
+    for g in kinds.iter().flat_map(|k| k.rounds.iter()) {
+        if let Some(f) = g.report().and_then(|r| r.flood) {
             println!(
                 "{}: flood of {} datagrams, {} received; live grants {:?} before, {:?} after",
-                g.name(),
+                g.round_name(),
                 f.sent,
                 f.rx,
                 f.grants.0,
