@@ -95,12 +95,13 @@ impl KvmGuest {
     }
 
     /// The kind's label in tables: the variant (`hvm`, `hybrid`, ...) or `linux`, without
-    /// the round.
+    /// the round or the load experiment's suffix.
     pub fn label(&self) -> String {
         match self.kind {
             GuestKind::Linux(_) => "linux".into(),
             GuestKind::Hykernel => {
                 let l = self.name.trim_start_matches("hy-kvm-");
+                let l = l.strip_suffix("-load").unwrap_or(l);
                 l.rsplit_once("-net").filter(|(_, r)| r.parse::<u32>().is_ok()).map_or(l, |(v, _)| v).to_string()
             }
         }
@@ -185,6 +186,9 @@ mod tests {
         let n = KvmGuest::kernel_net("hvm", hvm, 2, 3, plan.clone());
         assert_eq!(n.line(), "hy-kvm-hvm-net3 400 hykernel 52:54:00:00:00:02 mode=hvm bench=none ip=10.0.0.2/24");
         assert_eq!(n.label(), "hvm");
+        let mut load = KvmGuest::kernel_net("hybrid-lapic-eoi", hvm, 30, 0, plan.clone());
+        load.name = "hy-kvm-hybrid-lapic-eoi-load".into();
+        assert_eq!(load.label(), "hybrid-lapic-eoi");
         let l = KvmGuest::linux_net(20, 1, plan);
         assert_eq!(l.line(), "linux-kvm-net1 400 linux 52:54:00:00:00:14 console=ttyS0 quiet hy.ip=10.0.0.20/24");
         assert_eq!(l.label(), "linux");

@@ -44,6 +44,11 @@ impl KvmTrace {
     pub fn phase(&self, name: &str) -> Option<&KvmPhase> {
         self.phases.iter().find(|p| p.phase.name == name && p.phase.complete)
     }
+
+    /// Every complete phase named `name`, in order (the load experiment's rates).
+    pub fn phases_named(&self, name: &str) -> Vec<&KvmPhase> {
+        self.phases.iter().filter(|p| p.phase.name == name && p.phase.complete).collect()
+    }
 }
 
 /// Why a trace cannot be used.

@@ -3,13 +3,14 @@
 //! of each benchmark's value and its exits per operation from L1's trace, the total first,
 //! then by reason (MSR exits by index), and the PV EOIs KVM completed. With `net` in the
 //! benchmarks, the network table of the Xen host (`network.rs`) for hvm, hybrid and a Linux
-//! L2 peer in interleaved rounds, driven by the agent in L1.
+//! L2 peer in interleaved rounds, driven by the agent in L1; with `--mode all` the
+//! interrupt-load experiment (`load.rs`) for hvm, hybrid (PV EOI) and hybrid `eoi=lapic`.
 
 use super::network::{self, Kind, NetRound};
 use super::report::write_json;
-use super::Args;
+use super::{load, Args};
 use harness::kvm::{run_guests, variants, GuestKind, KvmGuest, KvmRun};
-use harness::netbench::{NetReport, Server};
+use harness::netbench::{NetPlan, NetReport, Server};
 use harness::paths;
 use harness::table::render_grid;
 use harness::xen::cost::ExitCost;
@@ -42,7 +43,8 @@ impl NetRound for KvmRun {
 }
 
 /// The guests for `a`: the local benchmarks per variant; with `net`, `a.rounds` interleaved
-/// rounds of hvm, hybrid and the Linux peer.
+/// rounds of hvm, hybrid and the Linux peer; with `--mode all` also one load guest per
+/// variant.
 fn plan(a: &Args) -> Result<Vec<KvmGuest>, String> {
     let bench = cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?.bench;
     let local = bench.with("net", false).with("mem_lat", false).with("mem_bw", false);
@@ -64,8 +66,41 @@ fn plan(a: &Args) -> Result<Vec<KvmGuest>, String> {
             }
             guests.push(KvmGuest::linux_net(20, round, net_plan(Server::Linux, RR, STREAM, 0)));
         }
+        if a.mode == "all" {
+            for (label, opts) in &vs {
+                let plan =
+                    NetPlan { load_rates: load::RATES.to_vec(), load_seconds: load::SECONDS, ..NetPlan::default() };
+                let mut g = KvmGuest::kernel_net(label, *opts, 30, 0, plan);
+                g.name = format!("hy-kvm-{label}-load");
+                guests.push(g);
+            }
+        }
     }
     Ok(guests)
+}
+
+fn is_load(r: &KvmRun) -> bool {
+    r.guest.net.as_ref().is_some_and(|n| !n.plan.load_rates.is_empty())
+}
+
+/// The load experiment's rows: each rate's point with the exits of its `load` phase.
+fn load_rows(runs: &[&KvmRun]) -> Vec<load::Row> {
+    runs.iter()
+        .map(|r| {
+            let points = r.net.as_ref().map(|n| n.load.clone()).unwrap_or_default();
+            let phases = r.trace.as_ref().map(|t| t.phases_named("load")).unwrap_or_default();
+            load::Row {
+                label: r.guest.label(),
+                guest: r.guest.name.clone(),
+                mode_report: r.console.mode.as_ref().map(ToString::to_string),
+                points: points
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| (p, phases.get(i).and_then(|ph| ExitCost::of(&ph.phase))))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 fn exits(r: &KvmRun, bench: &str) -> String {
@@ -157,7 +192,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     if !local.is_empty() {
         println!("\n{}", table(&local));
     }
-    let net: Vec<&KvmRun> = runs.iter().filter(|r| r.guest.net.is_some()).collect();
+    let net: Vec<&KvmRun> = runs.iter().filter(|r| r.guest.net.is_some() && !is_load(r)).collect();
     if !net.is_empty() {
         let mut kinds: Vec<Kind<'_, KvmRun>> = Vec::new();
         for r in &net {
@@ -174,6 +209,10 @@ pub fn run(a: &Args) -> Result<(), String> {
             }
         }
         network::print_kinds(&kinds, "L1", "linux: the image's Linux as an L2 with virtio-net");
+    }
+    let loaded: Vec<&KvmRun> = runs.iter().filter(|r| is_load(r)).collect();
+    if !loaded.is_empty() {
+        load::report_rows(&load_rows(&loaded), &a.results, "kvm")?;
     }
     let mut problems = Vec::new();
     for r in &runs {

@@ -43,17 +43,23 @@ pub fn variants() -> Vec<Variant> {
     ]
 }
 
-/// One guest's points, each with the exits of its window.
-struct Row<'a> {
-    guest: &'a GuestRun,
-    points: Vec<(LoadPoint, Option<ExitCost>)>,
+/// One guest's points, each with the exits of its window (from either host).
+pub struct Row {
+    /// The variant's label.
+    pub label: String,
+    /// The guest's name.
+    pub guest: String,
+    /// Its mode report.
+    pub mode_report: Option<String>,
+    /// Per rate: what the client and the kernel saw, and the exits per interrupt.
+    pub points: Vec<(LoadPoint, Option<ExitCost>)>,
 }
 
 fn label(g: &GuestRun) -> String {
     g.guest.variant().map_or_else(|| g.name().to_string(), |v| v.label.to_string())
 }
 
-fn rows<'a>(guests: &[&'a GuestRun]) -> Vec<Row<'a>> {
+fn rows(guests: &[&GuestRun]) -> Vec<Row> {
     guests
         .iter()
         .map(|g| {
@@ -61,17 +67,22 @@ fn rows<'a>(guests: &[&'a GuestRun]) -> Vec<Row<'a>> {
             let phases = g.phases("load");
             let points =
                 load.into_iter().enumerate().map(|(i, p)| (p, phases.get(i).and_then(|ph| ExitCost::of(ph)))).collect();
-            Row { guest: g, points }
+            Row {
+                label: label(g),
+                guest: g.name().to_string(),
+                mode_report: g.summary.mode.as_ref().map(ToString::to_string),
+                points,
+            }
         })
         .collect()
 }
 
-fn at<'r>(row: &'r Row<'_>, rate: u32) -> Option<&'r (LoadPoint, Option<ExitCost>)> {
+fn at(row: &Row, rate: u32) -> Option<&(LoadPoint, Option<ExitCost>)> {
     row.points.iter().find(|(p, _)| p.rate == rate)
 }
 
 /// The share of the baseline's exits per interrupt a variant removes, at the slides' rate.
-fn removed_share(base: &Row<'_>, row: &Row<'_>) -> Option<f64> {
+fn removed_share(base: &Row, row: &Row) -> Option<f64> {
     let b = at(base, SLIDES_RATE)?.1.as_ref()?.total;
     let v = at(row, SLIDES_RATE)?.1.as_ref()?.total;
     (b > 0.0).then(|| (b - v) / b)
@@ -79,16 +90,21 @@ fn removed_share(base: &Row<'_>, row: &Row<'_>) -> Option<f64> {
 
 /// Prints the table, writes the JSON and the chart; returns the JSON's path.
 pub fn report(guests: &[&GuestRun], results: &Path) -> Result<(), String> {
-    let rows = rows(guests);
+    report_rows(&rows(guests), results, "xen")
+}
+
+/// Prints the table of `rows` measured on `host` (`xen`, `kvm`), writes
+/// `<host>-interrupt-load.json` and its two charts.
+pub fn report_rows(rows: &[Row], results: &Path, host: &str) -> Result<(), String> {
     let header: Vec<String> =
         ["variant", "rate", "sent/s", "received/s", "interrupts/s", "busy %", "exits/interrupt: total = by reason"]
             .map(String::from)
             .to_vec();
     let mut grid = Vec::new();
-    for r in &rows {
+    for r in rows {
         for (p, cost) in &r.points {
             grid.push(vec![
-                label(r.guest),
+                r.label.clone(),
                 p.rate.to_string(),
                 format!("{:.0}", p.sent_per_s),
                 format!("{:.0}", p.received_per_s()),
@@ -110,36 +126,36 @@ pub fn report(guests: &[&GuestRun], results: &Path) -> Result<(), String> {
     );
     // The baseline is the best plain HVM guest (hvm); hvm-msimask, the slides' pattern, is
     // the second column.
-    let find = |name: &str| rows.iter().find(|r| label(r.guest) == name);
+    let find = |name: &str| rows.iter().find(|r| r.label == name);
     let (base, slides) = (find("hvm"), find("hvm-msimask"));
     if base.is_some() || slides.is_some() {
         println!(
             "at {SLIDES_RATE}/s, the share of hvm's (and hvm-msimask's) total exits per interrupt each variant \
              removes (the slides: EOI and MSI/MSI-X masking > 60 % of interrupt handling):"
         );
-        for r in &rows {
+        for r in rows {
             let busy =
                 at(r, SLIDES_RATE).and_then(|(p, _)| p.busy).map_or("-".into(), |b| format!("{:.1} %", b * 100.0));
             let exits = at(r, SLIDES_RATE).and_then(|(_, c)| c.as_ref()).map_or("-".into(), |c| rate(c.total));
-            let share = |b: Option<&Row<'_>>| {
+            let share = |b: Option<&Row>| {
                 b.and_then(|b| removed_share(b, r)).map_or("-".into(), |s| format!("{:.0} %", s * 100.0))
             };
             println!(
                 "  {:<22} exits/interrupt {exits:<6} busy {busy:<8} removed {:<6} (of hvm-msimask's: {})",
-                label(r.guest),
+                r.label,
                 share(base),
                 share(slides)
             );
         }
     }
     let doc = json!({
-        "host": "xen",
+        "host": host,
         "experiment": "interrupt load",
         "seconds_per_rate": SECONDS,
         "variants": rows.iter().map(|r| json!({
-            "variant": label(r.guest),
-            "guest": r.guest.name(),
-            "mode_report": r.guest.summary.mode.as_ref().map(ToString::to_string),
+            "variant": r.label,
+            "guest": r.guest,
+            "mode_report": r.mode_report,
             "points": r.points.iter().map(|(p, c)| json!({
                 "rate": p.rate, "sent_per_s": p.sent_per_s, "received_per_s": p.received_per_s(),
                 "interrupts_per_s": p.interrupts_per_s(), "busy": p.busy, "raw": p, "exits_per_interrupt": c,
@@ -148,25 +164,25 @@ pub fn report(guests: &[&GuestRun], results: &Path) -> Result<(), String> {
             "removed_share_of_hvm_msimask_at_12k": slides.and_then(|b| removed_share(b, r)),
         })).collect::<Vec<Value>>(),
     });
-    let path = write_json(results, "xen-interrupt-load", &doc)?;
+    let path = write_json(results, &format!("{host}-interrupt-load"), &doc)?;
     println!("results written to {}", path.display());
     let series = |y: fn(&LoadPoint, Option<&ExitCost>) -> Option<f64>| -> Vec<Series> {
         rows.iter()
             .map(|r| Series {
-                name: label(r.guest),
+                name: r.label.clone(),
                 points: r.points.iter().filter_map(|(p, c)| Some((p.interrupts_per_s(), y(p, c.as_ref())?))).collect(),
             })
             .collect()
     };
     for (file, title, y_label, s) in [
         (
-            "xen-interrupt-load-busy.svg",
+            format!("{host}-interrupt-load-busy.svg"),
             "busy time against interrupt rate",
             "busy % of the vCPU",
             series(|p, _| p.busy.map(|b| b * 100.0)),
         ),
         (
-            "xen-interrupt-load-exits.svg",
+            format!("{host}-interrupt-load-exits.svg"),
             "exits per interrupt against interrupt rate",
             "exits per interrupt",
             series(|_, c| c.map(|c| c.total)),
@@ -174,7 +190,7 @@ pub fn report(guests: &[&GuestRun], results: &Path) -> Result<(), String> {
     ] {
         let chart =
             Chart { title: title.into(), x_label: "interrupts per second".into(), y_label: y_label.into(), series: s };
-        let out = results.join(file);
+        let out = results.join(&file);
         std::fs::write(&out, chart.render()).map_err(|e| format!("{}: {e}", out.display()))?;
         println!("chart written to {}", out.display());
     }
