@@ -21,6 +21,7 @@
 //! - [`byte_ring`]: a byte ring and its two u32 indexes, checked against a hostile peer.
 //! - [`console`]: the PV console ring (`io/console.h`).
 //! - [`events`]: 2-level event channels: bitmaps, the upcall scan.
+//! - [`pv`]: classic 64-bit PV: start info, MMU and trap ABI, extending the bootstrap map.
 //! - [`pvclock`]: the paravirtual clock (`vcpu_time_info`): version protocol and scaling.
 //! - [`xenstore`]: the xenstore wire protocol, its ring page, a one-request client and
 //!   synchronous requests with deadlines (`io/xs_wire.h`).
@@ -46,6 +47,7 @@ pub mod hypercall;
 pub mod netfront;
 pub mod netif;
 pub mod physdev;
+pub mod pv;
 pub mod pvclock;
 pub mod ring;
 pub mod shared;
