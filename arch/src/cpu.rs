@@ -82,7 +82,9 @@ extern "C" {
     static arch_idle_folded_hlt: u8;
 }
 
-/// Enables interrupts and halts until the next one (`STI; HLT`), for a caller that has
+/// Enables interrupts and halts until the next one, for a caller that has disabled
+/// interrupts: natively `STI; HLT`, in PV `SCHEDOP_block` (the platform's
+/// [`crate::irqflag::InterruptFlag::idle`]). For a caller that has
 /// disabled interrupts, checked that there is nothing to do, and must not miss the
 /// interrupt that makes work. Returns with interrupts enabled, once the interrupt that
 /// ended the halt has been handled.
@@ -94,6 +96,12 @@ extern "C" {
 /// therefore steps an interrupted context past this one `HLT` ([`idle_wakeup`]).
 #[inline]
 pub fn idle() {
+    crate::irqflag::current().idle()
+}
+
+/// [`idle`] as `STI; HLT`.
+#[inline]
+pub(crate) fn native_idle() {
     #[cfg(target_os = "none")]
     // SAFETY: arch_idle enables interrupts, halts and returns; it touches no memory and
     // preserves all registers but flags.
@@ -117,6 +125,12 @@ pub fn idle() {
 /// cause, but the network loop stays on [`idle`] until that is settled.
 #[inline]
 pub fn idle_folded() {
+    crate::irqflag::current().idle_folded()
+}
+
+/// [`idle_folded`] as `STI; HLT; CLI`.
+#[inline]
+pub(crate) fn native_idle_folded() {
     #[cfg(target_os = "none")]
     // SAFETY: arch_idle_folded enables interrupts, halts, disables them and returns; it
     // touches no memory and preserves all registers but flags.
@@ -144,12 +158,9 @@ pub fn idle_wakeup(rip: u64) -> Option<(u64, bool)> {
     None
 }
 
-/// Halts forever with interrupts off.
+/// Halts forever with interrupts off (the platform's way).
 pub fn halt_forever() -> ! {
-    loop {
-        x86_64::instructions::interrupts::disable();
-        x86_64::instructions::hlt();
-    }
+    crate::irqflag::current().halt_forever()
 }
 
 /// CPU features the kernel chooses between, read once from the standard leaves.

@@ -23,6 +23,7 @@ pub mod gdt;
 pub mod hpet;
 pub mod hypervisor;
 pub mod irq_table;
+pub mod irqflag;
 pub mod kvm;
 pub mod membench;
 pub mod mmio;

@@ -37,12 +37,12 @@ pub fn set(consoles: &[&'static dyn Console]) {
     for (slot, c) in list.iter_mut().zip(consoles) {
         *slot = Some(*c);
     }
-    x86_64::instructions::interrupts::without_interrupts(|| *LIST.lock() = list);
+    arch::irqflag::without_interrupts(|| *LIST.lock() = list);
 }
 
 /// Writes formatted text (use [`kprintln!`]).
 pub fn print(args: fmt::Arguments<'_>) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    arch::irqflag::without_interrupts(|| {
         let _line = LINE.lock();
         let list = *LIST.lock(); // a copy: the list lock is not held while writing
         let _ = Sinks(list).write_fmt(args);

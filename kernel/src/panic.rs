@@ -8,7 +8,7 @@ use arch::platform::ExitStatus;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    x86_64::instructions::interrupts::disable();
+    arch::irqflag::disable();
     match info.location() {
         Some(l) => crate::console::emergency(format_args!(
             "PANIC: {} at {}:{}:{}\n",

@@ -23,8 +23,8 @@
 use super::arrivals::Arrivals;
 use super::{emit, per_op, phase, skip};
 use crate::platform::Platform;
+use arch::irqflag as interrupts;
 use arch::platform::Irq;
-use x86_64::instructions::interrupts;
 
 const ITERATIONS: u64 = 20_000;
 const WARMUP: u64 = 100;

@@ -11,8 +11,8 @@
 
 use super::{emit, per_op, phase};
 use crate::platform::{Platform, LAST_EXPIRY_NS, TIMER_EXPIRIES};
+use arch::irqflag as interrupts;
 use core::sync::atomic::Ordering;
-use x86_64::instructions::interrupts;
 
 const ARM_TO_FIRE: u64 = 2_000;
 const LATENESS: u64 = 200;

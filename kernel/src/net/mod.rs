@@ -19,6 +19,7 @@ mod services;
 
 use crate::platform::Platform;
 use alloc::vec;
+use arch::irqflag as interrupts;
 use arch::platform::ExitStatus;
 use device::NicDevice;
 use proto::cmdline::{Options, DEFAULT_IP};
@@ -27,7 +28,6 @@ use services::{Outcome, Services};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address};
-use x86_64::instructions::interrupts;
 
 /// Longest sleep between polls with a NIC interrupt armed.
 const MAX_SLEEP_NS: u64 = 50_000_000;
