@@ -73,7 +73,7 @@ mod image {
     /// The RAM after the kernel image, for the heap; only the first call gets it.
     pub fn take_heap(boot: &BootInfo) -> Result<&'static mut [MaybeUninit<u8>], HeapError> {
         static TAKEN: AtomicBool = AtomicBool::new(false);
-        let range = heap_range(boot.ram(), end())?;
+        let range = heap_range(boot.ram(), end().max(boot.heap_floor))?;
         if TAKEN.swap(true, Ordering::AcqRel) {
             return Err(HeapError::Taken);
         }

@@ -1,6 +1,7 @@
 //! The kernel's entry point, and the one thing the boot stub hands it.
 //!
-//! `boot/pvh.S` calls the symbol `kernel_entry` with the start info's physical address.
+//! `boot/pvh.S` calls the symbol `kernel_entry` with the start info's physical address,
+//! `boot/pv.S` calls `kernel_entry_pv` with the PV start info's virtual address.
 //! The kernel crate declares its main function with [`entry_point!`], which defines that
 //! symbol (unnameable from Rust, so only the stub can call it) and passes main a
 //! [`Start`]: the only value that carries the loader's address. Reading the start info
@@ -12,18 +13,45 @@ use crate::boot::BootInfo;
 use xen_iface::start_info::StartInfoError;
 
 /// What the boot stub handed over: the start info's address, as the loader left it in
-/// `%ebx`. Made only by [`entry_point!`]'s entry function, once.
-pub struct Start {
+/// `%ebx` (PVH), or `%rsi` and the bootstrap stack's top (classic PV). Made only by
+/// [`entry_point!`]'s entry functions, once.
+pub enum Start {
+    /// The PVH entry (also QEMU's `-kernel` and an HVM domU's `kernel=`).
+    Pvh(PvhStart),
+    /// The classic PV entry.
+    Pv(PvStart),
+}
+
+/// The PVH entry's hand-over.
+pub struct PvhStart {
     start_info: u32,
 }
 
-impl Start {
+/// The classic PV entry's hand-over (read only by the target's `boot::pv`).
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+pub struct PvStart {
+    start_info: u64,
+    bootstrap_end: u64,
+}
+
+impl PvhStart {
     /// Copies the start info (command line, memory map, RSDP) out of the loader's memory.
     pub fn boot_info(self) -> Result<BootInfo, StartInfoError> {
         // SAFETY: `start_info` is the PVH entry's %ebx, passed on unchanged by the boot
         // stub (`enter`'s contract), and the stub identity-maps the low 4 GiB. Taking
         // `self` reads it once, at the start, before the heap can reuse loader memory.
         unsafe { BootInfo::read(self.start_info as u64) }
+    }
+}
+
+#[cfg(target_os = "none")]
+impl PvStart {
+    /// Runs the first steps of the PV start of day (`boot::pv`): the start info checked,
+    /// the console ring mapped.
+    pub fn boot(self) -> (crate::xen::Xen, Result<crate::boot::pv::PvEarly, crate::boot::pv::PvBootError>) {
+        // SAFETY: the values are pv.S's arguments, passed on unchanged (`enter_pv`'s
+        // contract); taking `self` makes this the only run.
+        unsafe { crate::boot::pv::start(self.start_info, self.bootstrap_end) }
     }
 }
 
@@ -35,7 +63,18 @@ impl Start {
 /// start info's physical address (`%ebx` at the PVH entry), and this must be the only call.
 #[doc(hidden)]
 pub unsafe fn enter(start_info: u32, main: fn(Start) -> !) -> ! {
-    main(Start { start_info })
+    main(Start::Pvh(PvhStart { start_info }))
+}
+
+/// Runs the kernel's main with the PV stub's arguments. Called by the PV entry function
+/// [`entry_point!`] defines, nothing else.
+///
+/// # Safety
+/// The arguments must be `pv.S`'s: the start info's virtual address (`%rsi` at the PV
+/// entry) and Xen's initial stack pointer, and this must be the only call.
+#[doc(hidden)]
+pub unsafe fn enter_pv(start_info: u64, bootstrap_end: u64, main: fn(Start) -> !) -> ! {
+    main(Start::Pv(PvStart { start_info, bootstrap_end }))
 }
 
 /// Declares the kernel's main function, `fn(Start) -> !`, as what the boot stub runs.
@@ -52,6 +91,15 @@ macro_rules! entry_point {
                 // SAFETY: only the boot stub calls this unnameable function, once, with
                 // the start info's address it was given in %ebx.
                 unsafe { $crate::start::enter(start_info, $main) }
+            }
+
+            /// The symbol the classic PV stub calls, with the start info's virtual
+            /// address and the end of Xen's bootstrap area.
+            #[no_mangle]
+            extern "C" fn kernel_entry_pv(start_info: u64, bootstrap_end: u64) -> ! {
+                // SAFETY: only the PV stub calls this unnameable function, once, with
+                // the values Xen gave it.
+                unsafe { $crate::start::enter_pv(start_info, bootstrap_end, $main) }
             }
         };
     };

@@ -1,7 +1,7 @@
 //! [`kernel_main`]: from the boot stub to power-off.
 //!
-//! `arch::entry_point!` makes it what the PVH stub runs, with the [`Start`] that carries
-//! the loader's start info.
+//! `arch::entry_point!` makes it what the PVH and PV stubs run, with the [`Start`] that
+//! carries the loader's start info.
 //!
 //! Order matters: consoles and fault handlers first (so every later failure is
 //! readable), then the boot info is copied out of loader memory, then the heap, page
@@ -28,31 +28,48 @@ fn fail(args: core::fmt::Arguments<'_>) -> ! {
 
 arch::entry_point!(kernel_main);
 
-/// Run by the PVH stub with what it was handed.
+/// Run by the PVH or the PV stub with what it was handed.
 fn kernel_main(start: Start) -> ! {
     let entry_tsc = arch::cpu::rdtsc();
-    let com1 = Uart16550::probe_com1().map(alloc_free_static);
-    early_consoles(com1, None);
-    arch::gdt::init();
-    arch::trap::init();
-
-    let boot = match start.boot_info() {
-        Ok(b) => b,
-        Err(e) => fail(format_args!("boot: not a PVH start ({e:?})")),
+    // The PVH start sets up the CPU's own tables; the PV start (ring 3, where those
+    // instructions fault) Xen's virtual IDT, its console and its memory.
+    let (boot, com1, pv) = match start {
+        Start::Pvh(s) => {
+            let com1 = Uart16550::probe_com1().map(alloc_free_static);
+            early_consoles(com1, None);
+            arch::gdt::init();
+            arch::trap::init();
+            match s.boot_info() {
+                Ok(b) => (b, com1, None),
+                Err(e) => fail(format_args!("boot: not a PVH start ({e:?})")),
+            }
+        }
+        Start::Pv(s) => {
+            let (boot, guest) = platform::pv::start(s);
+            (boot, None, Some(guest))
+        }
     };
     let heap_bytes = match heap::init(&boot) {
         Ok(n) => n,
         Err(e) => fail(format_args!("memory: no usable heap: {e}")),
     };
-    arch::paging::init();
+    if pv.is_none() {
+        arch::paging::init();
+    }
     console::init_logger();
     // On Xen, the PV console joins before the first line, so boot timing can watch it.
-    let hv = Hypervisor::detect();
-    let xen = platform::xen(&hv);
-    let xen_console = xen.map(platform::xen_console);
-    if let Some(Ok(c)) = xen_console {
-        early_consoles(com1, Some(c));
-    }
+    let (hv, xen, xen_console) = match &pv {
+        Some(g) => (g.hypervisor, Some(g.xen), Some(Ok(g.console))),
+        None => {
+            let hv = Hypervisor::detect();
+            let xen = platform::xen(&hv);
+            let xen_console = xen.map(platform::xen_console);
+            if let Some(Ok(c)) = xen_console {
+                early_consoles(com1, Some(c));
+            }
+            (hv, xen, xen_console)
+        }
+    };
     log::info!(
         "hykernel {} image {} KiB, heap {} MiB, cmdline '{}'",
         env!("CARGO_PKG_VERSION"),
@@ -67,6 +84,7 @@ fn kernel_main(start: Start) -> ! {
         log::info!("hypervisor '{sig}' offers no interface this kernel uses: reported as none");
     }
     let acpi = match arch::firmware::acpi(&boot) {
+        _ if pv.is_some() => None, // a PV guest has no firmware tables (and set its power control)
         Ok(a) => Some(a),
         Err(e) => {
             log::warn!("no usable ACPI tables: {e:?}");
@@ -79,7 +97,7 @@ fn kernel_main(start: Start) -> ! {
         Ok(o) => o,
         Err(e) => fail(format_args!("cmdline: {e}")),
     };
-    let p = match platform::init(&opts, hv, xen, xen_console.and_then(Result::ok), acpi) {
+    let p = match platform::init(&opts, hv, xen, xen_console.and_then(Result::ok), acpi, pv.as_ref()) {
         Ok(p) => p,
         Err(e) => fail(format_args!("mode: {e}")),
     };
@@ -102,7 +120,7 @@ fn kernel_main(start: Start) -> ! {
     if opts.fault == Fault::PanicAfterMode {
         panic!("fault=panic-after-mode: the panic the harness's tests ask for");
     }
-    x86_64::instructions::interrupts::enable();
+    arch::irqflag::enable();
     let boot_ns = p.tsc.ticks_to_ns(arch::cpu::rdtsc().wrapping_sub(entry_tsc));
     kprintln!("{}", Ready { boot_ns });
 

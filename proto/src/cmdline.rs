@@ -17,7 +17,7 @@
 //! | `irqmod`  | microseconds a device's interrupt stays off after one (0: one per packet) | `0` |
 //! | `net`     | `default`, or a comma list of [`NET_LEVERS`], each turned off by a `no-` prefix | `default` (all on but `lazy-timer`) |
 //! | `netwait` | seconds to wait for the host's benchmark driver | `120`   |
-//! | `fault`   | `none`, `panic-after-mode`, `netfront-stall` (tests of the harness) | `none`  |
+//! | `fault`   | `none`, `panic-after-mode`, `netfront-stall`, `pv-bad-pte` (tests of the harness) | `none`  |
 //!
 //! [`Options`] also renders back to a command line (`Display`), which is how the host
 //! harness writes the kernel's command lines.
@@ -248,6 +248,9 @@ choice! {
         /// Let the netfront wait 5 s between granting its rings and publishing them, so
         /// that the host can take the back end away mid-init at a known point.
         NetfrontStall = "netfront-stall",
+        /// In pv mode: ask Xen for a page-table update it must refuse (a page table mapped
+        /// writable), then write a read-only page table directly: both end in a report.
+        PvBadPte = "pv-bad-pte",
     }
 }
 

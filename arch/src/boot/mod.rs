@@ -19,6 +19,9 @@ pub const IDENTITY_MAP_END: u64 = 1 << 32;
 #[cfg(target_os = "none")]
 core::arch::global_asm!(include_str!("pvh.S"), options(att_syntax));
 
+#[cfg(target_os = "none")]
+pub mod pv;
+
 /// A range of RAM the firmware reported, in physical addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RamRange {
@@ -42,6 +45,9 @@ pub struct BootInfo {
     pub rsdp: Option<u64>,
     ram: [RamRange; MAX_RAM_RANGES],
     ram_len: usize,
+    /// Where the heap may start at the earliest (a PV guest's bootstrap elements and
+    /// page-table pool lie after its image); 0 when the image's end decides.
+    pub heap_floor: u64,
 }
 
 impl BootInfo {
@@ -77,7 +83,28 @@ impl BootInfo {
             cmdline_len -= 1; // cut back to a character boundary (or drop non-UTF-8 tails)
         }
         cmd[..cmdline_len].copy_from_slice(&cmdline[..cmdline_len]);
-        Ok(BootInfo { cmdline: cmd, cmdline_len, rsdp: (si.rsdp_paddr != 0).then_some(si.rsdp_paddr), ram, ram_len })
+        Ok(BootInfo {
+            cmdline: cmd,
+            cmdline_len,
+            rsdp: (si.rsdp_paddr != 0).then_some(si.rsdp_paddr),
+            ram,
+            ram_len,
+            heap_floor: 0,
+        })
+    }
+
+    /// The boot info of a classic PV guest: its command line, one range of RAM from 0 to
+    /// `ram_end` (its pseudo-physical memory), no ACPI, and the heap from `heap_floor`.
+    pub fn for_pv(cmdline: &[u8], ram_end: u64, heap_floor: u64) -> Self {
+        let mut cmd = [0u8; MAX_CMDLINE];
+        let mut len = cmdline.len().min(MAX_CMDLINE);
+        while core::str::from_utf8(&cmdline[..len]).is_err() {
+            len -= 1;
+        }
+        cmd[..len].copy_from_slice(&cmdline[..len]);
+        let mut ram = [RamRange { start: 0, end: 0 }; MAX_RAM_RANGES];
+        ram[0] = RamRange { start: 0, end: ram_end };
+        BootInfo { cmdline: cmd, cmdline_len: len, rsdp: None, ram, ram_len: 1, heap_floor }
     }
 
     /// Reads the start info the PVH loader left at `paddr`.
@@ -219,6 +246,14 @@ mod tests {
         assert_eq!(BootInfo::read_with(0x100, big.len() as u64, reader(&big)).unwrap().cmdline().len(), MAX_CMDLINE);
         // The start info itself must be in reach.
         assert!(BootInfo::read_with(0x2fe0, 0x3000, reader(&mem)).is_err());
+    }
+
+    #[test]
+    fn pv_boot_info_keeps_the_floor() {
+        let bi = BootInfo::for_pv(b"mode=pv \xff", 0x800_0000, 0x60_0000);
+        assert_eq!(bi.cmdline(), "mode=pv ");
+        assert_eq!(bi.ram(), &[RamRange { start: 0, end: 0x800_0000 }]);
+        assert_eq!((bi.heap_floor, bi.rsdp), (0x60_0000, None));
     }
 
     #[test]

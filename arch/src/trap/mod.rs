@@ -7,6 +7,7 @@
 //! [`InterruptController`]'s end-of-interrupt. An interrupt that ended an idle halt
 //! (`cpu::idle`) returns past the `HLT`; from `cpu::idle_folded` with interrupts still off.
 
+pub mod pv;
 mod report;
 
 use crate::irq_table::HandlerSlot;
@@ -75,6 +76,9 @@ pub fn alloc_vector(handler: &'static dyn IrqHandler) -> Result<Vector, IrqError
 /// Called by `entry.S` for every trap.
 #[no_mangle]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == pv::FAILSAFE_VECTOR {
+        report::fatal_failsafe(frame);
+    }
     let vector = frame.vector as u8;
     if vector < 32 {
         report::fatal_exception(frame);

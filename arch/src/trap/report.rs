@@ -88,8 +88,17 @@ impl fmt::Display for Report<'_> {
 
 /// Reports an exception and panics.
 pub(super) fn fatal_exception(frame: &TrapFrame) -> ! {
-    let cr2 = if frame.vector == 14 { x86_64::registers::control::Cr2::read_raw() } else { 0 };
+    let cr2 = if frame.vector == 14 { super::pv::cr2() } else { 0 };
     panic!("{}", Report { frame, cr2 })
+}
+
+/// Reports Xen's failsafe callback (it could not load a segment register on the way back
+/// into this PV guest) and panics.
+pub(super) fn fatal_failsafe(frame: &TrapFrame) -> ! {
+    panic!(
+        "PV failsafe callback: Xen could not return to rip={:#018x} cs={:#x} rsp={:#018x} ss={:#x}",
+        frame.rip, frame.cs, frame.rsp, frame.ss
+    )
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub enum Callback {
     /// The per-vCPU vector, and every interrupt of the LAPIC ends by the APIC assist's
     /// rule (no EOI write where Xen set the assist).
     PerCpuAssist(&'static ApicAssist),
+    /// Classic PV: Xen bounces upcalls to the event callback (`set_callbacks`), masked
+    /// by `evtchn_upcall_mask`; `shared_info` was mapped by [`map_pv_shared_info`].
+    Pv,
 }
 
 impl Callback {
@@ -50,6 +53,7 @@ impl Callback {
             Callback::Global => "global",
             Callback::PerCpu => "percpu",
             Callback::PerCpuAssist(_) => "percpu-assist",
+            Callback::Pv => "pv",
         }
     }
 }
@@ -67,6 +71,8 @@ pub enum EventError {
     NeedsLapic,
     /// Event channels were set up already (their frames below back one instance).
     AlreadyInitialised,
+    /// The PV callback without [`map_pv_shared_info`] first.
+    NotMapped,
 }
 
 /// Rounds over the pending bitmaps per upcall before leaving the rest to the next one.
@@ -81,6 +87,25 @@ static mut SHARED_INFO_FRAME: Page = Page([0; 4096]);
 static mut VCPU_INFO_FRAME: Page = Page([0; 4096]);
 /// Set by the first [`EventChannels::init`]: the frames above back one instance.
 static FRAMES_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Set by [`map_pv_shared_info`]: `SHARED_INFO_FRAME`'s page shows `shared_info`.
+static PV_MAPPED: AtomicBool = AtomicBool::new(false);
+
+/// Classic PV: maps `shared_info` (Xen names its machine address) over the frame event
+/// channels use, before anything else (its `vcpu_info` holds the interrupt flag).
+/// Returns its virtual address.
+pub fn map_pv_shared_info(xen: Xen, maddr: u64) -> Result<u64, EventError> {
+    if FRAMES_TAKEN.swap(true, Ordering::AcqRel) {
+        return Err(EventError::AlreadyInitialised);
+    }
+    let va = (&raw const SHARED_INFO_FRAME) as u64;
+    // SAFETY: the page is this module's alone (FRAMES_TAKEN), mapped by the bootstrap
+    // tables; its own frame is given up for shared_info's.
+    unsafe { xen.pv().update_va_mapping(va, maddr & !0xfff | xen_iface::pv::pte::DATA) }
+        .map_err(EventError::SharedInfo)?;
+    PV_MAPPED.store(true, Ordering::Release);
+    Ok(va)
+}
 
 /// Event channels of this domain; also the handler of the upcall vector.
 pub struct EventChannels {
@@ -101,19 +126,23 @@ pub struct EventChannels {
 
 impl EventChannels {
     /// Maps `shared_info`, registers `vcpu_info` and the upcall. `lapic` serves the
-    /// per-vCPU callback's EOI and MSIs; it may be `None` only with the global callback.
+    /// per-vCPU callback's EOI and MSIs; it may be `None` only with the global callback
+    /// and the PV one.
     pub fn init(
         xen: Xen,
         callback: Callback,
         lapic: Option<&'static Lapic>,
     ) -> Result<&'static EventChannels, EventError> {
-        if !matches!(callback, Callback::Global) && lapic.is_none() {
+        if !matches!(callback, Callback::Global | Callback::Pv) && lapic.is_none() {
             return Err(EventError::NeedsLapic);
+        }
+        let shared_gpa = (&raw const SHARED_INFO_FRAME) as u64;
+        if matches!(callback, Callback::Pv) {
+            return Self::init_pv(xen, shared_gpa);
         }
         if FRAMES_TAKEN.swap(true, Ordering::AcqRel) {
             return Err(EventError::AlreadyInitialised);
         }
-        let shared_gpa = (&raw const SHARED_INFO_FRAME) as u64;
         xen.add_to_physmap(XENMAPSPACE_SHARED_INFO, 0, shared_gpa >> 12).map_err(|e| {
             FRAMES_TAKEN.store(false, Ordering::Release); // Xen took neither frame
             EventError::SharedInfo(e)
@@ -147,8 +176,36 @@ impl EventChannels {
         match callback {
             Callback::Global => xen.set_hvm_param(param::CALLBACK_IRQ, callback_via_vector(vector)),
             Callback::PerCpu | Callback::PerCpuAssist(_) => xen.set_upcall_vector(0, vector),
+            Callback::Pv => Err(-22), // handled by init_pv above
         }
         .map_err(EventError::Callback)?;
+        Ok(ev)
+    }
+
+    /// Classic PV: `shared_info` is mapped at `va` already; vCPU 0's `vcpu_info` is its
+    /// first (a PV guest would name a machine frame to move it), and the upcall is the
+    /// event callback.
+    fn init_pv(xen: Xen, va: u64) -> Result<&'static EventChannels, EventError> {
+        if !PV_MAPPED.load(Ordering::Acquire) {
+            return Err(EventError::NotMapped);
+        }
+        let ev: &'static EventChannels = Box::leak(Box::new(EventChannels {
+            xen,
+            // SAFETY: shared_info is mapped at va for good (map_pv_shared_info).
+            shared: unsafe { SharedPage::new(va, 4096) },
+            // SAFETY: vcpu_info[0] is its first 64 bytes.
+            vcpu: unsafe { SharedPage::new(va, VCPU_INFO_SIZE) },
+            vector: Once::new(),
+            callback: Callback::Pv,
+            lapic: None,
+            handlers: (0..NR_PORTS).map(|_| HandlerSlot::new()).collect(),
+            msi_pirqs: AtomicBool::new(false),
+            lapic_msis: AtomicBool::new(false),
+        }));
+        let vector = trap::alloc_vector(ev).map_err(|_| EventError::NoVector)?;
+        ev.vector.call_once(|| vector);
+        #[cfg(target_os = "none")]
+        trap::pv::init_callbacks(xen, vector).map_err(EventError::Callback)?;
         Ok(ev)
     }
 
@@ -283,6 +340,8 @@ impl InterruptController for EventChannels {
 
     fn end_of_interrupt(&self, vector: Vector) {
         match self.callback {
+            // Bounced by Xen, acknowledged in shared memory: nothing to end.
+            Callback::Pv => {}
             // Injected without the LAPIC: nothing to end.
             Callback::Global if self.vector.get() == Some(&vector) => {}
             // Xen sets the assist for any vector it delivers with nothing else in service.
@@ -302,7 +361,9 @@ impl InterruptController for EventChannels {
     }
 
     fn msi_name(&self) -> &'static str {
-        if self.msi_pirqs.load(Ordering::Acquire) {
+        if matches!(self.callback, Callback::Pv) {
+            "none" // a PV guest has no device that could raise an MSI
+        } else if self.msi_pirqs.load(Ordering::Acquire) {
             "pirq"
         } else {
             "lapic"
@@ -316,7 +377,7 @@ impl InterruptController for EventChannels {
         match (self.callback, self.lapic) {
             (Callback::Global, Some(l)) if lapic_msis && l.is_x2apic() => "none+x2apic-msr",
             (Callback::Global, Some(_)) if lapic_msis => "none+lapic-mmio",
-            (Callback::Global, _) => "none",
+            (Callback::Global | Callback::Pv, _) => "none",
             (Callback::PerCpuAssist(_), _) => "viridian-assist",
             (Callback::PerCpu, Some(l)) if l.is_x2apic() => "x2apic-msr",
             (Callback::PerCpu, _) => "lapic-mmio",

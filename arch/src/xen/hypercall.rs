@@ -13,7 +13,9 @@ use xen_iface::hypercall::STUB_SIZE;
 struct Page([u8; 4096]);
 
 /// The page Xen fills with stubs. It lives in `.bss`, which the identity map leaves
-/// executable.
+/// executable. A PV guest's builder fills it before the entry (the image's
+/// `XEN_ELFNOTE_HYPERCALL_PAGE` names this symbol), and the PV trap return jumps into it.
+#[export_name = "hypercall_page"]
 static mut PAGE: Page = Page([0; 4096]);
 static READY: AtomicBool = AtomicBool::new(false);
 
@@ -26,6 +28,15 @@ pub fn init(info: &XenCpuidInfo) {
                                          // SAFETY: the MSR comes from Xen's own CPUID leaf; writing a page-aligned guest
                                          // address to it makes Xen write the stubs into that page, which nothing else uses.
     unsafe { crate::cpu::wrmsr(info.hypercall_msr, phys) };
+    READY.store(true, Ordering::Release);
+}
+
+/// Takes the page as the PV domain builder filled it (the ELF note's word): no MSR, which
+/// a ring-3 PV kernel could not write.
+///
+/// # Safety
+/// Only from the PV entry: Xen has filled the page before starting the guest there.
+pub unsafe fn init_pv() {
     READY.store(true, Ordering::Release);
 }
 

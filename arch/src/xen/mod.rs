@@ -1,7 +1,7 @@
 //! Xen's interfaces that need no device: the hypercall page ([`hypercall`]), event
 //! channels as interrupt controller ([`events`]), the pvclock ([`pvclock`]), the PV
 //! one-shot timer ([`timer`]), shared memory ([`shared`]), Viridian's APIC assist
-//! ([`viridian`]), shutdown, trace records, the
+//! ([`viridian`]), classic PV's own calls and interrupt flag ([`pv`]), shutdown, trace records, the
 //! feature bits, and the PIRQ calls that route an emulated device's MSI to an event channel.
 //!
 //! Typed wrappers around [`hypercall::hypercall`] for the calls the kernel makes; the ABI
@@ -10,6 +10,7 @@
 pub mod events;
 pub mod grants;
 pub mod hypercall;
+pub mod pv;
 pub mod pvclock;
 pub mod shared;
 pub mod timer;

@@ -2,7 +2,7 @@
 //! notification so xenconsoled picks them up (into `xl console` and its log files).
 //!
 //! The ring's frame and event channel come from HVM parameters, so this works for PVH
-//! and HVM guests alike. A full ring is waited out for a bounded time; after that, or if
+//! and HVM guests alike; a classic PV guest hands over its mapped ring ([`XenConsole::from_ring`]). A full ring is waited out for a bounded time; after that, or if
 //! the backend's indexes turn impossible, output is dropped rather than blocking the
 //! kernel. Before power-off, [`Console::flush`] waits (bounded) for xenconsoled to drain
 //! the ring, or a panic's last lines would go with the domain.
@@ -54,6 +54,12 @@ impl XenConsole {
         // SAFETY: Xen names this frame as our console ring; it lies in the identity-mapped
         // low 4 GiB (checked) and only this driver touches it.
         let page = unsafe { SharedPage::new(addr, INTERFACE_SIZE) };
+        Self::from_ring(xen, page, port)
+    }
+
+    /// Attaches to a ring mapped already: a classic PV guest's, whose machine frame and
+    /// event channel come from its start info (`arch::boot::pv` maps it).
+    pub fn from_ring(xen: Xen, page: SharedPage, port: u32) -> Result<Self, XenConsoleError> {
         let out = ConsoleOut::attach(&page).map_err(|_| XenConsoleError::Broken)?;
         Ok(XenConsole { xen, page, port, out: Mutex::new(out), broken: AtomicBool::new(false) })
     }

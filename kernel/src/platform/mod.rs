@@ -8,6 +8,7 @@
 mod common;
 mod hvm;
 mod kvm;
+pub mod pv;
 mod xenpv;
 
 use alloc::boxed::Box;
@@ -72,7 +73,11 @@ impl fmt::Display for PlatformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlatformError::Unsupported(m) => {
-                write!(f, "mode={} is not supported by this build yet (supported: auto, hvm, hybrid, pvh)", m.name())
+                write!(
+                    f,
+                    "mode={} is not supported by this build yet (supported: auto, hvm, hybrid, pvh, pv)",
+                    m.name()
+                )
             }
             PlatformError::WrongHypervisor(Mode::Hybrid) => {
                 f.write_str("mode=hybrid needs Xen or KVM, and this guest runs on neither (hypervisor=none)")
@@ -119,6 +124,8 @@ pub fn power_control(xen: Option<Xen>, acpi: Option<&AcpiInfo>) -> &'static dyn 
 /// Which hypervisor's paravirtual interfaces this guest can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Host {
+    /// Xen, as a classic PV guest (started at the PV entry).
+    XenPv,
     /// Xen: the hypercall page is up.
     Xen,
     /// KVM.
@@ -128,9 +135,15 @@ enum Host {
 }
 
 /// The mode `asked` for, given what this guest is: `auto` takes the hybrid mode on a
-/// Xen HVM guest and on KVM, pvh on a Xen PVH guest, hvm elsewhere.
+/// Xen HVM guest and on KVM, pvh on a Xen PVH guest, pv on a classic PV guest, hvm
+/// elsewhere.
 fn choose_mode(asked: Mode, host: Host, emulated_pc: bool) -> Result<Mode, PlatformError> {
     match (asked, host, emulated_pc) {
+        (Mode::Auto | Mode::Pv, Host::XenPv, _) => Ok(Mode::Pv),
+        (m, Host::XenPv, _) => Err(PlatformError::WrongGuest(
+            m,
+            "cannot run in a classic PV guest (ring 3, no local APIC, no emulated devices): use mode=pv",
+        )),
         (Mode::Auto | Mode::Hybrid, Host::Xen | Host::Kvm, true) => Ok(Mode::Hybrid),
         (Mode::Auto | Mode::Pvh, Host::Xen, false) => Ok(Mode::Pvh),
         (Mode::Auto | Mode::Hvm, _, true) => Ok(Mode::Hvm),
@@ -151,7 +164,10 @@ fn choose_mode(asked: Mode, host: Host, emulated_pc: bool) -> Result<Mode, Platf
             Mode::Pvh,
             "needs a PVH guest; this is an HVM guest (boot it with type=\"pvh\")",
         )),
-        (Mode::Pv, Host::Xen, _) => Err(PlatformError::Unsupported(Mode::Pv)),
+        (Mode::Pv, Host::Xen, _) => Err(PlatformError::WrongGuest(
+            Mode::Pv,
+            "needs a classic PV guest: boot it with type=\"pv\" (this is an HVM or PVH guest)",
+        )),
     }
 }
 
@@ -162,15 +178,21 @@ pub fn init(
     xen: Option<Xen>,
     xen_console: Option<&'static dyn Console>,
     acpi: Option<AcpiInfo>,
+    pv_guest: Option<&pv::PvGuest>,
 ) -> Result<&'static Platform, PlatformError> {
     let emulated_pc = acpi.as_ref().is_some_and(AcpiInfo::emulated_pc);
     let host = match (xen, &hv) {
+        _ if pv_guest.is_some() => Host::XenPv,
         (Some(_), _) => Host::Xen,
         (None, Hypervisor::Kvm { .. }) => Host::Kvm,
         (None, _) => Host::Plain,
     };
     let mode = choose_mode(opts.mode, host, emulated_pc)?;
     let platform = match (mode, host, xen) {
+        (Mode::Pv, Host::XenPv, _) => match pv_guest {
+            Some(g) => pv::build(opts, g)?,
+            None => return Err(PlatformError::WrongHypervisor(Mode::Pv)),
+        },
         (Mode::Hvm, _, _) => hvm::build(opts, hv, xen, acpi)?,
         (Mode::Hybrid, Host::Kvm, _) => kvm::build(opts, hv, acpi)?,
         (Mode::Hybrid | Mode::Pvh, _, Some(x)) => xenpv::build(mode, opts, hv, x, xen_console, acpi)?,

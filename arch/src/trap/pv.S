@@ -1,0 +1,95 @@
+/*
+ * Trap and event entry for classic PV, where the kernel runs in ring 3 and Xen bounces
+ * exceptions and event upcalls to the addresses given with set_trap_table and
+ * set_callbacks (trap/pv.rs).
+ *
+ * Xen's bounce frame is the hardware's with %rcx and %r11 pushed below it:
+ *   rcx, r11, [error code], rip, cs, rflags, rsp, ss
+ * Each stub restores %rcx and %r11 from it, drops them, and then builds the same
+ * TrapFrame as entry.S (error code or 0, vector), so trap_dispatch serves both. The
+ * way back is the iret hypercall (hypercall_page + 23 * 32, jumped to with one flags
+ * word pushed): Xen restores the event mask from the frame's RFLAGS.IF, which it set
+ * to the inverse of the mask when it bounced.
+ *
+ * Exceptions 0-31 each have a 16-byte stub from pv_trap_stubs; the event upcall pushes
+ * the vector the event channels were given (PV_UPCALL_VECTOR); the failsafe callback
+ * (Xen could not load a segment on the way back to us) reports as vector 256.
+ */
+    .section .text.trap, "ax"
+    .code64
+    .p2align 4
+    .global pv_trap_stubs
+pv_trap_stubs:
+    .set vec, 0
+    .rept 32
+    .p2align 4
+    mov     (%rsp), %rcx
+    mov     8(%rsp), %r11
+    lea     16(%rsp), %rsp
+    .if (vec == 8) || (vec >= 10 && vec <= 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq   $0
+    .endif
+    pushq   $vec
+    jmp     pv_trap_common
+    .set vec, vec + 1
+    .endr
+
+    .p2align 4
+    .global pv_upcall_entry
+pv_upcall_entry:
+    mov     (%rsp), %rcx
+    mov     8(%rsp), %r11
+    lea     16(%rsp), %rsp
+    pushq   $0
+    pushq   PV_UPCALL_VECTOR(%rip)
+    jmp     pv_trap_common
+
+    .p2align 4
+    .global pv_failsafe_entry
+pv_failsafe_entry:
+    /* rcx, r11, ds, es, fs, gs, rip, cs, rflags, rsp, ss */
+    mov     (%rsp), %rcx
+    mov     8(%rsp), %r11
+    lea     48(%rsp), %rsp
+    pushq   $0
+    pushq   $256
+    jmp     pv_trap_common
+
+pv_trap_common:
+    push    %rax
+    push    %rbx
+    push    %rcx
+    push    %rdx
+    push    %rsi
+    push    %rdi
+    push    %rbp
+    push    %r8
+    push    %r9
+    push    %r10
+    push    %r11
+    push    %r12
+    push    %r13
+    push    %r14
+    push    %r15
+    mov     %rsp, %rdi
+    cld
+    call    trap_dispatch
+    pop     %r15
+    pop     %r14
+    pop     %r13
+    pop     %r12
+    pop     %r11
+    pop     %r10
+    pop     %r9
+    pop     %r8
+    pop     %rbp
+    pop     %rdi
+    pop     %rsi
+    pop     %rdx
+    pop     %rcx
+    pop     %rbx
+    pop     %rax
+    add     $16, %rsp
+    pushq   $0                          /* iret flags: not from a syscall */
+    jmp     hypercall_page + 23 * 32
