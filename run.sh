@@ -2,7 +2,7 @@
 # hykernel's front door: set up what is missing, build, boot the kernel, run its
 # benchmarks and print the results table (also written to results/<host>-<mode>.json).
 #
-#   ./run.sh [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--help]
+#   ./run.sh [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|pv|all] [--bench LIST] [--help]
 set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=tests/lib/fail-step.sh
@@ -21,14 +21,14 @@ usage: ./run.sh [--host qemu|xen|kvm] [--mode MODE] [--bench LIST] [--rounds N] 
                     kvm   the same image booted without Xen: the kernel runs as an L2 KVM
                           guest, every benchmark gets its exits per operation from L1's trace
   --mode MODE     qemu: auto, hvm, all (= hvm)
-                  xen:  hvm, hybrid, pvh, or all: those three plus hybrid with the
-                        per-vCPU upcall vector (without and with Viridian's APIC assist),
-                        side by side, and with net the interrupt-load experiment
+                  xen:  hvm, hybrid, pvh, pv (classic PV), or all: those four plus hybrid
+                        with the per-vCPU upcall vector (without and with Viridian's APIC
+                        assist), side by side, and with net the interrupt-load experiment
                         (default: hvm)
                   kvm:  hvm, hybrid (kvmclock + PV EOI), or all: those two plus hybrid
                         with eoi=lapic
   --bench LIST    all (default), none, or a comma list of
-                  cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw,net
+                  cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw,mmu,net
   --rounds N      xen: interleaved rounds of each network guest (ours, Linux, ours, ...);
                   network figures are medians with min and max (default 5)
   --boots N       xen: instead of the benchmarks, boot each variant and the Linux peer N
@@ -55,9 +55,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$HOST:$MODE" in
-  qemu:auto|qemu:hvm|qemu:all|xen:hvm|xen:hybrid|xen:pvh|xen:all|kvm:hvm|kvm:hybrid|kvm:all) ;;
+  qemu:auto|qemu:hvm|qemu:all|xen:hvm|xen:hybrid|xen:pvh|xen:pv|xen:all|kvm:hvm|kvm:hybrid|kvm:all) ;;
   qemu:*) echo "run.sh: --mode $MODE: on --host qemu the modes are auto, hvm, all" >&2; exit 2 ;;
-  xen:*) echo "run.sh: --mode $MODE: on --host xen the modes are hvm, hybrid, pvh, all" >&2; exit 2 ;;
+  xen:*) echo "run.sh: --mode $MODE: on --host xen the modes are hvm, hybrid, pvh, pv, all" >&2; exit 2 ;;
   kvm:*) echo "run.sh: --mode $MODE: on --host kvm the modes are hvm, hybrid, all" >&2; exit 2 ;;
   *) echo "run.sh: --host $HOST: unknown host (qemu, xen, kvm)" >&2; exit 2 ;;
 esac

@@ -42,6 +42,7 @@ impl Fake {
             timeout_s,
             net: None,
             actions: vec![],
+            trace_classes: 0,
         }
     }
 

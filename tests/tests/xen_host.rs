@@ -1,7 +1,8 @@
-//! Integration tests on the project's Xen test host: the kernel as HVM, hybrid and PVH
-//! domUs (hybrid also with its switches, among them the per-vCPU upcall vector with
-//! Viridian's APIC assist), a Linux PVH domU as the boot-time peer, a domU
-//! with a bad option and one that panics on purpose, all in one boot of the host, run by
+//! Integration tests on the project's Xen test host: the kernel as HVM, hybrid, PVH and
+//! classic PV domUs (hybrid also with its switches, among them the per-vCPU upcall vector
+//! with Viridian's APIC assist), a Linux PVH domU as the boot-time peer, a domU
+//! with a bad option, one that panics on purpose and a PV one whose page-table update Xen
+//! refuses, all in one boot of the host, run by
 //! the dom0 agent (a few minutes; building the host the first time takes ~3 more).
 //!
 //! Exits are counted honestly: every exit recorded in a benchmark's trace phase is its
@@ -29,6 +30,8 @@ struct XenRun {
     linux: GuestRun,
     bad: GuestRun,
     crash: GuestRun,
+    pv: GuestRun,
+    pv_bad_pte: GuestRun,
 }
 
 fn run() -> &'static XenRun {
@@ -38,6 +41,9 @@ fn run() -> &'static XenRun {
         let mut crashing = Variant::PVH;
         crashing.label = "pvh-crash";
         crashing.opts.fault = Fault::PanicAfterMode;
+        let mut bad_pte = Variant::PV;
+        bad_pte.label = "pv-bad-pte";
+        bad_pte.opts.fault = Fault::PvBadPte;
         let guests = [
             Guest::kernel(Variant::HVM, bench, ""),
             Guest::kernel(Variant::HYBRID, bench, ""),
@@ -48,14 +54,16 @@ fn run() -> &'static XenRun {
             Guest::linux(),
             Guest::kernel_refusing(Variant::PVH, "colour=blue"),
             Guest::kernel(crashing, BenchSet::NONE.with("cpuid", true), ""),
+            Guest::kernel(Variant::PV, bench, ""),
+            Guest::kernel(bad_pte, BenchSet::NONE.with("cpuid", true), ""),
         ];
         let work = paths::logs().join("xen-test");
-        let [hvm, hybrid, percpu, assist, mixed, pvh, linux, bad, crash]: [GuestRun; 9] =
+        let [hvm, hybrid, percpu, assist, mixed, pvh, linux, bad, crash, pv, pv_bad_pte]: [GuestRun; 11] =
             run_guests(&work, &paths::kernel(), &guests, 2400)
                 .map_err(|e| e.to_string())?
                 .try_into()
                 .map_err(|_| "one result per guest".to_string())?;
-        Ok(XenRun { hvm, hybrid, percpu, assist, mixed, pvh, linux, bad, crash })
+        Ok(XenRun { hvm, hybrid, percpu, assist, mixed, pvh, linux, bad, crash, pv, pv_bad_pte })
     });
     r.as_ref().unwrap_or_else(|e| panic!("Xen host run failed: {e}"))
 }
@@ -314,7 +322,7 @@ fn a_crashing_kernel_is_not_retried_and_fails_with_its_panic_line() {
 #[test]
 fn retries_are_the_hosts_and_rarer_than_the_linux_peers() {
     let r = run();
-    let all = [&r.hvm, &r.hybrid, &r.percpu, &r.assist, &r.mixed, &r.pvh, &r.linux, &r.bad, &r.crash];
+    let all = [&r.hvm, &r.hybrid, &r.percpu, &r.assist, &r.mixed, &r.pvh, &r.linux, &r.bad, &r.crash, &r.pv];
     let total: usize = all.iter().map(|g| g.retries()).sum();
     let reasons: Vec<String> = all
         .iter()
@@ -330,4 +338,50 @@ fn retries_are_the_hosts_and_rarer_than_the_linux_peers() {
             r.linux.retries()
         );
     }
+}
+
+#[test]
+fn classic_pv_boots_from_the_same_elf_to_done() {
+    let g = &run().pv;
+    check_report(
+        g,
+        &[
+            ("mode", &["pv"]),
+            ("irq", &["evtchn"]),
+            ("eoi", &["none"]),
+            ("clock", &["pvclock"]),
+            ("timer", &["xen-oneshot"]),
+            ("nic", &["none"]),
+            ("msi", &["none"]),
+        ],
+    );
+    for name in ["cpuid", "null_hypercall", "clock_read", "interrupt", "evtchn_rr", "timer_arm_to_fire"] {
+        let b = g.summary.bench(name).unwrap_or_else(|| panic!("{}: no BENCH {name}", g.name()));
+        assert!(b.value > 0.0 && b.iterations > 0, "{}: {b:?}", g.name());
+        // A PV guest runs without hardware virtualization: no VM exit at all.
+        assert_eq!(phase(g, name).total_exits, 0, "{}: VM exits in {name}", g.name());
+    }
+}
+
+#[test]
+fn a_refused_page_table_update_in_pv_ends_in_a_report() {
+    let g = &run().pv_bad_pte;
+    assert_eq!(g.result.attempts.len(), 1, "a reported failure must never be retried: {:?}", g.result);
+    assert!(matches!(g.outcome(), Some(Outcome::Died { cause: DeathCause::Reported { .. } })), "{:?}", g.outcome());
+    // Xen's refusal of the hypercall, then the direct write's page fault, both reported.
+    assert!(
+        g.summary
+            .errors
+            .iter()
+            .any(|e| e.starts_with("pv: Xen refused the page-table update") && e.contains("error -")),
+        "{:?}",
+        g.lines
+    );
+    let fault = g.lines.iter().find(|l| l.starts_with("PANIC: EXCEPTION #PF page fault")).unwrap_or_else(|| {
+        panic!("{}: no page-fault report in {:?}", g.name(), g.lines);
+    });
+    // Xen hands a PV kernel the error code of a kernel-mode fault (its ring 3 is its kernel).
+    assert!(fault.contains("error=0x3"), "a write to a present read-only page: {fault}");
+    assert!(g.lines.iter().any(|l| l.contains("(protection violation, write, kernel)")), "{:?}", g.lines);
+    assert_eq!(g.lines.last().map(String::as_str), Some("POWEROFF status=failure"), "{:?}", g.lines);
 }

@@ -130,7 +130,7 @@ pub fn run(cx: &Context<'_>, g: &GuestPlan, number: u32) -> Attempt {
     let said = || std::fs::read_to_string(&trace_log).unwrap_or_default().lines().last().unwrap_or("").to_string();
     let mut trace = match cx.tools.start_trace(
         &cx.results.join(file("trace")),
-        cx.trace.mask,
+        cx.trace.mask | g.trace_classes,
         cx.trace.pages_per_cpu,
         &trace_log,
     ) {

@@ -5,7 +5,7 @@
 //! domain names from the variant's label, and every guest of ours is recognised by the
 //! kernel's own `READY`/`DONE` lines.
 
-use super::plan::{ConsoleKind, GuestNet, GuestPlan, LineMatch};
+use super::plan::{ConsoleKind, GuestNet, GuestPlan, LineMatch, TRACE_CLASS_PV};
 use crate::netbench::{NetPlan, Server};
 use proto::cmdline::{
     BenchSet, CallbackChoice, ClockChoice, Fault, Mode, MsiChoice, MsiMask, NetLevers, NicChoice, Options, TimerChoice,
@@ -80,6 +80,8 @@ impl Variant {
     };
     /// PVH.
     pub const PVH: Variant = Variant::new("pvh", Mode::Pvh);
+    /// Classic 64-bit PV (`tests/xen/pv.cfg`): no VM exits, page tables by hypercall.
+    pub const PV: Variant = Variant::new("pv", Mode::Pv);
     /// Plain HVM whose virtio-net masks its MSI-X vector around every interrupt, the
     /// pattern the hybrid HVM slides measured (`msimask=on`), beside the default that
     /// suppresses interrupts in the queue.
@@ -134,13 +136,21 @@ impl Variant {
     }
 
     /// The variants `--mode M` compares: `all` is hvm, hybrid (global callback), hybrid
-    /// with the per-vCPU vector, without and with the APIC assist, and pvh.
+    /// with the per-vCPU vector, without and with the APIC assist, pvh and pv.
     pub fn for_mode(mode: &str) -> Option<Vec<Variant>> {
         Some(match mode {
             "hvm" => vec![Variant::HVM],
             "hybrid" => vec![Variant::HYBRID],
             "pvh" => vec![Variant::PVH],
-            "all" => vec![Variant::HVM, Variant::HYBRID, Variant::HYBRID_PERCPU, Variant::HYBRID_ASSIST, Variant::PVH],
+            "pv" => vec![Variant::PV],
+            "all" => vec![
+                Variant::HVM,
+                Variant::HYBRID,
+                Variant::HYBRID_PERCPU,
+                Variant::HYBRID_ASSIST,
+                Variant::PVH,
+                Variant::PV,
+            ],
             _ => return None,
         })
     }
@@ -153,6 +163,15 @@ impl Variant {
     /// Whether Xen builds it as `type="hvm"` (an emulated PC: hvm and hybrid).
     pub fn hvm_type(&self) -> bool {
         matches!(self.opts.mode, Mode::Hvm | Mode::Hybrid)
+    }
+
+    /// The xl config the variant starts from.
+    pub fn config(&self) -> &'static str {
+        match self.opts.mode {
+            Mode::Hvm | Mode::Hybrid => "hvm.cfg",
+            Mode::Pv => "pv.cfg",
+            _ => "pvh.cfg",
+        }
     }
 }
 
@@ -195,7 +214,7 @@ impl Guest {
             role: Role::Ours(variant),
             plan: GuestPlan {
                 name: variant.domain(),
-                config: if variant.hvm_type() { "hvm.cfg" } else { "pvh.cfg" }.into(),
+                config: variant.config().into(),
                 overrides,
                 // hvm mode has only COM1; the Xen modes move to the PV console at once.
                 console: if variant.opts.mode == Mode::Hvm { ConsoleKind::Serial } else { ConsoleKind::Pv },
@@ -204,6 +223,8 @@ impl Guest {
                 timeout_s: 600,
                 net: None,
                 actions: vec![],
+                // A PV guest takes no VM exits: its cost is hypercalls, in the PV class.
+                trace_classes: if variant.opts.mode == Mode::Pv { TRACE_CLASS_PV } else { 0 },
             },
         }
     }
@@ -252,6 +273,7 @@ impl Guest {
                 timeout_s: 300,
                 net: None,
                 actions: vec![],
+                trace_classes: 0,
             },
         }
     }
@@ -319,15 +341,17 @@ mod tests {
         assert_eq!((p.plan.name.as_str(), p.plan.console), ("hy-hybrid-percpu", ConsoleKind::Pv));
         assert!(p.plan.overrides[0].contains("mode=hybrid bench=all callback=percpu"));
         assert_eq!(Guest::kernel(Variant::PVH, BenchSet::ALL, "").plan.config, "pvh.cfg");
+        assert_eq!(Guest::kernel(Variant::PV, BenchSet::ALL, "").plan.config, "pv.cfg");
         let bad = Guest::kernel_refusing(Variant::PVH, "colour=blue");
         assert!(bad.plan.overrides[0].ends_with("bench=cpuid colour=blue\""), "{:?}", bad.plan.overrides);
         assert!(bad.plan.done.matches("ERROR cmdline: unknown option 'colour=blue'"));
-        assert_eq!(Variant::for_mode("all").unwrap().len(), 5);
+        assert_eq!(Variant::for_mode("all").unwrap().len(), 6);
         let a = Guest::kernel(Variant::HYBRID_ASSIST, BenchSet::ALL, "");
         assert!(a.plan.overrides[0].contains("callback=percpu-assist"), "{:?}", a.plan.overrides);
         assert_eq!(a.plan.overrides.last().map(String::as_str), Some("viridian=[\"base\",\"apic_assist\"]"));
         assert!(!p.plan.overrides.iter().any(|o| o.starts_with("viridian")), "Viridian for hybrid-assist only");
-        assert!(Variant::for_mode("pv").is_none());
+        assert_eq!(Variant::for_mode("pv"), Some(vec![Variant::PV]));
+        assert!(Variant::for_mode("pv-on-hvm").is_none());
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub fn make_payload(
     std::fs::create_dir_all(dir).map_err(err("making the payload directory"))?;
     copy(&script("payload/run.sh"), &dir.join("run.sh"))?;
     copy(&agent_binary()?, &dir.join("hy-agent"))?;
-    for cfg in ["hvm.cfg", "pvh.cfg", "linux-pvh.cfg"] {
+    for cfg in ["hvm.cfg", "pvh.cfg", "pv.cfg", "linux-pvh.cfg"] {
         copy(&script(cfg), &dir.join(cfg))?;
     }
     copy(kernel, &dir.join("hykernel.elf"))?;

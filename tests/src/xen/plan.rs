@@ -100,7 +100,14 @@ pub struct GuestPlan {
     /// Toolstack commands to run while the guest runs, each once, when its line appears.
     #[serde(default)]
     pub actions: Vec<Action>,
+    /// Trace classes added to the run's mask while this guest runs: the PV class
+    /// ([`TRACE_CLASS_PV`]) for a PV guest, whose cost is hypercalls, not VM exits.
+    #[serde(default)]
+    pub trace_classes: u32,
 }
+
+/// Xen's PV trace class (`TRC_PV`): a PV guest's hypercalls, traps and page faults.
+pub const TRACE_CLASS_PV: u32 = 0x0020_f000;
 
 /// `xl` commands the agent runs when a console line appears: how a test takes a device
 /// away from a running guest, say. `{name}` in an argument is the domain's name.
@@ -148,6 +155,7 @@ mod tests {
                 timeout_s: 300,
                 net: None,
                 actions: vec![],
+                trace_classes: 0,
             }],
             bridge: BridgeAddr { ip: Ipv4Addr::new(10, 0, 0, 1), prefix: 24 },
             trace: TraceSettings::default(),

@@ -78,6 +78,14 @@ pub(super) fn analyse(records: Vec<Record>) -> Trace {
             }
             cpu.last_exit = Some((exit.domain, exit.code, counted));
             pass.trace.exits.push(exit);
+        } else if let Some(op) = rec.pv_hypercall() {
+            // The markers' own hvm_op is not the phase's cost (as a marker's VMMCALL is not).
+            if op != xen_iface::hypercall::HVM_OP {
+                let counted = pass.open.get(&cpu.domain).copied();
+                if let Some(p) = counted.and_then(|p| pass.trace.phases.get_mut(p)) {
+                    *p.hypercalls.entry(op).or_insert(0) += 1;
+                }
+            }
         } else if let Some(marker) = rec.phase_marker() {
             pass.marker(rec, marker, cpu, tsc);
         } else if let Some(detail) = rec.exit_detail() {

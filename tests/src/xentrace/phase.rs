@@ -37,6 +37,10 @@ pub struct Phase {
     pub end_tsc: Option<u64>,
     /// MSR writes by MSR index (`TRC_HVM_MSR_WRITE` details of the phase's exits).
     pub msr_writes: BTreeMap<u32, u64>,
+    /// A PV guest's hypercalls by number (`TRC_PV_HYPERCALL_V2`, with the PV class in the
+    /// trace mask), without the `hvm_op` that carries the phase markers: a PV guest takes
+    /// no VM exits, so these are what its operations cost Xen.
+    pub hypercalls: BTreeMap<u32, u64>,
     /// Emulated MMIO writes by guest physical address (`TRC_HVM_IOMEM_WRITE` details).
     pub mmio_writes: BTreeMap<u64, u64>,
     /// NPF exits by faulting guest physical address (`TRC_HVM_NPF` details).
@@ -59,6 +63,7 @@ impl Phase {
             begin_tsc,
             end_tsc: None,
             msr_writes: BTreeMap::new(),
+            hypercalls: BTreeMap::new(),
             mmio_writes: BTreeMap::new(),
             npf_gpas: BTreeMap::new(),
         }
@@ -72,6 +77,16 @@ impl Phase {
             ExitDetail::Npf { gpa, .. } => *self.npf_gpas.entry(gpa).or_insert(0) += 1,
             ExitDetail::MsrRead { .. } | ExitDetail::MmioRead { .. } => {}
         }
+    }
+
+    /// All hypercalls of a PV guest in this phase.
+    pub fn total_hypercalls(&self) -> u64 {
+        self.hypercalls.values().sum()
+    }
+
+    /// [`Phase::total_hypercalls`] per iteration; `None` if the phase reported 0 iterations.
+    pub fn hypercalls_per_op(&self) -> Option<f64> {
+        (self.iterations != 0).then(|| self.total_hypercalls() as f64 / self.iterations as f64)
     }
 
     /// Writes to one MSR in this phase.

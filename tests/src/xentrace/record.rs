@@ -42,6 +42,13 @@ pub const TRC_HVM_IOMEM_READ: u32 = 0x0008_2017;
 /// `TRC_HVM_IOMEM_WRITE`: an emulated MMIO write; words as [`TRC_HVM_IOMEM_READ`].
 pub const TRC_HVM_IOMEM_WRITE: u32 = 0x0008_2217;
 
+/// `TRC_PV_HYPERCALL_V2`: a PV guest's hypercall; extra word 0 is the hypercall number in
+/// bits 19:0 (bits 31:20 say which arguments follow), then the arguments. Needs the PV
+/// class (`0x0020f000`) in the trace mask.
+pub const TRC_PV_HYPERCALL_V2: u32 = 0x0020_100d;
+/// The hypercall-number bits of `TRC_PV_HYPERCALL_V2`'s first word.
+pub const PV_HYPERCALL_OP_MASK: u32 = 0x000f_ffff;
+
 /// Header of the window records `xentrace` writes: `TRC_TRACE_CPU_CHANGE` with 2 extra words.
 pub(super) const CPU_CHANGE_HEADER: u32 = TRC_TRACE_CPU_CHANGE | (2 << 28);
 /// Most extra words a record can have.
@@ -140,6 +147,11 @@ impl Record {
     }
 
     /// Extra word `i`, or 0 if the record has fewer words.
+    /// The hypercall number of a `TRC_PV_HYPERCALL_V2` record.
+    pub(super) fn pv_hypercall(&self) -> Option<u32> {
+        (self.event == TRC_PV_HYPERCALL_V2).then(|| self.word(0) & PV_HYPERCALL_OP_MASK)
+    }
+
     pub(super) fn word(&self, i: usize) -> u32 {
         self.extra().get(i).copied().unwrap_or(0)
     }

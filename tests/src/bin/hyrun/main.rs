@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: hyrun [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|all] [--bench LIST] [--kernel ELF] \
+    "usage: hyrun [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|pv|all] [--bench LIST] [--kernel ELF] \
                      [--results DIR] [--no-memprobe] [--rounds N] [--boots N [--busy]]\n\
                      --rounds N (xen, kvm): interleaved rounds of each network guest, figures are medians (default 5)\n\
                      --boots N (xen): boot each variant and the Linux peer N times without retries and report \
@@ -88,7 +88,7 @@ fn parse_args() -> Result<Args, String> {
     }
     let modes: &[&str] = match a.host.as_str() {
         "qemu" => &["auto", "hvm", "all"],
-        "xen" => &["hvm", "hybrid", "pvh", "all"],
+        "xen" => &["hvm", "hybrid", "pvh", "pv", "all"],
         "kvm" => &["hvm", "hybrid", "all"],
         h => return Err(format!("--host {h}: unknown host (qemu, xen, kvm)")),
     };

@@ -51,10 +51,53 @@ pub fn trace_warnings(runs: &[GuestRun]) {
 }
 
 fn exits(g: &GuestRun, bench: &str) -> String {
+    if is_pv(g) {
+        return hypercalls(g, bench);
+    }
     match (g.phase(bench).and_then(ExitCost::of), &g.trace) {
         (Some(c), _) => c.describe(),
         (None, None) => "NO TRACE".into(),
         (None, Some(_)) => "no phase".into(),
+    }
+}
+
+/// Whether `g` is a classic PV guest: no VM exits, its cost is hypercalls.
+fn is_pv(g: &GuestRun) -> bool {
+    g.guest.variant().is_some_and(|v| v.opts.mode == proto::cmdline::Mode::Pv)
+}
+
+/// A PV guest's hypercalls per operation in `bench`'s phase (total = by number), and its
+/// VM exits, which must be none.
+fn hypercalls(g: &GuestRun, bench: &str) -> String {
+    let Some(p) = g.phase(bench) else {
+        return if g.trace.is_some() { "no phase".into() } else { "NO TRACE".into() };
+    };
+    let Some(total) = p.hypercalls_per_op() else { return "no ops".into() };
+    let n = p.iterations as f64;
+    let by: Vec<String> =
+        p.hypercalls.iter().map(|(op, c)| format!("{} {:.2}", hypercall_name(*op), *c as f64 / n)).collect();
+    let mut out = format!("{total:.2} hc");
+    if !by.is_empty() {
+        out.push_str(&format!(" = {}", by.join(" + ")));
+    }
+    if p.total_exits != 0 {
+        out.push_str(&format!("; {} VM exits!", p.total_exits));
+    }
+    out
+}
+
+/// Names of the hypercalls a PV guest of this kernel makes (`xen.h`).
+fn hypercall_name(op: u32) -> String {
+    match op {
+        1 => "mmu_update".into(),
+        14 => "update_va_mapping".into(),
+        17 => "xen_version".into(),
+        23 => "iret".into(),
+        24 => "vcpu_op".into(),
+        29 => "sched_op".into(),
+        32 => "event_channel_op".into(),
+        26 => "mmuext_op".into(),
+        n => format!("hypercall {n}"),
     }
 }
 
@@ -64,7 +107,8 @@ pub fn benchmarks(ours: &[&GuestRun]) {
     let mut header = vec!["benchmark".to_string(), "unit".to_string()];
     for g in ours {
         header.push(label(g));
-        header.push("exits/op: total = by reason".to_string());
+        header
+            .push(if is_pv(g) { "hypercalls/op (PV: no VM exits)" } else { "exits/op: total = by reason" }.to_string());
     }
     let mut names: Vec<&str> = Vec::new();
     for g in ours {

@@ -26,10 +26,14 @@ fn plan(a: &Args, variants: &[Variant]) -> Result<Vec<Guest>, String> {
         if local.is_empty() { vec![] } else { variants.iter().map(|v| Guest::kernel(*v, local, "")).collect() };
     guests.push(Guest::linux());
     if bench.contains("net") {
-        // One network guest per mode (pvh has no vif yet: only when it is all there is).
+        // One network guest per mode (pvh has no vif yet: only when it is all there is; pv
+        // has no network yet).
         let mut modes: Vec<Variant> = Vec::new();
         for v in variants {
-            if (v.opts.mode != Mode::Pvh || variants.len() == 1) && !modes.iter().any(|m| m.opts.mode == v.opts.mode) {
+            if (v.opts.mode != Mode::Pvh || variants.len() == 1)
+                && v.opts.mode != Mode::Pv
+                && !modes.iter().any(|m| m.opts.mode == v.opts.mode)
+            {
                 modes.push(*v);
             }
         }

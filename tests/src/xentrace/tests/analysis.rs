@@ -353,3 +353,32 @@ fn a_trace_without_switches_is_warned_about_once() {
     assert!(parse(&[]).unwrap().warnings().is_empty());
     assert!(parse(&simple_trace()).unwrap().warnings().is_empty());
 }
+
+/// A PV guest's hypercall record: op in bits 19:0, argument flags above.
+fn pv_hypercall(tsc: u64, op: u32) -> Vec<u8> {
+    rec(TRC_PV_HYPERCALL_V2, Some(tsc), &[op | 0x0010_0000, 7])
+}
+
+#[test]
+fn counts_a_pv_guests_hypercalls_per_phase_without_the_markers() {
+    // dom 4 (PV): the marker's hvm_op (34), 2 event sends (32) and an iret (23) per op, the
+    // closing marker's hvm_op; dom0's hypercall meanwhile on another pCPU is not counted.
+    let mut recs =
+        vec![switch(10, (0, 0), (4, 0)), pv_hypercall(20, 34), marker(None, GUEST_PHASE_BEGIN, 2, "evtchn_rr")];
+    for k in 0..2 {
+        recs.push(pv_hypercall(30 + 10 * k, 32));
+        recs.push(pv_hypercall(31 + 10 * k, 23));
+        recs.push(pv_hypercall(32 + 10 * k, 32));
+    }
+    recs.push(pv_hypercall(60, 34));
+    recs.push(marker(None, GUEST_PHASE_END, 2, "evtchn_rr"));
+    recs.push(pv_hypercall(70, 29));
+    let other = [switch(11, (0, 0), (0, 0)), pv_hypercall(35, 32)];
+    let t = parse(&Builder::default().window(0, &recs).window(1, &other).bytes).unwrap();
+    let p = t.phases(4)[0];
+    assert!(p.complete);
+    assert_eq!(p.hypercalls, BTreeMap::from([(23, 2), (32, 4)]));
+    assert_eq!(p.total_hypercalls(), 6);
+    assert_eq!(p.hypercalls_per_op(), Some(3.0));
+    assert_eq!(p.total_exits, 0);
+}
