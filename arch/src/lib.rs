@@ -27,6 +27,7 @@ pub mod irqflag;
 pub mod kvm;
 pub mod membench;
 pub mod mmio;
+pub mod pagemap;
 pub mod paging;
 pub mod pic;
 pub mod platform;

@@ -93,3 +93,78 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<(), MapError> {
     }
     Ok(())
 }
+
+/// The MMU benchmarks' window on native page tables (hvm, hybrid, pvh, KVM): one 4 KiB
+/// page far above the identity map, mapped and unmapped by writing its PTE and `invlpg`,
+/// which under HAP never leave the guest.
+pub struct NativeMapper {
+    window: u64,
+    pte: *mut u64,
+}
+
+// SAFETY: the PTE pointer is only written by the one CPU this kernel runs on, from the
+// benchmark and from its page-fault fixup, which never run at the same time.
+unsafe impl Sync for NativeMapper {}
+// SAFETY: as for Sync: one CPU.
+unsafe impl Send for NativeMapper {}
+
+/// Where the native window lives: its own L4 slot, away from the identity map and BARs.
+const NATIVE_WINDOW: u64 = 0x7f80_0000_0000;
+
+impl NativeMapper {
+    /// Builds the page tables down to the window's PTE (from the heap) and leaves the
+    /// window unmapped. Needs [`init`].
+    pub fn new() -> Result<NativeMapper, MapError> {
+        let tables = TABLES.get().ok_or(MapError::NotInitialised)?;
+        let mut mapper = tables.lock();
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(NATIVE_WINDOW));
+        let scratch = HeapFrames.allocate_frame().ok_or(MapError::OutOfMemory)?;
+        let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE;
+        // SAFETY: the window's address is used by nothing else; mapping a fresh, unused
+        // heap frame there creates the tables and aliases nothing in use.
+        unsafe { mapper.map_to(page, scratch, flags, &mut HeapFrames) }
+            .map_err(|_| MapError::NotIdentity(NATIVE_WINDOW))?
+            .flush();
+        // Walk to the PTE: every table is an identity-mapped heap frame (or the boot L4).
+        let mut table = Cr3::read().0.start_address().as_u64() as *mut u64;
+        for shift in [39u64, 30, 21] {
+            let index = (NATIVE_WINDOW >> shift) as usize & 511;
+            // SAFETY: `table` is a live page table (the L4, then what its present entries
+            // name), identity-mapped; map_to just made the entries present.
+            let entry = unsafe { core::ptr::read_volatile(table.add(index)) };
+            table = (entry & 0x000f_ffff_ffff_f000) as *mut u64;
+        }
+        // SAFETY: inside the L1 table holding the window's entry, as above.
+        let pte = unsafe { table.add((NATIVE_WINDOW >> 12) as usize & 511) };
+        let m = NativeMapper { window: NATIVE_WINDOW, pte };
+        crate::platform::PageMapper::unmap(&m);
+        Ok(m)
+    }
+}
+
+impl crate::platform::PageMapper for NativeMapper {
+    fn window(&self) -> u64 {
+        self.window
+    }
+
+    fn map(&self, page: u64) {
+        let entry = (page & !0xfff) | (Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE).bits();
+        // SAFETY: the window's own PTE (see `new`); only the window changes.
+        unsafe { core::ptr::write_volatile(self.pte, entry) };
+        x86_64::instructions::tlb::flush(VirtAddr::new(self.window));
+    }
+
+    fn unmap(&self) {
+        // SAFETY: as in map.
+        unsafe { core::ptr::write_volatile(self.pte, 0) };
+        x86_64::instructions::tlb::flush(VirtAddr::new(self.window));
+    }
+
+    fn flush_tlb(&self) {
+        x86_64::instructions::tlb::flush_all();
+    }
+
+    fn name(&self) -> &'static str {
+        "pte-invlpg"
+    }
+}

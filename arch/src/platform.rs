@@ -10,6 +10,8 @@
 //!   an MSI comes back as an [`MsiRoute`], which says how it is masked ([`MsiMasking`]).
 //! - [`PowerControl`]: how the machine is turned off, with a success or failure status.
 //! - [`PhaseMarker`]: marks benchmark phases in the host's trace, where the host traces.
+//! - [`PageMapper`]: one page mapped and unmapped the way this platform changes page
+//!   tables (a PTE write natively, a hypercall in classic PV), for the MMU benchmarks.
 //!
 //! Drivers, timers and benchmarks implement [`IrqHandler`] on the state they share with
 //! their interrupt path and register it with the controller, as Linux's
@@ -207,4 +209,22 @@ impl PhaseMarker for NoMarker {
     fn name(&self) -> &'static str {
         "none"
     }
+}
+
+/// Maps and unmaps one page at a reserved virtual address, the way this platform changes
+/// its page tables: natively a PTE write and `invlpg` (no exit under HAP), in classic PV
+/// `update_va_mapping` (a hypercall Xen checks). The MMU benchmarks use it; the window is
+/// reached only through [`touch`](Self::touch), never as a reference.
+pub trait PageMapper: Sync {
+    /// The window's virtual address (a page nothing else uses).
+    fn window(&self) -> u64;
+    /// Maps the identity-mapped kernel page at `page` also at the window, and flushes the
+    /// window's TLB entry.
+    fn map(&self, page: u64);
+    /// Unmaps the window and flushes its TLB entry.
+    fn unmap(&self);
+    /// Flushes this CPU's TLB (its non-global entries).
+    fn flush_tlb(&self);
+    /// Name for the log (`pte-invlpg`, `update_va_mapping`).
+    fn name(&self) -> &'static str;
 }

@@ -32,8 +32,8 @@
 use core::fmt;
 
 /// Benchmarks `bench=` can name, in the order they run.
-pub const BENCHMARKS: [&str; 9] =
-    ["cpuid", "hypercall", "clock", "interrupt", "evtchn", "timer", "mem_lat", "mem_bw", "net"];
+pub const BENCHMARKS: [&str; 10] =
+    ["cpuid", "hypercall", "clock", "interrupt", "evtchn", "timer", "mem_lat", "mem_bw", "mmu", "net"];
 
 /// The option names, in the order [`Options`] writes them.
 pub const OPTION_NAMES: [&str; 16] = [
@@ -726,7 +726,7 @@ mod tests {
         assert_eq!(parse(&line), Ok(o));
         assert_eq!(
             BenchSet::ALL.with("net", false).to_string(),
-            "cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw"
+            "cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw,mmu"
         );
         assert_eq!(Mode::from_name("pvh"), Some(Mode::Pvh));
         assert_eq!(Mode::ACCEPTED, "auto, hvm, hybrid, pvh, pv");

@@ -96,7 +96,7 @@ fn switches_change_the_mode_report() {
 }
 
 /// Every benchmark of the suite, with the unit it must carry.
-const EXPECTED: [(&str, &str); 23] = [
+const EXPECTED: [(&str, &str); 26] = [
     ("cpuid", "ns"),
     ("clock_read", "ns"),
     ("interrupt", "ns"),
@@ -117,6 +117,9 @@ const EXPECTED: [(&str, &str); 23] = [
     ("mem_bw_write", "MB/s"),
     ("mem_bw_copy", "MB/s"),
     ("mem_bw_buffer", "KiB"),
+    ("mmu_map", "ns"),
+    ("page_fault", "ns"),
+    ("tlb_flush", "ns"),
     ("udp_rr", "ns"),
     ("tcp_rr", "ns"),
     ("tcp_stream", "Mbit/s"),

@@ -121,6 +121,21 @@ impl PvMmu {
     pub fn mfn(&self, pfn: u64) -> u64 {
         self.frames.mfn(pfn)
     }
+
+    /// The MMU benchmarks' window (`crate::pagemap`): a page of the image, remapped by
+    /// hypercall. Only the first call gets it.
+    pub fn page_mapper(&self, xen: Xen) -> Option<&'static crate::xen::pv::PvMapper> {
+        static WINDOW: Page = Page([0; 4096]);
+        static MAPPER: Once<crate::xen::pv::PvMapper> = Once::new();
+        if MAPPER.is_completed() {
+            return None;
+        }
+        // SAFETY: WINDOW is this function's own page, mapped by the bootstrap tables and
+        // used by nothing else.
+        Some(
+            MAPPER.call_once(|| unsafe { crate::xen::pv::PvMapper::new(xen, (&raw const WINDOW) as u64, self.frames) }),
+        )
+    }
 }
 
 #[repr(C, align(4096))]

@@ -201,3 +201,79 @@ impl InterruptFlag for PvInterruptFlag {
         "xen-pv"
     }
 }
+
+/// `__HYPERVISOR_mmuext_op`.
+const MMUEXT_OP: u32 = 26;
+/// `MMUEXT_TLB_FLUSH_LOCAL`.
+const MMUEXT_TLB_FLUSH_LOCAL: u32 = 6;
+
+/// `struct mmuext_op` (`xen.h`) for the commands without arguments.
+#[repr(C)]
+struct MmuextOp {
+    cmd: u32,
+    pad: u32,
+    arg1: u64,
+    arg2: u64,
+}
+const _: () = assert!(core::mem::size_of::<MmuextOp>() == 24);
+
+impl PvCalls {
+    /// `mmuext_op(MMUEXT_TLB_FLUSH_LOCAL)`: flushes this vCPU's TLB.
+    pub fn flush_tlb_local(&self) -> Result<(), i64> {
+        let op = MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, pad: 0, arg1: 0, arg2: 0 };
+        // SAFETY: one live mmuext_op for the call; a local TLB flush changes no mapping.
+        let rc = unsafe { hypercall(MMUEXT_OP, &op as *const MmuextOp as u64, 1, 0, pv::DOMID_SELF, 0) };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The MMU benchmarks' window in a PV guest: a page of the image whose L1 entry Xen's
+/// bootstrap tables hold, mapped and unmapped with `update_va_mapping` (one hypercall
+/// each, checked by Xen); the TLB flushed with `mmuext_op`.
+pub struct PvMapper {
+    xen: Xen,
+    window: u64,
+    frames: &'static [u64],
+}
+
+impl PvMapper {
+    /// The mapper over `window`, machine frames from `frames` (the domain's frame list).
+    ///
+    /// # Safety
+    /// `window` must be a page of the image nothing else uses (its own frame is given up).
+    pub unsafe fn new(xen: Xen, window: u64, frames: &'static [u64]) -> Self {
+        let m = PvMapper { xen, window, frames };
+        crate::platform::PageMapper::unmap(&m);
+        m
+    }
+}
+
+impl crate::platform::PageMapper for PvMapper {
+    fn window(&self) -> u64 {
+        self.window
+    }
+
+    fn map(&self, page: u64) {
+        let Some(&mfn) = self.frames.get((page >> 12) as usize) else { return };
+        // SAFETY: only the window's mapping changes (`new`'s contract); Xen checks the
+        // entry (a data page of this domain, not a page table).
+        let _ = unsafe { self.xen.pv().update_va_mapping(self.window, (mfn << 12) | pv::pte::DATA) };
+    }
+
+    fn unmap(&self) {
+        // SAFETY: as in map.
+        let _ = unsafe { self.xen.pv().update_va_mapping(self.window, 0) };
+    }
+
+    fn flush_tlb(&self) {
+        let _ = self.xen.pv().flush_tlb_local();
+    }
+
+    fn name(&self) -> &'static str {
+        "update_va_mapping"
+    }
+}

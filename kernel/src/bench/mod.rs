@@ -12,6 +12,7 @@ mod hypercall;
 mod interrupt;
 mod mem_bandwidth;
 mod mem_latency;
+mod mmu;
 mod timer;
 
 use crate::platform::Platform;
@@ -67,5 +68,8 @@ pub fn run_local(opts: &Options, p: &'static Platform) {
     }
     if opts.bench.contains("mem_bw") {
         mem_bandwidth::run(p);
+    }
+    if opts.bench.contains("mmu") {
+        mmu::run(p);
     }
 }

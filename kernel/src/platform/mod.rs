@@ -188,6 +188,7 @@ pub fn init(
         (None, _) => Host::Plain,
     };
     let mode = choose_mode(opts.mode, host, emulated_pc)?;
+    install_page_mapper(pv_guest);
     let platform = match (mode, host, xen) {
         (Mode::Pv, Host::XenPv, _) => match pv_guest {
             Some(g) => pv::build(opts, g)?,
@@ -199,6 +200,25 @@ pub fn init(
         (m, _, _) => return Err(PlatformError::Unsupported(m)),
     };
     Ok(PLATFORM.call_once(|| platform))
+}
+
+/// Chooses the MMU benchmarks' page mapper once: `update_va_mapping` in a classic PV
+/// guest, the PTE and `invlpg` elsewhere. Without one the MMU benchmarks say why they
+/// skip.
+fn install_page_mapper(pv_guest: Option<&pv::PvGuest>) {
+    let mapper: Option<&'static dyn arch::platform::PageMapper> = match pv_guest {
+        Some(g) => g.mmu.page_mapper(g.xen).map(|m| m as _),
+        None => match arch::paging::NativeMapper::new() {
+            Ok(m) => Some(Box::leak(Box::new(m))),
+            Err(e) => {
+                log::warn!("no page window for the MMU benchmarks: {e:?}");
+                None
+            }
+        },
+    };
+    if let Some(m) = mapper {
+        arch::pagemap::install(m);
+    }
 }
 
 /// Number of timer expiries so far.
