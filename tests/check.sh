@@ -4,7 +4,8 @@
 #  1. prerequisites (tests/setup.sh)
 #  2. formatting and clippy, host crates and the kernel target, warnings as errors
 #  3. host unit tests: xen-iface, arch, drivers, the kernel's pure modules, the harness
-#  4. the kernel image, then boot tests under QEMU TCG (tests/tests/qemu_boot.rs)
+#  4. the kernel image and its Xen notes (tests/tests/pv_image.rs), then boot tests under
+#     QEMU TCG (tests/tests/qemu_boot.rs)
 #  5. the Xen test host (built once, cached in ~/.cache/hykernel), and the kernel as Xen
 #     HVM and PVH domUs on it (tests/tests/xen_host.rs). Needs root; HY_SKIP_XEN=1 skips
 #     it explicitly.
@@ -41,6 +42,7 @@ cargo test -q -p hy-harness --test setup
 
 step "kernel image"
 cargo build -q --release -p hykernel --target x86_64-unknown-none
+cargo test -q -p hy-harness --test pv_image
 
 step "boot tests under QEMU TCG"
 cargo test -q -p hy-harness --test qemu_boot -- --test-threads=1
