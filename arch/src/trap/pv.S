@@ -11,18 +11,19 @@
  * word pushed): Xen restores the event mask from the frame's RFLAGS.IF, which it set
  * to the inverse of the mask when it bounced.
  *
- * Exceptions 0-31 each have a 16-byte stub from pv_trap_stubs; the event upcall pushes
+ * Exceptions 0-31 each have a 32-byte stub from pv_trap_stubs (restoring %rcx and %r11
+ * makes them longer than entry.S's 16); the event upcall pushes
  * the vector the event channels were given (PV_UPCALL_VECTOR); the failsafe callback
  * (Xen could not load a segment on the way back to us) reports as vector 256.
  */
     .section .text.trap, "ax"
     .code64
-    .p2align 4
+    .p2align 5
     .global pv_trap_stubs
 pv_trap_stubs:
     .set vec, 0
     .rept 32
-    .p2align 4
+    .p2align 5
     mov     (%rsp), %rcx
     mov     8(%rsp), %r11
     lea     16(%rsp), %rsp
@@ -34,6 +35,9 @@ pv_trap_stubs:
     jmp     pv_trap_common
     .set vec, vec + 1
     .endr
+    .p2align 5
+    .global pv_trap_stubs_end
+pv_trap_stubs_end:
 
     .p2align 4
     .global pv_upcall_entry

@@ -28,15 +28,20 @@ core::arch::global_asm!(include_str!("pv.S"), options(att_syntax));
 #[cfg(target_os = "none")]
 extern "C" {
     static pv_trap_stubs: u8;
+    static pv_trap_stubs_end: u8;
     static pv_upcall_entry: u8;
     static pv_failsafe_entry: u8;
 }
+
+/// Bytes from one exception stub of `pv.S` to the next.
+pub const STUB_STRIDE: u64 = 32;
 
 /// Fills the virtual IDT: each exception to its stub, events masked on entry.
 pub fn trap_table(stubs: u64) -> [TrapInfo; 33] {
     let mut t = [TrapInfo::default(); 33]; // the last one, all zero, ends the table
     for (v, e) in t.iter_mut().take(32).enumerate() {
-        *e = TrapInfo { vector: v as u8, flags: TRAP_MASK_EVENTS, cs: FLAT_KERNEL_CS, address: stubs + 16 * v as u64 };
+        let address = stubs + STUB_STRIDE * v as u64;
+        *e = TrapInfo { vector: v as u8, flags: TRAP_MASK_EVENTS, cs: FLAT_KERNEL_CS, address };
     }
     t
 }
@@ -45,7 +50,12 @@ pub fn trap_table(stubs: u64) -> [TrapInfo; 33] {
 /// entry. Returns Xen's error code if it refused.
 #[cfg(target_os = "none")]
 pub fn init_traps(xen: crate::xen::Xen) -> Result<(), i64> {
-    xen.pv().set_trap_table(&trap_table((&raw const pv_trap_stubs) as u64))
+    let (stubs, end) = ((&raw const pv_trap_stubs) as u64, (&raw const pv_trap_stubs_end) as u64);
+    // The table's addresses are computed: the stubs must be laid out as they assume.
+    if end - stubs != 32 * STUB_STRIDE {
+        return Err(-22);
+    }
+    xen.pv().set_trap_table(&trap_table(stubs))
 }
 
 /// Installs the event and failsafe callbacks; upcalls run the handler of `vector`.
@@ -78,7 +88,7 @@ mod tests {
     #[test]
     fn table_covers_the_exceptions_and_ends_with_zero() {
         let t = trap_table(0x40_1000);
-        assert_eq!(t[14], TrapInfo { vector: 14, flags: 4, cs: 0xe033, address: 0x40_10e0 });
+        assert_eq!(t[14], TrapInfo { vector: 14, flags: 4, cs: 0xe033, address: 0x40_11c0 });
         assert_eq!(t[32].address, 0);
         assert!(t[..32].iter().all(|e| e.address != 0));
     }
