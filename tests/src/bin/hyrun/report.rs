@@ -161,6 +161,11 @@ pub fn interrupts(ours: &[&GuestRun]) {
     println!("  ratios against hvm use totals; cycles: host TSC between the phase markers");
     println!("  secondary: {GUEST_CAUSED_RULE}");
     for g in ours {
+        if is_pv(g) {
+            // No exits to split: what an event costs a PV guest is hypercalls.
+            println!("  {:<16} no VM exits (PV); hypercalls per interrupt: {}", label(g), hypercalls(g, "interrupt"));
+            continue;
+        }
         let Some(c) = interrupt_cost(g) else {
             println!("  {:<16} no interrupt phases", label(g));
             continue;
