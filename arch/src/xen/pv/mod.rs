@@ -1,16 +1,21 @@
 //! The hypercalls only a classic PV guest makes: its virtual IDT and callbacks, its
 //! page-table updates, blocking; and its interrupt flag, the `evtchn_upcall_mask` byte of
-//! its `vcpu_info` ([`PvInterruptFlag`], the [`crate::irqflag`] of pv mode).
+//! its `vcpu_info` ([`irqflag::PvInterruptFlag`], the [`crate::irqflag`] of pv mode), and
+//! the MMU benchmarks' window ([`mapper::PvMapper`]).
 //!
 //! The ABI structures are `xen_iface::pv`'s. A refused page-table update comes back as
 //! [`MmuError`], which says which entry and what Xen answered.
 
+mod irqflag;
+mod mapper;
+
+pub use irqflag::PvInterruptFlag;
+pub use mapper::PvMapper;
+
 use super::hypercall::hypercall;
 use super::Xen;
-use crate::irqflag::InterruptFlag;
-use core::sync::atomic::{compiler_fence, AtomicU8, Ordering};
 use xen_iface::hypercall as abi;
-use xen_iface::pv::{self, MmuUpdate, TrapInfo};
+use xen_iface::pv::{self, MmuUpdate, MmuextOp, TrapInfo};
 
 /// A page-table update Xen refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,151 +134,16 @@ impl PvCalls {
     }
 }
 
-/// Byte offsets in `struct vcpu_info` (`xen.h`).
-const UPCALL_PENDING: usize = 0;
-const UPCALL_MASK: usize = 1;
-
-/// PV's interrupt flag: the `evtchn_upcall_mask` of vCPU 0's `vcpu_info`; halting is
-/// `SCHEDOP_block`.
-pub struct PvInterruptFlag {
-    xen: Xen,
-    vcpu_info: usize,
-}
-
-impl PvInterruptFlag {
-    /// The flag of the `vcpu_info` at `addr`.
-    ///
-    /// # Safety
-    /// `addr` must be vCPU 0's `vcpu_info`, mapped for good (in the mapped `shared_info`).
-    pub unsafe fn new(xen: Xen, addr: usize) -> Self {
-        PvInterruptFlag { xen, vcpu_info: addr }
-    }
-
-    fn byte(&self, offset: usize) -> &AtomicU8 {
-        // SAFETY: inside the vcpu_info `new` vouched for; Xen changes these bytes
-        // concurrently, so they are only ever accessed atomically.
-        unsafe { AtomicU8::from_ptr((self.vcpu_info + offset) as *mut u8) }
-    }
-}
-
-impl InterruptFlag for PvInterruptFlag {
-    #[inline]
-    fn disable(&self) {
-        self.byte(UPCALL_MASK).store(1, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-    }
-
-    #[inline]
-    fn enable(&self) {
-        compiler_fence(Ordering::SeqCst);
-        self.byte(UPCALL_MASK).store(0, Ordering::SeqCst);
-        // An event that arrived while masked is delivered on the next return from Xen:
-        // make one (the null hypercall) so it does not wait.
-        if self.byte(UPCALL_PENDING).load(Ordering::SeqCst) != 0 {
-            self.xen.version();
-        }
-    }
-
-    #[inline]
-    fn are_enabled(&self) -> bool {
-        self.byte(UPCALL_MASK).load(Ordering::Relaxed) == 0
-    }
-
-    fn idle(&self) {
-        // Blocking unmasks events, and returns at once if one is pending.
-        self.xen.pv().block();
-        self.byte(UPCALL_MASK).store(0, Ordering::SeqCst);
-    }
-
-    fn idle_folded(&self) {
-        self.xen.pv().block();
-        self.disable();
-    }
-
-    fn halt_forever(&self) -> ! {
-        loop {
-            self.disable();
-            self.xen.pv().yield_now();
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "xen-pv"
-    }
-}
-
-/// `__HYPERVISOR_mmuext_op`.
-const MMUEXT_OP: u32 = 26;
-/// `MMUEXT_TLB_FLUSH_LOCAL`.
-const MMUEXT_TLB_FLUSH_LOCAL: u32 = 6;
-
-/// `struct mmuext_op` (`xen.h`) for the commands without arguments.
-#[repr(C)]
-struct MmuextOp {
-    cmd: u32,
-    pad: u32,
-    arg1: u64,
-    arg2: u64,
-}
-const _: () = assert!(core::mem::size_of::<MmuextOp>() == 24);
-
 impl PvCalls {
     /// `mmuext_op(MMUEXT_TLB_FLUSH_LOCAL)`: flushes this vCPU's TLB.
     pub fn flush_tlb_local(&self) -> Result<(), i64> {
-        let op = MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, pad: 0, arg1: 0, arg2: 0 };
+        let op = MmuextOp { cmd: pv::MMUEXT_TLB_FLUSH_LOCAL, ..Default::default() };
         // SAFETY: one live mmuext_op for the call; a local TLB flush changes no mapping.
-        let rc = unsafe { hypercall(MMUEXT_OP, &op as *const MmuextOp as u64, 1, 0, pv::DOMID_SELF, 0) };
+        let rc = unsafe { hypercall(pv::MMUEXT_OP, &op as *const MmuextOp as u64, 1, 0, pv::DOMID_SELF, 0) };
         if rc < 0 {
             Err(rc)
         } else {
             Ok(())
         }
-    }
-}
-
-/// The MMU benchmarks' window in a PV guest: a page of the image whose L1 entry Xen's
-/// bootstrap tables hold, mapped and unmapped with `update_va_mapping` (one hypercall
-/// each, checked by Xen); the TLB flushed with `mmuext_op`.
-pub struct PvMapper {
-    xen: Xen,
-    window: u64,
-    frames: &'static [u64],
-}
-
-impl PvMapper {
-    /// The mapper over `window`, machine frames from `frames` (the domain's frame list).
-    ///
-    /// # Safety
-    /// `window` must be a page of the image nothing else uses (its own frame is given up).
-    pub unsafe fn new(xen: Xen, window: u64, frames: &'static [u64]) -> Self {
-        let m = PvMapper { xen, window, frames };
-        crate::platform::PageMapper::unmap(&m);
-        m
-    }
-}
-
-impl crate::platform::PageMapper for PvMapper {
-    fn window(&self) -> u64 {
-        self.window
-    }
-
-    fn map(&self, page: u64) {
-        let Some(&mfn) = self.frames.get((page >> 12) as usize) else { return };
-        // SAFETY: only the window's mapping changes (`new`'s contract); Xen checks the
-        // entry (a data page of this domain, not a page table).
-        let _ = unsafe { self.xen.pv().update_va_mapping(self.window, (mfn << 12) | pv::pte::DATA) };
-    }
-
-    fn unmap(&self) {
-        // SAFETY: as in map.
-        let _ = unsafe { self.xen.pv().update_va_mapping(self.window, 0) };
-    }
-
-    fn flush_tlb(&self) {
-        let _ = self.xen.pv().flush_tlb_local();
-    }
-
-    fn name(&self) -> &'static str {
-        "update_va_mapping"
     }
 }
