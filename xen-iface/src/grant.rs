@@ -20,8 +20,12 @@
 //!
 //! [`loan`] holds pages together with their grants, so a driver takes them all back in
 //! one call on every path, and never frees a page the peer may still map.
+//! [`frames`] says which frame number an entry gives the peer (a PV guest's is a machine
+//! frame), [`setup`] how a PV guest gets the table's frames.
 
+pub mod frames;
 pub mod loan;
+pub mod setup;
 
 use crate::shared::SharedMem;
 use core::mem::size_of;
@@ -112,6 +116,9 @@ pub enum GrantError {
     /// new accesses; call `revoke` again later, and do not reuse the page until it
     /// succeeds.
     Busy(GrantRef),
+    /// The page is not this domain's: its guest frame has no machine frame behind it
+    /// (see [`frames::PeerFrames`]).
+    NotOurs(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
