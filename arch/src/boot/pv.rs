@@ -9,7 +9,9 @@
 //! works before anything can print; installs the virtual IDT, so a fault from here on is
 //! a report, not a silent death; maps the console ring; and extends the mapping over the
 //! domain's memory with batched `mmu_update`s (`xen_iface::pv::plan_map` decides, new L1
-//! tables come from the spare frames). What is left after the spare frames is the heap.
+//! tables come from the spare frames), and maps the xenstore ring (start info's
+//! `store_mfn`) for the platform's xenstore client. What is left after the spare frames is
+//! the heap.
 
 use super::BootInfo;
 use crate::irqflag;
@@ -63,8 +65,9 @@ pub struct PvBoot {
     pub boot: BootInfo,
     /// `shared_info`, mapped.
     pub shared_info: u64,
-    /// The xenstore ring's machine frame and event channel.
-    pub store: (u64, u32),
+    /// The xenstore ring (start info's `store_mfn`, mapped) and its event channel
+    /// (`store_evtchn`), or Xen's error code if the ring could not be mapped.
+    pub store: Result<(SharedPage, u32), i64>,
     /// Pages of the domain.
     pub nr_pages: u64,
     /// The TSC rate the pvclock's scale implies.
@@ -112,6 +115,12 @@ impl PvMmu {
         Some((frames.mfn(l1) << 12) + 8 * ((va >> 12) & 511))
     }
 
+    /// The domain's frame list (pseudo-physical to machine), for what must name machine
+    /// frames to Xen or a peer (grant entries).
+    pub fn frames(&self) -> &'static [u64] {
+        self.frames
+    }
+
     /// The bootstrap L4 table's pseudo-physical frame and machine frame.
     pub fn l4(&self) -> (u64, u64) {
         (self.l4_pfn, self.frames.mfn(self.l4_pfn))
@@ -143,6 +152,8 @@ struct Page([u8; 4096]);
 
 /// The virtual page the console ring is mapped at (its own frame given up).
 static mut CONSOLE_WINDOW: Page = Page([0; 4096]);
+/// The virtual page the xenstore ring is mapped at (its own frame given up).
+static mut STORE_WINDOW: Page = Page([0; 4096]);
 static FLAG: Once<PvInterruptFlag> = Once::new();
 
 /// Maps machine frame `mfn` writable at the static page `window`.
@@ -234,7 +245,9 @@ impl PvEarly {
             xen: self.xen,
             boot: BootInfo::for_pv(si.cmdline(), end << 12, heap_floor << 12),
             shared_info: self.shared_info,
-            store: (si.store_mfn, si.store_evtchn),
+            // SAFETY: the window is this module's, in .bss, and mapped only here.
+            store: unsafe { map_window(self.xen, (&raw const STORE_WINDOW) as u64, si.store_mfn) }
+                .map(|ring| (ring, si.store_evtchn)),
             nr_pages: si.nr_pages,
             pages_mapped,
             pages_usable: end,

@@ -1,17 +1,29 @@
-//! This domain's grant table (v1), mapped into its physical address space, and the
-//! bookkeeping of the references handed out (`xen_iface::grant`).
+//! This domain's grant table (v1), mapped over a static area, and the bookkeeping of the
+//! references handed out (`xen_iface::grant`).
 //!
-//! `XENMEM_add_to_physmap` with `XENMAPSPACE_grant_table` puts the table's frames over
-//! a static, page-aligned array; the entries are then plain shared memory. Grants and
-//! revocations go through one lock; the live count shows leaks (a PV driver that runs
-//! 100,000 packets must end where it started).
+//! How the table's frames get under the static area depends on the kind of guest, and so
+//! does the frame number an entry gives the peer (`xen_iface::grant::frames`); both are
+//! chosen once, by the constructor the platform calls:
+//! - [`Grants::init`] (HVM, PVH): `XENMEM_add_to_physmap` with `XENMAPSPACE_grant_table`
+//!   puts the frames in the physical address space; entries name guest frames.
+//! - [`Grants::init_pv`] (classic PV): `GNTTABOP_query_size` and `GNTTABOP_setup_table`
+//!   give the frames' machine numbers, mapped with `update_va_mapping`; entries name
+//!   machine frames, looked up in the domain's frame list.
+//!
+//! The entries are then plain shared memory. Grants and revocations go through one lock;
+//! the live count shows leaks (a PV driver that runs 100,000 packets must end where it
+//! started).
 
 use super::shared::SharedPage;
 use super::Xen;
 use spin::Mutex;
+use xen_iface::grant::frames::PeerFrames;
 use xen_iface::grant::loan::GrantOps;
+use xen_iface::grant::setup::{self, SetupError};
 use xen_iface::grant::{GrantError, GrantRef, GrantTable, ENTRIES_PER_FRAME};
 use xen_iface::hypercall::XENMAPSPACE_GRANT_TABLE;
+use xen_iface::pv::pte;
+use xen_iface::shared::SharedMem;
 
 /// Grant frames mapped: 4 frames, 2048 v1 entries.
 pub const FRAMES: usize = 4;
@@ -32,10 +44,20 @@ pub struct GrantMapError {
     pub code: i64,
 }
 
+/// Why a PV guest's grant table could not be mapped.
+#[derive(Clone, Copy, Debug)]
+pub enum PvGrantError {
+    /// Xen would not give the frames.
+    Setup(SetupError),
+    /// Frame `0` (of the table) could not be mapped: Xen's error code `1`.
+    Map(usize, i64),
+}
+
 /// The grant table.
 pub struct Grants {
     page: SharedPage,
     table: Mutex<GrantTable<ENTRIES>>,
+    peer: PeerFrames,
 }
 
 impl Grants {
@@ -54,12 +76,44 @@ impl Grants {
         // grant table; only this value uses them.
         let page = unsafe { SharedPage::new(base, mapped * 4096) };
         let table = GrantTable::new(&page);
-        Ok(Grants { page, table: Mutex::new(table) })
+        Ok(Grants { page, table: Mutex::new(table), peer: PeerFrames::Guest })
     }
 
-    /// Lets `domid` access guest frame `frame`.
+    /// A classic PV guest's table: as many of [`FRAMES`] frames as Xen allows, their
+    /// machine frames from `GNTTABOP_setup_table` mapped over the static area with
+    /// `update_va_mapping`; entries name the machine frames `p2m` (the domain's frame
+    /// list) gives.
+    pub fn init_pv(xen: Xen, p2m: &'static [u64]) -> Result<Grants, PvGrantError> {
+        let err = PvGrantError::Setup;
+        let q = xen.gnttab_query_size().map_err(|e| err(SetupError::Hypercall(e)))?;
+        let n = setup::frames_to_ask(&q, FRAMES).map_err(err)?;
+        let mut mfns = [0u64; FRAMES];
+        let s = xen.gnttab_setup_table(&mut mfns[..n]).map_err(|e| err(SetupError::Hypercall(e)))?;
+        setup::check_frames(&s, &mfns[..n]).map_err(err)?;
+        let base = (&raw const FRAMES_AREA) as u64;
+        for (i, mfn) in mfns[..n].iter().enumerate() {
+            let va = base + 4096 * i as u64;
+            // SAFETY: the page is this module's static area, used by nothing else (its own
+            // frame is given up); Xen checks the entry (a frame it shares with this domain).
+            unsafe { xen.pv().update_va_mapping(va, mfn << 12 | pte::DATA) }.map_err(|e| PvGrantError::Map(i, e))?;
+        }
+        // SAFETY: the first `n` pages of the static area now map the table's frames; only
+        // this value uses them.
+        let page = unsafe { SharedPage::new(base, n * 4096) };
+        let table = GrantTable::new(&page);
+        Ok(Grants { page, table: Mutex::new(table), peer: PeerFrames::Machine(p2m) })
+    }
+
+    /// Lets `domid` access guest frame `frame` (named to it as this domain names its
+    /// frames: see the module header).
     pub fn grant(&self, domid: u16, frame: u64, readonly: bool) -> Result<GrantRef, GrantError> {
+        let frame = self.peer.peer_frame(frame)?;
         self.table.lock().grant(&self.page, domid, frame, readonly)
+    }
+
+    /// Frames mapped and what their entries name, for the log.
+    pub fn describe(&self) -> (usize, &'static str) {
+        (self.page.len() / 4096, self.peer.name())
     }
 
     /// Ends the access granted by `gref` (see `GrantTable::revoke`).

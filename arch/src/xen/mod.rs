@@ -19,6 +19,9 @@ pub mod viridian;
 use crate::platform::{ExitStatus, PhaseMarker, PowerControl};
 use xen_iface::cpuid::XenCpuidInfo;
 use xen_iface::features::{FeatureInfo, Features, XENVER_GET_FEATURES};
+use xen_iface::grant::setup::{
+    QuerySize, SetupTable, DOMID_SELF, GNTTABOP_QUERY_SIZE, GNTTABOP_SETUP_TABLE, GRANT_TABLE_OP,
+};
 use xen_iface::hypercall::{
     self as abi, evtchnop, vcpuop, AddToPhysmap, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi,
     EvtchnBindVirq, EvtchnPort, EvtchnSend, EvtchnUpcallVector, HvmParam, HvmXentrace, RegisterVcpuInfo, SchedShutdown,
@@ -151,6 +154,42 @@ impl Xen {
             Err(rc)
         } else {
             Ok(())
+        }
+    }
+
+    /// `GNTTABOP_query_size` for this domain: its grant table's size and limit in frames.
+    pub fn gnttab_query_size(&self) -> Result<QuerySize, i64> {
+        let mut q = QuerySize { dom: DOMID_SELF, ..Default::default() };
+        // SAFETY: `q` is the operation's structure, live for the call.
+        let rc = unsafe {
+            hypercall::hypercall(GRANT_TABLE_OP, GNTTABOP_QUERY_SIZE as u64, &mut q as *mut _ as u64, 1, 0, 0)
+        };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(q)
+        }
+    }
+
+    /// `GNTTABOP_setup_table` for this domain: the machine frames of the table's first
+    /// `frames.len()` frames, written into `frames`; the answer's status is the caller's
+    /// to check (`xen_iface::grant::setup::check_frames`).
+    pub fn gnttab_setup_table(&self, frames: &mut [u64]) -> Result<SetupTable, i64> {
+        let mut s = SetupTable {
+            dom: DOMID_SELF,
+            nr_frames: frames.len() as u32,
+            status: 0,
+            frame_list: frames.as_mut_ptr() as u64,
+        };
+        // SAFETY: `s` is live for the call and points at `frames`, room for exactly the
+        // `nr_frames` entries Xen may write.
+        let rc = unsafe {
+            hypercall::hypercall(GRANT_TABLE_OP, GNTTABOP_SETUP_TABLE as u64, &mut s as *mut _ as u64, 1, 0, 0)
+        };
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(s)
         }
     }
 

@@ -1,8 +1,9 @@
 //! The xenstore driver: `xen_iface::xenstore::Session` given its shared page, the event
 //! channel to xenstored, and the kernel's clock.
 //!
-//! The ring and its event channel come from HVM parameters (for PVH and HVM guests
-//! alike), both checked before use. Requests are synchronous, one at a time under a lock,
+//! The ring and its event channel come from HVM parameters for PVH and HVM guests
+//! ([`XenStore::init`]), both checked before use; a classic PV guest maps the ring its
+//! start info names and attaches to it ([`XenStore::attach`]). Requests are synchronous, one at a time under a lock,
 //! each with a deadline the session checks on every iteration; a request that misses it
 //! is abandoned (its late reply dropped by id) and the next one goes out as usual. The
 //! driver sets no watches: watch events, like any other message that is not the awaited
@@ -88,6 +89,12 @@ impl XenStore {
         // SAFETY: Xen names this frame as our xenstore ring; it lies in the identity-mapped
         // low 4 GiB (checked) and only this driver uses it.
         let page = unsafe { SharedPage::new(addr, INTERFACE_SIZE) };
+        XenStore::attach(xen, clock, page, port)
+    }
+
+    /// Attaches to the xenstore ring `page` (mapped by the caller, used by nothing else)
+    /// whose event channel to xenstored is `port`; the ring's indexes are checked first.
+    pub fn attach(xen: Xen, clock: &'static dyn Clock, page: SharedPage, port: u32) -> Result<XenStore, StoreError> {
         let mut session = Session::new();
         session.attach(&page).map_err(StoreError::Ring)?;
         Ok(XenStore { xen, clock, page, port, session: Mutex::new(session), drops_logged: AtomicU32::new(0) })

@@ -5,14 +5,19 @@
 //! `SCHEDOP_shutdown` the power control, then `shared_info` (its `evtchn_upcall_mask` is
 //! the interrupt flag), the virtual IDT, and the domain's memory. [`build`] then makes
 //! the platform: event channels on the PV event callback, the pvclock, Xen's one-shot
-//! timer. No network yet: xenstore and the grant table of a PV guest are reached
-//! differently from the HVM parameters the other Xen modes use.
+//! timer, and netfront when the domain has a vif. The netfront, xenstore client and grant
+//! table are the other Xen modes' (`super::xenpv::open_netfront`); only where their pages
+//! come from differs: the xenstore ring is start info's `store_mfn` (mapped by the PV
+//! start) and its `store_evtchn`, the grant table's frames come from
+//! `GNTTABOP_setup_table`, and grant entries name machine frames, looked up in the
+//! domain's frame list (`Grants::init_pv`).
 //!
 //! `fault=pv-bad-pte` asks Xen for a page-table update it must refuse (the L4 table
 //! mapped writable) and, after the refusal's report, writes the read-only L4 table
 //! directly: both must end in a report, never a silent death.
 
 use super::common::{leak, misfit, setup, tsc_clock};
+use super::xenpv::{open_netfront, XenPages};
 use super::{timer_expired, Platform, PlatformError};
 use crate::console;
 use arch::boot::pv::{PvBoot, PvMmu};
@@ -21,10 +26,13 @@ use arch::hypervisor::Hypervisor;
 use arch::platform::{Clock, Console, ExitStatus, Timer};
 use arch::start::PvStart;
 use arch::xen::events::{Callback, EventChannels};
+use arch::xen::grants::Grants;
 use arch::xen::pvclock::PvClock;
+use arch::xen::shared::SharedPage;
 use arch::xen::timer::XenTimer;
 use arch::xen::{Xen, XenPower, XenTraceMarker};
 use drivers::xen::console::XenConsole;
+use drivers::xen::xenstore::{StoreError, XenStore};
 use proto::cmdline::{
     CallbackChoice, ClockChoice, EoiChoice, Fault, Mode, MsiChoice, MsiMask, NicChoice, Options, PirqFeature,
     TimerChoice,
@@ -45,6 +53,8 @@ pub struct PvGuest {
     pub hypervisor: Hypervisor,
     /// The page tables.
     pub mmu: PvMmu,
+    /// The xenstore ring, mapped, and its event channel (or Xen's error code).
+    pub store: Mutex<Option<Result<(SharedPage, u32), i64>>>,
 }
 
 static CONSOLE: Once<XenConsole> = Once::new();
@@ -85,7 +95,7 @@ pub fn start(s: PvStart) -> (BootInfo, PvGuest) {
             crate::power::off(ExitStatus::Failure)
         }
     };
-    let PvBoot { boot, tsc_hz, nr_pages, pages_mapped, pages_usable, tables_added, mmu, .. } = boot;
+    let PvBoot { boot, tsc_hz, nr_pages, pages_mapped, pages_usable, tables_added, mmu, store, .. } = boot;
     let hypervisor = describe(xen, tsc_hz);
     kprintln!(
         "pv: {} MiB, {} MiB in use: {pages_mapped} pages mapped with {tables_added} new L1 tables by batched \
@@ -93,7 +103,7 @@ pub fn start(s: PvStart) -> (BootInfo, PvGuest) {
         nr_pages >> 8,
         pages_usable >> 8
     );
-    (boot, PvGuest { xen, console, hypervisor, mmu })
+    (boot, PvGuest { xen, console, hypervisor, mmu, store: Mutex::new(Some(store)) })
 }
 
 /// Formatted text straight into one console (before the console list can be used).
@@ -152,12 +162,20 @@ pub(super) fn build(opts: &Options, guest: &PvGuest) -> Result<Platform, Platfor
     let timer: &'static dyn Timer =
         XenTimer::init(events, clock, pvclock, same_base, timer_expired).map_err(setup("PV timer"))?;
     log::info!(
-        "pv: events on the PV event callback (interrupt flag: evtchn_upcall_mask), TSC {khz} kHz (pvclock scale), \
-         no network (xenstore and grants of a PV guest are not wired yet)"
+        "pv: events on the PV event callback (interrupt flag: evtchn_upcall_mask), TSC {khz} kHz (pvclock scale)"
     );
     if opts.fault == Fault::PvBadPte {
         bad_page_table_update(xen, guest.mmu);
     }
+    let store = match guest.store.lock().take() {
+        Some(Ok((page, port))) => XenStore::attach(xen, clock, page, port).map_err(StoreFailure::Attach),
+        Some(Err(code)) => Err(StoreFailure::Map(code)),
+        None => Err(StoreFailure::Taken),
+    };
+    let p2m = guest.mmu.frames();
+    let pages = XenPages { store, grants: &|| Grants::init_pv(xen, p2m) };
+    let (nic, nic_ip) = open_netfront(pages, false, events, clock, crate::net::levers::netfront_config(opts));
+    let nic_name = nic.as_ref().map_or("none", |n| n.name());
     Ok(Platform {
         hypervisor: guest.hypervisor,
         mode: Mode::Pv,
@@ -169,10 +187,20 @@ pub(super) fn build(opts: &Options, guest: &PvGuest) -> Result<Platform, Platfor
         marker: leak(XenTraceMarker(xen)),
         xen: Some(xen),
         events: Some(events),
-        nic: Mutex::new(None),
-        nic_name: "none",
-        nic_ip: None,
+        nic: Mutex::new(nic),
+        nic_name,
+        nic_ip,
     })
+}
+
+/// Why a PV guest has no xenstore.
+enum StoreFailure {
+    /// Xen would not map the ring start info names (its error code).
+    Map(i64),
+    /// The ring is not one a client can attach to.
+    Attach(StoreError),
+    /// The platform was built twice.
+    Taken,
 }
 
 /// Refuses, by name, the switches that need hardware a PV guest does not have.
@@ -213,4 +241,14 @@ fn bad_page_table_update(xen: Xen, mmu: PvMmu) -> ! {
         Ok(()) => kprintln!("ERROR pv: Xen accepted a writable mapping of the L4 table"),
     }
     arch::boot::pv::write_page_table(l4_pfn)
+}
+
+impl core::fmt::Debug for StoreFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StoreFailure::Map(code) => write!(f, "Xen refused to map start info's store_mfn: error {code}"),
+            StoreFailure::Attach(e) => write!(f, "the ring at start info's store_mfn: {e:?}"),
+            StoreFailure::Taken => write!(f, "the ring was taken by an earlier build"),
+        }
+    }
 }

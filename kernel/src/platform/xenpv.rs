@@ -33,6 +33,7 @@ use arch::xen::pvclock::PvClock;
 use arch::xen::timer::XenTimer;
 use arch::xen::viridian::ApicAssist;
 use arch::xen::Xen;
+use core::fmt::Debug;
 use drivers::console::DebugCon;
 use drivers::nic::Nic;
 use drivers::xen::netfront::{Netfront, NetfrontConfig};
@@ -99,7 +100,10 @@ pub(super) fn build(
     }
     let (nic, nic_ip) = match opts.nic {
         NicChoice::Virtio => (open_virtio(opts, events, clock), None), // its address from the command line
-        NicChoice::Auto | NicChoice::Netfront => open_netfront(mode, xen, events, clock, netfront),
+        NicChoice::Auto | NicChoice::Netfront => {
+            let pages = XenPages { store: XenStore::init(xen, clock), grants: &|| Grants::init(xen) };
+            open_netfront(pages, mode == Mode::Hybrid, events, clock, netfront)
+        }
     };
     let nic_name = nic.as_ref().map_or("none", |n| n.name());
     let consoles: &'static [&'static dyn Console] = match xen_console {
@@ -209,17 +213,29 @@ fn msi_over_pirqs(opts: &Options, xen: Xen) -> bool {
     false
 }
 
-/// Connects netfront if the domain has a vif: grant table, xenstore, and (hybrid) the
-/// emulated NICs unplugged. Failures leave the guest without network, said in the log
-/// (the benchmarks run all the same; the network one reports `SKIP net reason=no-nic`).
-fn open_netfront(
-    mode: Mode,
-    xen: Xen,
+/// Where the Xen modes' netfront finds its pages: the xenstore ring (attached, or why
+/// not) and the grant table (mapped on demand: only a domain with a vif gives up the RAM).
+/// HVM and PVH guests reach both through HVM parameters and `add_to_physmap`; a classic
+/// PV guest through its start info and `GNTTABOP_setup_table` (`super::pv`).
+pub(super) struct XenPages<'a, S: Debug, G: Debug> {
+    /// The xenstore connection.
+    pub store: Result<XenStore, S>,
+    /// Maps the grant table.
+    pub grants: &'a dyn Fn() -> Result<Grants, G>,
+}
+
+/// Connects netfront if the domain has a vif: xenstore, (hybrid: `unplug`) the emulated
+/// NICs unplugged, the grant table. Failures leave the guest without network, said in the
+/// log (the benchmarks run all the same; the network one reports `SKIP net
+/// reason=no-nic`).
+pub(super) fn open_netfront<S: Debug, G: Debug>(
+    pages: XenPages<'_, S, G>,
+    unplug: bool,
     events: &'static EventChannels,
     clock: &'static dyn Clock,
     netfront: NetfrontConfig,
 ) -> (Option<Box<dyn Nic>>, Option<Ipv4Cidr>) {
-    let store: &'static XenStore = match XenStore::init(xen, clock) {
+    let store: &'static XenStore = match pages.store {
         Ok(s) => leak(s),
         Err(e) => {
             log::warn!("no xenstore ({e:?}): no network");
@@ -229,19 +245,21 @@ fn open_netfront(
     if !Netfront::present(store) {
         return (None, None);
     }
-    if mode == Mode::Hybrid {
+    if unplug {
         match unplug::unplug(class::NICS) {
             Ok(()) => log::info!("emulated NICs unplugged"),
             Err(e) => log::warn!("emulated NICs not unplugged: {e:?}"),
         }
     }
-    let grants: &'static Grants = match Grants::init(xen) {
+    let grants: &'static Grants = match (pages.grants)() {
         Ok(g) => leak(g),
         Err(e) => {
             log::error!("grant table not mapped ({e:?}): no network");
             return (None, None);
         }
     };
+    let (frames, naming) = grants.describe();
+    log::info!("grant table: {frames} frames mapped; entries name {naming}");
     match Netfront::init(store, events, grants, clock, netfront) {
         Ok(nf) => {
             let ip = nf.configured_ip().and_then(|s| parse_address(s, Some(24)));
