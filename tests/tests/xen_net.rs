@@ -3,7 +3,9 @@
 //! PVH domU with netfront, all on one dom0 bridge and driven by the dom0 agent with the
 //! same network client the QEMU host uses: ping, echoes of every size that must come back
 //! byte for byte (never retried), request-response, bulk, and a flood that must leave the
-//! netfront's live-grant count where it started.
+//! netfront's live-grant count where it started. The same netfront runs in pvh and in
+//! classic PV (whose grant entries name machine frames), each passing the same exact
+//! echoes; the PV guest's flood checks its live grants too.
 //!
 //! The emulated NIC's interrupt path is measured too (issue 13): hybrid with qemu-xen's
 //! virtio-net and its MSI over a PIRQ and an event channel (no MSI-X table write, no EOI
@@ -50,6 +52,10 @@ struct NetRun {
     no_pirqs: GuestRun,
     /// hvm with `msimask=on`.
     msimask: GuestRun,
+    /// Classic PV's netfront, with the flood.
+    pv: GuestRun,
+    /// PVH's netfront.
+    pvh: GuestRun,
 }
 
 /// [`Variant::HYBRID_PIRQ`] on a kernel told to behave as if Xen did not offer
@@ -97,14 +103,16 @@ fn run() -> &'static NetRun {
             Guest::kernel_net(Variant::HYBRID_PIRQ_ASSIST, 5, plan_with_load(0)),
             Guest::kernel_net(without_pirqs(), 6, net_plan(Server::Hykernel, rr, stream, 0)),
             Guest::kernel_net(Variant::HVM_MSIMASK, 7, plan_with_load(0)),
+            Guest::kernel_net(Variant::PV, 8, net_plan(Server::Hykernel, rr, stream, FLOOD)),
+            Guest::kernel_net(Variant::PVH, 9, net_plan(Server::Hykernel, rr, stream, 0)),
         ];
         let work = paths::logs().join("xen-net-test");
-        let [hybrid, hvm, linux, detached, pirq, no_pirqs, msimask]: [GuestRun; 7] =
+        let [hybrid, hvm, linux, detached, pirq, no_pirqs, msimask, pv, pvh]: [GuestRun; 9] =
             run_guests(&work, &paths::kernel(), &guests, 3600)
                 .map_err(|e| e.to_string())?
                 .try_into()
                 .map_err(|_| "one result per guest".to_string())?;
-        Ok(NetRun { hybrid, hvm, linux, detached, pirq, no_pirqs, msimask })
+        Ok(NetRun { hybrid, hvm, linux, detached, pirq, no_pirqs, msimask, pv, pvh })
     });
     r.as_ref().unwrap_or_else(|e| panic!("Xen host run failed: {e}"))
 }
@@ -393,5 +401,50 @@ fn hybrid_netfront_takes_large_segments_in() {
     let p = phase(g, "tcp_stream");
     let segments = (4u64 << 20) / 1448;
     assert!(p.iterations * 2 < segments, "{}: {} frames in and out for {segments} segments", g.name(), p.iterations);
+    check_exact(g);
+}
+
+/// Issue 16: classic PV's netfront (xenstore from the start info, grant frames from
+/// `GNTTABOP_setup_table`, entries naming machine frames) passes hybrid's exact echoes.
+#[test]
+fn pv_netfront_serves_dom0_exactly() {
+    let g = &run().pv;
+    let m = g.summary.mode.as_ref().expect("mode report");
+    assert_eq!((m.get("mode"), m.get("nic"), m.get("irq")), ("pv", "netfront", "evtchn"), "{:?}", g.lines);
+    let ready = g.summary.net_ready.as_deref().unwrap_or("");
+    assert!(ready.starts_with("ip=10.0.0.8/24 "), "address from xenstore: {ready}");
+    let naming = g.lines.iter().find(|l| l.contains("grant table: ") && l.contains("entries name"));
+    assert!(naming.is_some_and(|l| l.contains("machine frames")), "{:?}", g.lines);
+    check_exact(g);
+}
+
+/// A PV guest's flood ends with its live grants where they started, like hybrid's; and
+/// its packets cost hypercalls, never a VM exit.
+#[test]
+fn pv_netfront_keeps_its_grants_through_a_flood_and_takes_no_exits() {
+    let g = &run().pv;
+    let f = drive(g).flood.expect("the flood ran");
+    assert!(f.rx >= 100_000, "the pv netfront received {} of {} flood datagrams", f.rx, f.sent);
+    assert!(f.grants.0.is_some_and(|b| b > 0), "{f:?}");
+    assert_eq!(f.grants.0, f.grants.1, "live grants before and after the flood");
+    assert_eq!(f.bad, Some(0), "the back end sent nothing invalid");
+    for name in ["udp_rr", "tcp_rr", "tcp_stream"] {
+        let p = g.phase(name).unwrap_or_else(|| panic!("{}: no trace phase {name}: {:?}", g.name(), g.trace_problem));
+        assert!(!p.overlaps_lost(), "{}: {name} overlaps lost trace records", g.name());
+        assert_eq!(p.total_exits, 0, "{}: {name}: a PV guest takes no VM exits", g.name());
+        let hc = p.hypercalls_per_op().unwrap_or(0.0);
+        eprintln!("{}: {name}: {} packets, {hc:.2} hypercalls per packet {:?}", g.name(), p.iterations, p.hypercalls);
+        assert!(hc > 0.0, "{}: {name}: its events and notifications are hypercalls", g.name());
+    }
+}
+
+/// pvh's netfront, on the vif pvh.cfg now takes, passes the same exact echoes.
+#[test]
+fn pvh_netfront_serves_dom0_exactly() {
+    let g = &run().pvh;
+    let m = g.summary.mode.as_ref().expect("mode report");
+    assert_eq!((m.get("mode"), m.get("nic"), m.get("irq")), ("pvh", "netfront", "evtchn"), "{:?}", g.lines);
+    let ready = g.summary.net_ready.as_deref().unwrap_or("");
+    assert!(ready.starts_with("ip=10.0.0.9/24 "), "address from xenstore: {ready}");
     check_exact(g);
 }

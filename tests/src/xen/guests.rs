@@ -378,6 +378,18 @@ mod tests {
         assert!(hv.plan.overrides[0].contains("mode=hybrid bench=none ip=10.0.0.5/24 nic=virtio"), "{:?}", hv.plan);
         assert!(hv.plan.overrides.iter().any(|o| o.contains("model=virtio-net-pci")));
         assert_eq!(hy.plan.net.as_ref().unwrap().ip, Ipv4Addr::new(10, 0, 0, 2));
+        // pv and pvh: netfront on a plain vif like hybrid's, in their own configs; pv's
+        // trace counts its hypercalls.
+        for (v, cfg) in [(Variant::PV, "pv.cfg"), (Variant::PVH, "pvh.cfg")] {
+            let g = Guest::kernel_net(v, 8, net_plan(Server::Hykernel, 300, 1 << 20, 0));
+            assert_eq!(g.plan.config, cfg);
+            assert!(!g.plan.overrides[0].contains("ip="), "the PV vif's address comes from xenstore: {:?}", g.plan);
+            assert_eq!(
+                g.plan.overrides.last().map(String::as_str),
+                Some("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:08,ip=10.0.0.8\"]")
+            );
+            assert_eq!(g.plan.trace_classes != 0, v.opts.mode == Mode::Pv, "{:?}", g.plan);
+        }
         let l = Guest::linux_net(20, net_plan(Server::Linux, 300, 1 << 20, 0));
         assert!(l.needs_peer_initrd() && l.needs_linux() && l.variant().is_none());
     }

@@ -4,15 +4,18 @@
 //! dom0's instrument is the same for every guest (the agent's client); the kernel's own
 //! figure stands beside it. Ratios against Linux divide medians of dom0's figures.
 //!
-//! One row per kind: hvm (virtio-net), hybrid with every network lever on, one hybrid
-//! row per lever of issue 14 flipped (`net=no-offload`, ..., `net=lazy-timer`: each
-//! lever's effect is its row against hybrid's), and Linux.
+//! One row per kind: hvm (virtio-net), hybrid with every network lever on, pvh and pv
+//! (netfront like hybrid's), one hybrid row per lever of issue 14 flipped
+//! (`net=no-offload`, ..., `net=lazy-timer`: each lever's effect is its row against
+//! hybrid's), and Linux. A classic PV guest takes no VM exits: its row counts hypercalls
+//! per packet instead, and says so.
 
 use harness::netbench::NetReport;
 use harness::stats::Spread;
 use harness::table::render_grid;
 use harness::xen::cost::ExitCost;
 use harness::xen::run::GuestRun;
+use proto::cmdline::Mode;
 use serde_json::{json, Value};
 
 /// The driven benchmarks, their unit, and whether smaller is better.
@@ -32,6 +35,15 @@ pub trait NetRound {
     fn cost(&self, bench: &str) -> Option<ExitCost>;
     /// Bytes its bulk transfer was planned to carry.
     fn stream_bytes(&self) -> Option<u64>;
+    /// Whether its cost is hypercalls, not VM exits (a classic PV guest).
+    fn counts_hypercalls(&self) -> bool {
+        false
+    }
+    /// What one packet of `bench` cost it: total exits, or hypercalls where it
+    /// [counts hypercalls](Self::counts_hypercalls).
+    fn per_packet(&self, bench: &str) -> Option<f64> {
+        self.cost(bench).map(|c| c.total)
+    }
 }
 
 impl NetRound for GuestRun {
@@ -46,6 +58,16 @@ impl NetRound for GuestRun {
     }
     fn stream_bytes(&self) -> Option<u64> {
         Some(self.guest.plan.net.as_ref()?.plan.stream_bytes)
+    }
+    fn counts_hypercalls(&self) -> bool {
+        self.guest.variant().is_some_and(|v| v.opts.mode == Mode::Pv)
+    }
+    fn per_packet(&self, bench: &str) -> Option<f64> {
+        if self.counts_hypercalls() {
+            self.phase(bench)?.hypercalls_per_op()
+        } else {
+            self.cost(bench).map(|c| c.total)
+        }
     }
 }
 
@@ -86,14 +108,24 @@ impl<R: NetRound> Kind<'_, R> {
     pub fn stream_exits_per_mss(&self) -> Option<Spread> {
         Spread::of(self.rounds.iter().filter_map(|g| {
             let bytes = g.stream_bytes()?;
-            let cost = g.cost("tcp_stream")?;
-            (bytes >= MSS).then(|| cost.total * cost.iterations as f64 / (bytes / MSS) as f64)
+            let packets = g.cost("tcp_stream")?.iterations as f64;
+            let per_packet = g.per_packet("tcp_stream")?;
+            (bytes >= MSS).then(|| per_packet * packets / (bytes / MSS) as f64)
         }))
     }
 
-    /// Total exits per packet of `bench` over the rounds.
+    /// Total exits (hypercalls, for a PV guest) per packet of `bench` over the rounds.
     pub fn exits(&self, bench: &str) -> Option<Spread> {
-        Spread::of(self.rounds.iter().filter_map(|g| g.cost(bench)).map(|c| c.total))
+        Spread::of(self.rounds.iter().filter_map(|g| g.per_packet(bench)))
+    }
+
+    /// The row's label: the kind's, marked where its cost column counts hypercalls.
+    fn row_label(&self) -> String {
+        if self.rounds.first().is_some_and(|g| g.counts_hypercalls()) {
+            format!("{} (hypercalls, no exits)", self.label)
+        } else {
+            self.label.clone()
+        }
     }
 }
 
@@ -139,7 +171,7 @@ pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &
     ]);
     let mut grid = Vec::new();
     for k in kinds {
-        let mut row = vec![k.label.clone(), k.levers.clone(), show(k.ping(), 2)];
+        let mut row = vec![k.row_label(), k.levers.clone(), show(k.ping(), 2)];
         let mut ratios = Vec::new();
         for (bench, _, _) in DRIVEN {
             row.extend([show(k.host(bench), 0), show(k.kernel(bench), 0), show(k.exits(bench), 2)]);
@@ -200,7 +232,8 @@ pub fn json(net: &[&GuestRun]) -> Value {
                     })
                 })
                 .collect();
-            json!({ "kind": k.label, "net": k.levers, "ping_ms": k.ping(), "figures": figures, "stream_exits_per_1460_bytes": stream_exits, "rounds": rounds })
+            let unit = if k.rounds.first().is_some_and(|g| g.counts_hypercalls()) { "hypercalls" } else { "exits" };
+            json!({ "kind": k.label, "net": k.levers, "cost_unit": unit, "ping_ms": k.ping(), "figures": figures, "stream_exits_per_1460_bytes": stream_exits, "rounds": rounds })
         })
         .collect();
     json!({ "host": "xen", "network": kinds })

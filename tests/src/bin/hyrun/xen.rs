@@ -16,9 +16,9 @@ const STREAM: u64 = 8 << 20;
 const FLOOD: u64 = 110_000;
 
 /// The guests for `a`: one per variant running the local benchmarks, the Linux boot
-/// peer, and with `net`, one network guest per mode plus the Linux network peer; where
-/// hybrid is among them, also one hybrid guest per network lever flipped
-/// ([`Variant::LEVERS`]), in the same rounds.
+/// peer, and with `net`, one network guest per mode (hvm, hybrid, pvh, pv) plus the Linux
+/// network peer; where hybrid is among them, also one hybrid guest per network lever
+/// flipped ([`Variant::LEVERS`]), in the same rounds.
 fn plan(a: &Args, variants: &[Variant]) -> Result<Vec<Guest>, String> {
     let bench = cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?.bench;
     let local = bench.with("net", false);
@@ -26,19 +26,16 @@ fn plan(a: &Args, variants: &[Variant]) -> Result<Vec<Guest>, String> {
         if local.is_empty() { vec![] } else { variants.iter().map(|v| Guest::kernel(*v, local, "")).collect() };
     guests.push(Guest::linux());
     if bench.contains("net") {
-        // One network guest per mode (pvh has no vif yet: only when it is all there is; pv
-        // has no network yet).
+        // One network guest per mode: hvm's virtio-net, netfront in hybrid, pvh and pv.
         let mut modes: Vec<Variant> = Vec::new();
         for v in variants {
-            if (v.opts.mode != Mode::Pvh || variants.len() == 1)
-                && v.opts.mode != Mode::Pv
-                && !modes.iter().any(|m| m.opts.mode == v.opts.mode)
-            {
+            if !modes.iter().any(|m| m.opts.mode == v.opts.mode) {
                 modes.push(*v);
             }
         }
         // Rounds interleave the kinds (ours, Linux, ours, Linux, ...), so that a slow spell
-        // of the host hits every kind alike; the flood runs once, in the first round.
+        // of the host hits every kind alike; the flood runs once, in the first round, through
+        // each netfront (hybrid, pvh, pv).
         for round in 1..=a.rounds {
             let mut batch = Vec::new();
             for (i, v) in modes.iter().enumerate() {
@@ -206,9 +203,15 @@ mod tests {
         assert_eq!(names("hybrid", 2), expected);
         // hvm alone has no netfront: no lever guests.
         assert_eq!(names("hvm", 1), ["linux-pvh", "hy-hvm-net-r1", "linux-net-r1"]);
-        // --mode all: hvm and hybrid, Linux, the levers, in each of 5 rounds; then the load guests.
+        // --mode all: hvm, hybrid, pvh, pv, Linux, the levers, in each of 5 rounds; then the
+        // load guests.
         let all = names("all", 5);
-        assert_eq!(all.iter().filter(|n| n.ends_with("-r5")).count(), 8, "{all:?}");
+        let r5: Vec<&String> = all.iter().filter(|n| n.ends_with("-r5")).collect();
+        assert_eq!(&r5[..5], ["hy-hvm-net-r5", "hy-hybrid-net-r5", "hy-pvh-net-r5", "hy-pv-net-r5", "linux-net-r5"]);
+        assert_eq!(r5.len(), 10, "{all:?}");
         assert_eq!(all.iter().filter(|n| n.contains("-lazy-timer-net-")).count(), 5);
+        // pv and pvh alone: their netfront, the Linux peer, no levers.
+        assert_eq!(names("pv", 1), ["linux-pvh", "hy-pv-net-r1", "linux-net-r1"]);
+        assert_eq!(names("pvh", 1), ["linux-pvh", "hy-pvh-net-r1", "linux-net-r1"]);
     }
 }
