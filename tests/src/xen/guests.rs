@@ -136,8 +136,19 @@ impl Variant {
     }
 
     /// The variants `--mode M` compares: `all` is hvm, hybrid (global callback), hybrid
-    /// with the per-vCPU vector, without and with the APIC assist, pvh and pv.
+    /// with the per-vCPU vector, without and with the APIC assist, pvh and pv. A comma
+    /// list of single modes (`pv,pvh`) runs just those, in one boot of the host.
     pub fn for_mode(mode: &str) -> Option<Vec<Variant>> {
+        if mode.contains(',') {
+            let mut out: Vec<Variant> = Vec::new();
+            for m in mode.split(',') {
+                match Variant::for_mode(m)?.as_slice() {
+                    [v] if !out.contains(v) => out.push(*v),
+                    _ => return None, // `all` in a list, or a mode twice
+                }
+            }
+            return Some(out);
+        }
         Some(match mode {
             "hvm" => vec![Variant::HVM],
             "hybrid" => vec![Variant::HYBRID],
@@ -352,6 +363,10 @@ mod tests {
         assert!(!p.plan.overrides.iter().any(|o| o.starts_with("viridian")), "Viridian for hybrid-assist only");
         assert_eq!(Variant::for_mode("pv"), Some(vec![Variant::PV]));
         assert!(Variant::for_mode("pv-on-hvm").is_none());
+        assert_eq!(Variant::for_mode("pv,pvh"), Some(vec![Variant::PV, Variant::PVH]));
+        for bad in ["pv,all", "pv,pv", "pv,", "pv,kvm"] {
+            assert!(Variant::for_mode(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]
