@@ -5,6 +5,7 @@
 //! closed.
 
 use super::*;
+use crate::grant::frames::PeerFrames;
 use crate::grant::{GrantRef, GrantTable, ENTRY_SIZE, GTF_WRITING};
 use crate::netfront::device::Received;
 use crate::netfront::{NetfrontError, Violation};
@@ -110,6 +111,8 @@ struct FakeHost {
     /// The back end maps the ring pages as soon as they are granted.
     back_end_maps_rings: bool,
     granted: u32,
+    /// How grant entries name the pages (a classic PV guest: machine frames).
+    peer: PeerFrames,
 }
 
 impl FakeHost {
@@ -126,6 +129,7 @@ impl FakeHost {
             notified: 0,
             back_end_maps_rings: false,
             granted: 0,
+            peer: PeerFrames::Guest,
         }
     }
 
@@ -144,6 +148,7 @@ impl GrantOps for FakeHost {
         if self.step_fails() {
             return Err(GrantError::Exhausted);
         }
+        let frame = self.peer.peer_frame(frame)?;
         let mut t = self.table.borrow_mut();
         let Table { table, mem, .. } = &mut *t;
         let gref = table.grant(mem, domid, frame, readonly)?;
@@ -426,4 +431,42 @@ fn without_offloads_nothing_is_offered_and_a_multi_slot_packet_is_a_violation() 
     assert_eq!(dev.receive(&mut out), Err(NetfrontError::Broken(Violation::Unnegotiated { flags: NETRXF_MORE_DATA })));
     let r = dev.take_back(&mut host);
     assert_eq!((r.leaked, host.live()), (0, 0));
+}
+
+/// A classic PV guest's p2m: guest frame `f` is machine frame `0x80000 + 3 * f`; frame
+/// `hole`, if given, has none.
+fn p2m(hole: Option<u64>) -> &'static [u64] {
+    let list: Vec<u64> =
+        (0..0x1000 + PAGES as u64 + 2).map(|f| if Some(f) == hole { u64::MAX } else { 0x80000 + 3 * f }).collect();
+    Box::leak(list.into_boxed_slice())
+}
+
+/// Issue 16: the same open, its grants naming machine frames, as a PV guest's must; every
+/// page's entry names its own machine frame, none its guest frame.
+#[test]
+fn a_pv_guest_grants_machine_frames() {
+    let (mut host, mut bus) = (FakeHost::new(4), FakeBus::new(Backend::Honest));
+    host.peer = PeerFrames::Machine(p2m(None));
+    let mut dev = open_with(&mut host, &mut bus).unwrap();
+    assert_eq!(host.live(), PAGES);
+    let t = host.table.borrow();
+    let named: BTreeSet<u32> = (0..4 * 512).filter_map(|r| t.table.entry(&t.mem, r)).map(|e| e.frame).collect();
+    let want: BTreeSet<u32> = (0x1001..=0x1000 + PAGES as u32).map(|f| 0x80000 + 3 * f).collect();
+    assert_eq!(named.len(), PAGES + 1, "every page's own machine frame, and the empty entries' 0");
+    assert!(want.iter().all(|f| named.contains(f)));
+    drop(t);
+    assert_eq!(dev.take_back(&mut host).revoked, PAGES);
+}
+
+/// A page with no machine frame behind it is never granted: the open fails, named, and
+/// everything granted before it comes back.
+#[test]
+fn a_page_outside_the_p2m_fails_the_open_cleanly() {
+    let (mut host, mut bus) = (FakeHost::new(4), FakeBus::new(Backend::Honest));
+    host.peer = PeerFrames::Machine(p2m(Some(0x1005)));
+    let f = open_with(&mut host, &mut bus).unwrap_err();
+    assert_eq!(f.error, OpenError::Grant(GrantError::NotOurs(0x1005)));
+    assert_eq!(f.returned, Returned { revoked: 4, leaked: 0 }, "the four pages granted before it");
+    assert_clean(&host, &f, "p2m hole");
+    assert_eq!(bus.front("state"), None, "nothing published");
 }
