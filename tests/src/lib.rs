@@ -9,6 +9,7 @@
 //!   `proto::lines`, the one reader of those formats.
 //! - [`elf`]: image size and the PVH note, read from the kernel ELF.
 //! - [`qemu`]: launching QEMU with a captured console, bounded waits, exit status.
+//! - [`hostfreeze`]: whether a nested host's boot froze, and which guest it ran then.
 //! - [`hostnet`]: the host end of the guest's network (a tap device, or QEMU user mode).
 //! - [`netbench`]: the network client (exact echoes, the driven benchmarks, flood, ping),
 //!   the one used on the QEMU host and by the dom0 agent on the Xen host.
@@ -25,6 +26,7 @@
 pub mod agent;
 pub mod console;
 pub mod elf;
+pub mod hostfreeze;
 pub mod hostnet;
 pub mod kvm;
 pub mod kvmtrace;

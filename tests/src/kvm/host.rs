@@ -148,24 +148,10 @@ pub fn read_run(out: &Path, guest: &KvmGuest) -> KvmRun {
     KvmRun { guest: guest.clone(), exit, console: BootSummary::from_lines(&lines), trace, net }
 }
 
-/// What `run-host.sh` writes into the console log when the nested host froze (its console
-/// silent for minutes, QEMU idle): the L0's signature, not a guest's.
-const FROZE: &str = "run-host: the host's console was silent";
-
-/// If the host froze, the guest L1 was running then (its start line without an exit line).
+/// If the host froze (`crate::hostfreeze`), the guest L1 was running then.
 fn froze_during(out: &Path) -> Option<String> {
-    let log = std::fs::read_to_string(out.join("host-console.log")).ok()?;
-    if !log.contains(FROZE) {
-        return None;
-    }
-    let mut current = String::from("(before the first guest)");
-    for line in log.lines() {
-        if let Some((_, rest)) = line.split_once("HY-KVM: guest ") {
-            let name = rest.split([' ', ':']).next().unwrap_or("?");
-            current = if rest.contains(" exit=") { String::from("(between guests)") } else { name.to_string() };
-        }
-    }
-    Some(current)
+    crate::hostfreeze::read(out, crate::hostfreeze::kvm_payload_step)
+        .map(|f| f.guest().map_or_else(|| format!("({})", f.describe()), str::to_string))
 }
 
 /// Builds the host image if needed, runs `guests` on the KVM host in one boot, and reads
