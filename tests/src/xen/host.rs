@@ -78,12 +78,17 @@ pub struct RunOptions {
     pub max_attempts: u32,
     /// How guests are traced.
     pub trace: TraceSettings,
+    /// Boots of the host at most: after a boot in which the nested host froze
+    /// ([`crate::hostfreeze`], its signature, never a guest's), the guests without an
+    /// ended attempt run in another boot (2: once more; 1: a freeze fails the run).
+    pub max_boots: u32,
 }
 
 impl RunOptions {
-    /// Three attempts at most, the default trace mask, `timeout_s` for the boot.
+    /// Three attempts at most, the default trace mask, `timeout_s` for each boot, and one
+    /// more boot after a freeze.
     pub fn new(timeout_s: u32) -> RunOptions {
-        RunOptions { timeout_s, max_attempts: 3, trace: TraceSettings::default() }
+        RunOptions { timeout_s, max_attempts: 3, trace: TraceSettings::default(), max_boots: 2 }
     }
 }
 

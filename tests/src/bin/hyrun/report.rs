@@ -23,22 +23,32 @@ fn label(g: &GuestRun) -> String {
     g.guest.variant().map_or_else(|| g.name().to_string(), |v| v.label.to_string())
 }
 
-/// Every guest's attempts: how each ended and why any was run again.
+/// Every guest's attempts: how each ended and why any was run again, over every boot of
+/// the host (an attempt lost to a host freeze is shown as such).
 pub fn attempts(runs: &[GuestRun]) {
     let header: Vec<String> =
-        ["guest", "attempts", "outcome (last attempt)", "retried because"].map(String::from).to_vec();
+        ["guest", "boot", "attempts", "outcome (last attempt)", "earlier attempts (why each ran again)"]
+            .map(String::from)
+            .to_vec();
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|g| {
+            let mut history = g.history();
+            history.pop();
             vec![
                 g.name().to_string(),
-                g.result.attempts.len().to_string(),
+                g.boot.to_string(),
+                g.attempt_count().to_string(),
                 g.outcome().map_or("never ran".into(), |o| o.describe()),
-                g.result.retry_reasons().join("; "),
+                history.join("; "),
             ]
         })
         .collect();
-    println!("\n{}", render_grid("guests: every attempt is kept (see the agent's results.json)", &header, &rows));
+    let mut title = String::from("guests: every attempt is kept (see the agent's results.json of each boot)");
+    if runs.iter().any(|g| g.boot > 1) {
+        title.push_str("\nthe nested host froze: the guests of a frozen boot whose attempts had ended are kept, the others ran in a later boot");
+    }
+    println!("\n{}", render_grid(&title, &header, &rows));
 }
 
 /// The trace parser's warnings, per guest.
@@ -216,9 +226,12 @@ pub fn boot(ours: &[&GuestRun], linux: Option<&GuestRun>) {
 
 fn attempts_json(g: &GuestRun) -> Value {
     json!({
-        "attempts": g.result.attempts.len(),
+        "attempts": g.attempt_count(),
         "retry_reasons": g.result.retry_reasons(),
         "outcomes": g.result.attempts.iter().map(|a| a.outcome.describe()).collect::<Vec<_>>(),
+        "boot": g.boot,
+        "lost_to_host_freeze": g.lost_to_freeze(),
+        "history": g.history(),
     })
 }
 

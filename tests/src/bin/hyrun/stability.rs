@@ -77,7 +77,7 @@ pub fn run(a: &Args, boots: u32, busy: bool) -> Result<(), String> {
     // No retries; and the smaller trace mask (exits and phases, no handler records): the
     // question is whether guests and xentrace survive, not what they cost.
     let trace = TraceSettings { mask: 0x080a_9000, pages_per_cpu: 256 };
-    let opts = RunOptions { timeout_s: timeout, max_attempts: 1, trace };
+    let opts = RunOptions { timeout_s: timeout, max_attempts: 1, trace, ..RunOptions::new(timeout) };
     let runs = run_plan(&work, &a.kernel, &guests, &opts).map_err(|e| e.to_string())?;
 
     // Kind of guest -> outcome kind -> count, and the failures themselves.
