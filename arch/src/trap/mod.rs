@@ -15,7 +15,7 @@ use crate::platform::{InterruptController, IrqError, IrqHandler, Vector};
 use spin::Once;
 
 #[cfg(target_os = "none")]
-core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+core::arch::global_asm!(concat!(include_str!("frame.S"), include_str!("entry.S")), options(att_syntax));
 
 /// Registers saved on entry, in the order `entry.S` pushes them (lowest address first).
 #[repr(C)]

@@ -61,39 +61,7 @@ pv_failsafe_entry:
     jmp     pv_trap_common
 
 pv_trap_common:
-    push    %rax
-    push    %rbx
-    push    %rcx
-    push    %rdx
-    push    %rsi
-    push    %rdi
-    push    %rbp
-    push    %r8
-    push    %r9
-    push    %r10
-    push    %r11
-    push    %r12
-    push    %r13
-    push    %r14
-    push    %r15
-    mov     %rsp, %rdi
-    cld
-    call    trap_dispatch
-    pop     %r15
-    pop     %r14
-    pop     %r13
-    pop     %r12
-    pop     %r11
-    pop     %r10
-    pop     %r9
-    pop     %r8
-    pop     %rbp
-    pop     %rdi
-    pop     %rsi
-    pop     %rdx
-    pop     %rcx
-    pop     %rbx
-    pop     %rax
-    add     $16, %rsp
+    TRAP_DISPATCH
     pushq   $0                          /* iret flags: not from a syscall */
     jmp     hypercall_page + 23 * 32
+    .purgem TRAP_DISPATCH

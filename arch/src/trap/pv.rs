@@ -23,7 +23,7 @@ static PV_CR2: AtomicUsize = AtomicUsize::new(0);
 pub const FAILSAFE_VECTOR: u64 = 256;
 
 #[cfg(target_os = "none")]
-core::arch::global_asm!(include_str!("pv.S"), options(att_syntax));
+core::arch::global_asm!(concat!(include_str!("frame.S"), include_str!("pv.S")), options(att_syntax));
 
 #[cfg(target_os = "none")]
 extern "C" {
