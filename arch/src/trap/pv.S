@@ -16,6 +16,13 @@
  * the vector the event channels were given (PV_UPCALL_VECTOR); the failsafe callback
  * (Xen could not load a segment on the way back to us) reports as vector 256.
  */
+/* Restores %rcx and %r11 from Xen's bounce frame and drops `bytes` of it. */
+.macro PV_BOUNCE_POP bytes
+    mov     (%rsp), %rcx
+    mov     8(%rsp), %r11
+    lea     \bytes(%rsp), %rsp
+.endm
+
     .section .text.trap, "ax"
     .code64
     .p2align 5
@@ -24,9 +31,7 @@ pv_trap_stubs:
     .set vec, 0
     .rept 32
     .p2align 5
-    mov     (%rsp), %rcx
-    mov     8(%rsp), %r11
-    lea     16(%rsp), %rsp
+    PV_BOUNCE_POP 16
     .if (vec == 8) || (vec >= 10 && vec <= 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
     .else
     pushq   $0
@@ -42,9 +47,7 @@ pv_trap_stubs_end:
     .p2align 4
     .global pv_upcall_entry
 pv_upcall_entry:
-    mov     (%rsp), %rcx
-    mov     8(%rsp), %r11
-    lea     16(%rsp), %rsp
+    PV_BOUNCE_POP 16
     pushq   $0
     pushq   PV_UPCALL_VECTOR(%rip)
     jmp     pv_trap_common
@@ -53,9 +56,7 @@ pv_upcall_entry:
     .global pv_failsafe_entry
 pv_failsafe_entry:
     /* rcx, r11, ds, es, fs, gs, rip, cs, rflags, rsp, ss */
-    mov     (%rsp), %rcx
-    mov     8(%rsp), %r11
-    lea     48(%rsp), %rsp
+    PV_BOUNCE_POP 48
     pushq   $0
     pushq   $256
     jmp     pv_trap_common
@@ -65,3 +66,4 @@ pv_trap_common:
     pushq   $0                          /* iret flags: not from a syscall */
     jmp     hypercall_page + 23 * 32
     .purgem TRAP_DISPATCH
+    .purgem PV_BOUNCE_POP
