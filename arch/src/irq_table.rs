@@ -58,9 +58,8 @@ impl HandlerSlot {
     #[inline]
     pub fn get(&self) -> Option<&'static dyn IrqHandler> {
         let copy = self.0.load(Ordering::Acquire);
-        // SAFETY: a non-null value was stored by `claim_first`: a pointer from
-        // `Box::into_raw`, published with release ordering (so its contents are visible
-        // after this acquire load) and never freed, so it is valid for ever.
+        // SAFETY: non-null only as stored by `claim_first`: a `Box::into_raw` pointer, published
+        // with release ordering (its contents visible after this acquire load), never freed.
         unsafe { copy.as_ref() }.copied()
     }
 

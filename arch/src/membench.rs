@@ -77,9 +77,8 @@ impl Chain {
     pub fn chase(&self, loads: usize) -> usize {
         let mut p = self.start;
         for _ in 0..loads {
-            // SAFETY: `link` made `start` and every line's first word the address of a
-            // line's first word in `buf`, which `self` owns, keeps in place and never
-            // writes again; `link` exposed `buf`'s provenance after its last write.
+            // SAFETY: `link` made every word followed here a line's first word in `buf` (owned,
+            // pinned, never written again) and exposed `buf`'s provenance after its last write.
             p = unsafe { core::ptr::read_volatile(core::ptr::with_exposed_provenance::<usize>(p)) };
         }
         p

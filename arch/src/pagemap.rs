@@ -45,9 +45,8 @@ pub fn fixups() -> u64 {
 /// the fatal report.
 pub fn touch() -> u8 {
     let Some(m) = mapper() else { return 0 };
-    // SAFETY: the window is a page only the mapper maps, never given out as a reference:
-    // a volatile read of a mapped heap page, or a fault that the fixup or the report
-    // handles.
+    // SAFETY: the window is a page only the mapper maps, never given out as a reference: a
+    // volatile read of a mapped heap page, or a fault that the fixup or the report handles.
     unsafe { core::ptr::read_volatile(m.window() as *const u8) }
 }
 

@@ -77,10 +77,8 @@ mod image {
         if TAKEN.swap(true, Ordering::AcqRel) {
             return Err(HeapError::Taken);
         }
-        // SAFETY: the platform's word: the range is RAM per the loader's memory map,
-        // after the image, below 4 GiB (identity-mapped by the boot stub), and nothing
-        // else uses it (the boot info was copied out of loader memory before this). The
-        // flag makes this the only slice over it, for good.
+        // SAFETY: RAM per the loader's map, after the image, identity-mapped below 4 GiB, unused
+        // (boot info copied out before this); the flag makes this the only slice over it, for good.
         Ok(unsafe {
             core::slice::from_raw_parts_mut(range.start as *mut MaybeUninit<u8>, (range.end - range.start) as usize)
         })

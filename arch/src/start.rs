@@ -37,9 +37,10 @@ pub struct PvStart {
 impl PvhStart {
     /// Copies the start info (command line, memory map, RSDP) out of the loader's memory.
     pub fn boot_info(self) -> Result<BootInfo, StartInfoError> {
+        // Taking `self` reads the start info once, at the start, before the heap can reuse
+        // loader memory.
         // SAFETY: `start_info` is the PVH entry's %ebx, passed on unchanged by the boot
-        // stub (`enter`'s contract), and the stub identity-maps the low 4 GiB. Taking
-        // `self` reads it once, at the start, before the heap can reuse loader memory.
+        // stub (`enter`'s contract), and the stub identity-maps the low 4 GiB.
         unsafe { BootInfo::read(self.start_info as u64) }
     }
 }

@@ -115,9 +115,8 @@ impl BootInfo {
     pub unsafe fn read(paddr: u64) -> Result<Self, StartInfoError> {
         Self::read_with(paddr, IDENTITY_MAP_END, |addr, out| {
             for (i, b) in out.iter_mut().enumerate() {
-                // SAFETY: `read_with` asks only for bytes below IDENTITY_MAP_END, which the
-                // boot stub identity-maps (the caller's contract), in the start info or the
-                // tables and string it points to.
+                // SAFETY: `read_with` asks only for bytes below IDENTITY_MAP_END (of the start
+                // info and what it points to), which the boot stub identity-maps (caller's contract).
                 *b = unsafe { core::ptr::read_volatile((addr as usize + i) as *const u8) };
             }
         })

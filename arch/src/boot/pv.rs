@@ -139,11 +139,10 @@ impl PvMmu {
         if MAPPER.is_completed() {
             return None;
         }
+        let window = (&raw const WINDOW) as u64;
         // SAFETY: WINDOW is this function's own page, mapped by the bootstrap tables and
         // used by nothing else.
-        Some(
-            MAPPER.call_once(|| unsafe { crate::xen::pv::PvMapper::new(xen, (&raw const WINDOW) as u64, self.frames) }),
-        )
+        Some(MAPPER.call_once(|| unsafe { crate::xen::pv::PvMapper::new(xen, window, self.frames) }))
     }
 }
 
@@ -229,10 +228,10 @@ impl PvEarly {
     /// Extends the mapping over the domain's memory (after [`traps`](Self::traps)).
     pub fn map_memory(self) -> Result<PvBoot, PvBootError> {
         let si = &self.si;
+        let (list, len) = (si.mfn_list as *const u64, si.nr_pages as usize);
         // SAFETY: validated to lie in the domain's memory before the page tables: a
         // bootstrap element, mapped, nr_pages entries, left alone for good.
-        let frames: &'static [u64] =
-            unsafe { core::slice::from_raw_parts(si.mfn_list as *const u64, si.nr_pages as usize) };
+        let frames: &'static [u64] = unsafe { core::slice::from_raw_parts(list, len) };
         let mmu = PvMmu { frames, l4_pfn: si.pt_base >> 12 };
         let pool = self.bootstrap_end.div_ceil(4096);
         let (pages_mapped, tables_added, heap_floor, end) = extend_map(self.xen, mmu, pool, si.nr_pages)?;
@@ -327,9 +326,8 @@ pub fn bad_update(xen: Xen, update: MmuUpdate) -> Result<(), MmuError> {
 /// Writes to page-table frame `pfn`, which Xen maps read-only: the page fault's report
 /// ends the run (`fault=pv-bad-pte`).
 pub fn write_page_table(pfn: u64) -> ! {
-    // SAFETY: the write faults (page tables are mapped read-only in a PV guest), and the
-    // fault handler reports and never returns; were it writable, Xen would still check
-    // the entry, and the value written is the entry's own.
+    // SAFETY: the write faults (a PV guest's page tables are read-only) into a report that never
+    // returns; were it writable, Xen would still check the entry, which is written unchanged.
     unsafe {
         let p = (pfn << 12) as *mut u64;
         core::ptr::write_volatile(p, core::ptr::read_volatile(p));
