@@ -13,7 +13,7 @@ use harness::paths;
 use harness::xen::cost::{ExitCost, InterruptCost};
 use harness::xen::guests::{Guest, Variant};
 use harness::xen::results::{DeathCause, Outcome};
-use harness::xen::run::{run_guests, GuestRun};
+use harness::xen::run::{run_guests, GuestRun, RunEnd};
 use harness::xentrace::{Phase, SVM_EXIT_CPUID as CPUID, SVM_EXIT_VMMCALL as VMMCALL, X2APIC_EOI_MSR};
 use proto::cmdline::{BenchSet, Fault};
 use std::sync::OnceLock;
@@ -60,6 +60,7 @@ fn run() -> &'static XenRun {
         let work = paths::logs().join("xen-test");
         let [hvm, hybrid, percpu, assist, mixed, pvh, linux, bad, crash, pv, pv_bad_pte]: [GuestRun; 11] =
             run_guests(&work, &paths::kernel(), &guests, 2400)
+                .and_then(RunEnd::complete)
                 .map_err(|e| e.to_string())?
                 .try_into()
                 .map_err(|_| "one result per guest".to_string())?;

@@ -20,7 +20,7 @@ use harness::xen::cost::ExitCost;
 use harness::xen::guests::{net_plan, Guest, Variant};
 use harness::xen::plan::{Action, LineMatch};
 use harness::xen::results::Outcome;
-use harness::xen::run::{run_guests, GuestRun};
+use harness::xen::run::{run_guests, GuestRun, RunEnd};
 use harness::xentrace::{Phase, SVM_EXIT_MSR, SVM_EXIT_NPF};
 use proto::cmdline::{BenchSet, Fault, PirqFeature};
 use std::sync::OnceLock;
@@ -109,6 +109,7 @@ fn run() -> &'static NetRun {
         let work = paths::logs().join("xen-net-test");
         let [hybrid, hvm, linux, detached, pirq, no_pirqs, msimask, pv, pvh]: [GuestRun; 9] =
             run_guests(&work, &paths::kernel(), &guests, 3600)
+                .and_then(RunEnd::complete)
                 .map_err(|e| e.to_string())?
                 .try_into()
                 .map_err(|_| "one result per guest".to_string())?;

@@ -5,7 +5,13 @@
 //! ([`crate::hostfreeze`]): the guests whose attempts ended in the frozen boot are kept
 //! with that boot's files (its output moved to `out.froze<N>`), and only the others run
 //! in the next boot. Each [`GuestRun`] reads its files from the boot that ran it, and keeps
-//! what the frozen boots cut ([`FrozenBoot`]) for the report.
+//! what the frozen boots cut ([`FrozenBoot`]) for the report. A freeze in the last boot
+//! allowed ends the run incomplete ([`RunEnd`], [`end`]): the guests that ended, and the
+//! [`Missing`] ones with why.
+
+mod end;
+
+pub use end::{Incomplete, Missing, RunEnd};
 
 use super::guests::Guest;
 use super::host::{self, RunOptions};
@@ -106,6 +112,12 @@ impl GuestRun {
         earlier + self.result.attempts.len().saturating_sub(1)
     }
 
+    /// Why each retried attempt ran again, over every boot (the frozen boots' first).
+    pub fn retry_reasons(&self) -> Vec<&str> {
+        let earlier = self.frozen.iter().flat_map(|f| f.attempts.iter());
+        earlier.chain(&self.result.attempts).filter_map(|a| a.retried_because.as_deref()).collect()
+    }
+
     /// Attempts over every boot, a lost one included.
     pub fn attempt_count(&self) -> usize {
         let earlier: usize = self.frozen.iter().map(|f| f.attempts.len() + usize::from(f.running)).sum();
@@ -190,18 +202,15 @@ fn read(out: &Path, guest: &Guest, result: GuestResult, boot: u32, frozen: Vec<F
 }
 
 /// Runs `guests` on the host (built or reused) under `work`, with `timeout_s` for each
-/// boot and the default attempts, trace and boots; returns every guest's run, in order.
-pub fn run_guests(work: &Path, kernel: &Path, guests: &[Guest], timeout_s: u32) -> Result<Vec<GuestRun>, HarnessError> {
+/// boot and the default attempts, trace and boots; returns every guest's run, in order,
+/// or, when the host froze in its last boot allowed, the runs of those that ended and the
+/// ones missing ([`RunEnd::Incomplete`]). Any other failure of a boot is an error.
+pub fn run_guests(work: &Path, kernel: &Path, guests: &[Guest], timeout_s: u32) -> Result<RunEnd, HarnessError> {
     run_plan(work, kernel, guests, &RunOptions::new(timeout_s))
 }
 
 /// [`run_guests`] with other options (attempts, trace settings, boots).
-pub fn run_plan(
-    work: &Path,
-    kernel: &Path,
-    guests: &[Guest],
-    opts: &RunOptions,
-) -> Result<Vec<GuestRun>, HarnessError> {
+pub fn run_plan(work: &Path, kernel: &Path, guests: &[Guest], opts: &RunOptions) -> Result<RunEnd, HarnessError> {
     if !kernel.exists() {
         return Err(HarnessError(format!(
             "kernel image {} missing: build it first (tests/check.sh does)",
@@ -217,7 +226,7 @@ pub fn run_plan(
 }
 
 /// One boot of the host for these guests, its output in that directory.
-type Boot<'a> = dyn FnMut(&[Guest], &Path) -> Result<(), HarnessError> + 'a;
+pub type Boot<'a> = dyn FnMut(&[Guest], &Path) -> Result<(), HarnessError> + 'a;
 
 /// Whether a guest's attempts ended in its boot: its last attempt is not to be run again
 /// (it finished, or failed by the agent's rules).
@@ -241,17 +250,14 @@ fn results_of(out: &Path) -> Result<RunResults, HarnessError> {
     serde_json::from_str(&text).map_err(|e| HarnessError(format!("{}: {e}", path.display())))
 }
 
-/// The boots: all of `guests` in the first; after a boot that froze, the guests without
-/// an ended attempt in the next, at most `max_boots` in all. Any failure but a freeze is
-/// final.
-fn run_boots(
-    work: &Path,
-    guests: &[Guest],
-    max_boots: u32,
-    boot: &mut Boot<'_>,
-) -> Result<Vec<GuestRun>, HarnessError> {
+/// The boots, each by `boot` (for [`run_plan`], `run-host.sh`): all of `guests` in the
+/// first; after a boot that froze, the guests without an ended attempt in the next, at
+/// most `max_boots` in all. A freeze in the last one ends the run incomplete, its output
+/// left in `work/out`; any failure but a freeze is final.
+pub fn run_boots(work: &Path, guests: &[Guest], max_boots: u32, boot: &mut Boot<'_>) -> Result<RunEnd, HarnessError> {
+    let max_boots = max_boots.max(1);
     let out = work.join("out");
-    for n in 1..=max_boots.max(1) {
+    for n in 1..=max_boots {
         clear_output(&work.join(format!("out.froze{n}")))?;
     }
     let mut runs: Vec<Option<GuestRun>> = guests.iter().map(|_| None).collect();
@@ -263,18 +269,15 @@ fn run_boots(
         clear_output(&out)?;
         if let Err(e) = boot(&these, &out) {
             let Some(froze) = hostfreeze::read(&out, hostfreeze::xen_agent_step) else { return Err(e) };
-            if n >= max_boots {
-                return Err(HarnessError(format!(
-                    "{}\nthe nested host froze {} in boot {n} of at most {max_boots} (console silent, QEMU stopped); \
-                     the earlier boots' outputs are in {}",
-                    e.0,
-                    froze.describe(),
-                    work.display()
-                )));
+            let last = n >= max_boots;
+            // The last boot's output stays where a run's output is; an earlier one is kept
+            // beside it for the next boot's.
+            let kept = if last { out.clone() } else { work.join(format!("out.froze{n}")) };
+            if !last {
+                std::fs::rename(&out, &kept).map_err(|e| {
+                    HarnessError(format!("keeping the frozen boot's output as {}: {e}", kept.display()))
+                })?;
             }
-            let kept = work.join(format!("out.froze{n}"));
-            std::fs::rename(&out, &kept)
-                .map_err(|e| HarnessError(format!("keeping the frozen boot's output as {}: {e}", kept.display())))?;
             let (partial, unread) = match results_of(&kept) {
                 Ok(r) => (r, None),
                 Err(e) => (RunResults::default(), Some(e.0)),
@@ -283,16 +286,36 @@ fn run_boots(
                 eprintln!("note (dom0 agent, boot {n}, froze): {note}");
             }
             let split = split(&pending, guests, &partial, &froze, n, &kept);
+            let next = (!last).then_some(n + 1);
+            eprintln!("{}", freeze_warning(&froze, n, &kept, &split, guests, next, unread));
             for (i, r) in split.kept {
                 runs[i] = Some(read(&kept, &guests[i], r, n, std::mem::take(&mut frozen[i])));
             }
             for (i, f) in split.cut {
                 frozen[i].push(f);
             }
-            eprintln!(
-                "{}",
-                freeze_warning(&froze, n, &kept, pending.len() - split.left.len(), &split.left, guests, unread)
-            );
+            if last && !split.left.is_empty() {
+                let missing = split
+                    .left
+                    .iter()
+                    .map(|&i| Missing {
+                        guest: guests[i].clone(),
+                        boot: n,
+                        froze: froze.clone(),
+                        frozen: std::mem::take(&mut frozen[i]),
+                    })
+                    .collect();
+                let ended = ended_runs(runs);
+                return Ok(RunEnd::Incomplete(Incomplete {
+                    ended,
+                    missing,
+                    froze,
+                    boot: n,
+                    max_boots,
+                    dir: kept,
+                    boot_error: e.0,
+                }));
+            }
             pending = split.left;
             n += 1;
             continue;
@@ -310,11 +333,17 @@ fn run_boots(
         }
         pending.clear();
     }
+    Ok(RunEnd::Complete(ended_runs(runs)))
+}
+
+/// The runs of the guests that ended, in the plan's order, with a warning when a freeze
+/// split the interleaved network rounds over boots.
+fn ended_runs(runs: Vec<Option<GuestRun>>) -> Vec<GuestRun> {
     let runs: Vec<GuestRun> = runs.into_iter().flatten().collect();
     if let Some(split) = rounds_by_boot(&runs) {
         eprintln!("warning: the host froze during the interleaved network rounds: {split}");
     }
-    Ok(runs)
+    runs
 }
 
 /// What a frozen boot leaves of the guests it was given (indices into the plan).
@@ -350,17 +379,18 @@ fn split(pending: &[usize], guests: &[Guest], partial: &RunResults, froze: &Froz
     s
 }
 
-/// The warning that says what the freeze of boot `boot` cost and what runs next.
+/// The warning that says what the freeze of boot `boot` cost and what runs next (in boot
+/// `next`; `None`: no boot is left).
 fn freeze_warning(
     froze: &Froze,
     boot: u32,
     kept_dir: &Path,
-    kept: usize,
-    left: &[usize],
+    split: &Split,
     guests: &[Guest],
+    next: Option<u32>,
     unread: Option<String>,
 ) -> String {
-    let names: Vec<&str> = left.iter().map(|&i| guests[i].plan.name.as_str()).collect();
+    let names: Vec<&str> = split.left.iter().map(|&i| guests[i].plan.name.as_str()).collect();
     let mut w = format!(
         "warning: the nested Xen host froze {} in boot {boot} (console silent, QEMU stopped; its output is kept in {})",
         froze.describe(),
@@ -369,19 +399,22 @@ fn freeze_warning(
     if let Some(g) = froze.guest() {
         w.push_str(&format!("; {g}'s attempt then is lost to the freeze"));
     }
-    w.push_str(&format!("; {kept} guest(s) whose attempts ended are kept"));
+    w.push_str(&format!("; {} guest(s) whose attempts ended are kept", split.kept.len()));
     if let Some(why) = unread {
         w.push_str(&format!(" (the agent's results could not be read: {why})"));
     }
-    if names.is_empty() {
-        w.push_str("; every guest's attempts had ended: no other boot");
-    } else {
-        w.push_str(&format!(
-            "; booting the host again: boot {} runs {} guest(s): {}",
-            boot + 1,
+    match (names.is_empty(), next) {
+        (true, _) => w.push_str("; every guest's attempts had ended: no other boot"),
+        (false, Some(next)) => w.push_str(&format!(
+            "; booting the host again: boot {next} runs {} guest(s): {}",
             names.len(),
             names.join(", ")
-        ));
+        )),
+        (false, None) => w.push_str(&format!(
+            "; no boot is left: the run is incomplete, {} guest(s) never ended: {}",
+            names.len(),
+            names.join(", ")
+        )),
     }
     w
 }
@@ -533,6 +566,8 @@ mod tests {
             write_boot(out, "[ 1.0] HY-DOM0: powering off\n", &results, 2);
             Ok(())
         })
+        .unwrap()
+        .complete()
         .unwrap();
         assert_eq!(boots.len(), 2);
         assert_eq!(boots[1], ["hy-c-r2", "hy-d-r2", "hy-e-load"], "only the guests without an ended attempt");
@@ -554,6 +589,7 @@ mod tests {
         assert!(h[0].starts_with("boot 1 attempt 1: lost to a host freeze"), "{h:?}");
         assert_eq!(h[1], "boot 2 attempt 1: finished");
         assert!(runs[1].history()[0].contains("run again: host: triple fault"));
+        assert_eq!(runs[1].retry_reasons(), ["host: triple fault"]);
         assert_eq!(runs[3].frozen, vec![], "not reached in boot 1: nothing lost");
         assert_eq!(
             rounds_by_boot(&runs).as_deref(),
@@ -588,9 +624,13 @@ mod tests {
             );
             Ok(())
         })
+        .unwrap()
+        .complete()
         .unwrap();
         let b = &runs[1];
         assert_eq!((b.boot, b.retries(), b.attempt_count(), b.lost_to_freeze()), (2, 1, 3, 1));
+        assert_eq!(b.retry_reasons(), ["host: triple fault"], "the frozen boot's retry counts");
+        assert!(b.result.retry_reasons().is_empty(), "the last boot's own attempts were not retried");
         assert!(!b.finished(), "its own failure in the second boot stays a failure");
         assert_eq!(rounds_by_boot(&runs), None, "no network rounds");
     }
@@ -608,16 +648,23 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!((calls, e.0.as_str()), (1, failed().0.as_str()));
-        // A freeze in the last boot allowed fails, saying so.
+        // A freeze in the last boot allowed ends the run incomplete; as an error, it says so.
         let mut calls = 0;
-        let e = run_boots(&dir.0, &guests, 2, &mut |_: &[Guest], out: &Path| {
+        let end = run_boots(&dir.0, &guests, 2, &mut |_: &[Guest], out: &Path| {
             calls += 1;
             write_boot(out, include_str!("../../data/hostfreeze/xen-froze-booting.log"), &[], calls);
             Err(failed())
         })
-        .unwrap_err();
+        .unwrap();
         assert_eq!(calls, 2);
+        let RunEnd::Incomplete(i) = &end else { panic!("a final freeze is no complete run: {end:?}") };
+        assert_eq!((i.ended.len(), i.missing_names(), i.boot), (0, vec!["hy-a"], 2));
+        assert_eq!(i.missing[0].why(), "not run: the host froze before the first guest (boot 2)");
+        assert_eq!(i.dir, dir.0.join("out"), "the last boot's output stays in out");
+        let e = end.complete().unwrap_err();
+        assert!(e.0.starts_with(&failed().0), "{}", e.0);
         assert!(e.0.contains("froze before the first guest in boot 2 of at most 2"), "{}", e.0);
+        assert!(e.0.contains("0 guest(s) ended, 1 never did: hy-a"), "{}", e.0);
         assert!(dir.0.join("out.froze1").exists());
     }
 
@@ -632,9 +679,127 @@ mod tests {
             write_boot(out, include_str!("../../data/hostfreeze/xen-froze-between-guests.log"), &[a], calls);
             Err(failed())
         })
+        .unwrap()
+        .complete()
         .unwrap();
         assert_eq!((calls, runs[0].boot), (1, 1));
         assert!(runs[0].finished());
+    }
+
+    /// A real frozen boot (`./run.sh --host xen --mode all --rounds 5`): the agent's
+    /// results of the 61 guests that ended (Xen's log lines and most echoes trimmed) and the
+    /// host's console log, which froze while the 62nd, `hy-hybrid-pirq-load`, ran.
+    const FROZE_LOAD_RESULTS: &str = include_str!("../../data/hostfreeze/xen-froze-load.results.json");
+    const FROZE_LOAD_LOG: &str = include_str!("../../data/hostfreeze/xen-froze-load.log");
+    /// The plan's guests after the 61: the load guests that never started.
+    const AFTER_LOAD: [&str; 4] =
+        ["hy-hybrid-pirq-assist-load", "hy-hybrid-load", "hy-hybrid-percpu-load", "hy-hybrid-assist-load"];
+
+    /// The plan of that run: the 61 guests of its results, the one that ran, the 4 after it.
+    fn froze_load_plan() -> (RunResults, Vec<Guest>) {
+        let results: RunResults = serde_json::from_str(FROZE_LOAD_RESULTS).unwrap();
+        let mut names: Vec<&str> = results.guests.iter().map(|g| g.name.as_str()).collect();
+        names.push("hy-hybrid-pirq-load");
+        names.extend(AFTER_LOAD);
+        let guests = names.into_iter().map(guest).collect();
+        (results, guests)
+    }
+
+    #[test]
+    fn a_freeze_in_the_only_boot_keeps_the_61_guests_that_ended_and_names_the_5_missing() {
+        let dir = scratch("froze-load");
+        let (results, guests) = froze_load_plan();
+        assert_eq!((results.guests.len(), guests.len()), (61, 66));
+        let end = run_boots(&dir.0, &guests, 1, &mut |_: &[Guest], out: &Path| {
+            write_boot(out, FROZE_LOAD_LOG, &results.guests, 1);
+            Err(failed())
+        })
+        .unwrap();
+        let RunEnd::Incomplete(i) = end else { panic!("a final freeze is no complete run: {end:?}") };
+        let ended: Vec<&str> = i.ended.iter().map(GuestRun::name).collect();
+        let want: Vec<&str> = guests[..61].iter().map(|g| g.plan.name.as_str()).collect();
+        assert_eq!(ended, want, "every guest that ended, in the plan's order");
+        assert!(i.ended.iter().all(|g| g.finished() && g.boot == 1 && g.frozen.is_empty()));
+        let mut missing = vec!["hy-hybrid-pirq-load"];
+        missing.extend(AFTER_LOAD);
+        assert_eq!(i.missing_names(), missing);
+        assert_eq!((i.boot, i.max_boots, &i.froze), (1, 1, &Froze::During("hy-hybrid-pirq-load".into())));
+        let running = &i.missing[0];
+        assert!(running.was_running());
+        assert_eq!(running.why(), "lost: the host froze while it ran (boot 1)");
+        assert_eq!(running.attempt_count(), 1);
+        assert!(running.history()[0].starts_with("boot 1 attempt 1: lost to a host freeze"), "{:?}", running.history());
+        for m in &i.missing[1..] {
+            assert_eq!(m.why(), "not run: the host froze while hy-hybrid-pirq-load ran (boot 1)", "{}", m.name());
+            assert_eq!((m.attempt_count(), m.frozen.len()), (0, 0), "{}: never started", m.name());
+        }
+        let e = i.error().0;
+        assert!(e.contains("froze while hy-hybrid-pirq-load ran in boot 1 of at most 1"), "{e}");
+        assert!(e.contains("61 guest(s) ended, 5 never did: hy-hybrid-pirq-load, hy-hybrid-pirq-assist-load"), "{e}");
+    }
+
+    #[test]
+    fn a_freeze_in_the_second_boot_keeps_the_guests_of_both_boots() {
+        let dir = scratch("froze-twice");
+        let (results, guests) = froze_load_plan();
+        let mut calls = 0;
+        let end = run_boots(&dir.0, &guests, 2, &mut |these: &[Guest], out: &Path| {
+            calls += 1;
+            if calls == 1 {
+                write_boot(out, FROZE_LOAD_LOG, &results.guests, calls);
+                return Err(failed());
+            }
+            // Boot 2: the lost guest finishes; the host freezes while the next one runs.
+            assert_eq!(these.len(), 5);
+            let pirq = GuestResult {
+                name: "hy-hybrid-pirq-load".into(),
+                attempts: vec![attempt("hy-hybrid-pirq-load", 1, Outcome::Finished, None)],
+            };
+            let log = "[ 10.0] HY-AGENT: hy-hybrid-pirq-load: attempt 1\n\
+                       [ 40.0] HY-AGENT: attempt 1: finished (timing)\n\
+                       [ 40.2] HY-AGENT: hy-hybrid-pirq-assist-load: attempt 1\n\
+                       [ silent ] run-host: the host's console was silent for 300s: stopping QEMU\n";
+            write_boot(out, log, &[pirq], calls);
+            Err(failed())
+        })
+        .unwrap();
+        assert_eq!(calls, 2);
+        let RunEnd::Incomplete(i) = end else { panic!("a final freeze is no complete run: {end:?}") };
+        assert_eq!(i.ended.len(), 62);
+        let pirq = &i.ended[61];
+        assert_eq!(
+            (pirq.name(), pirq.boot, pirq.attempt_count(), pirq.lost_to_freeze()),
+            ("hy-hybrid-pirq-load", 2, 2, 1)
+        );
+        assert_eq!(pirq.lines[0], "hy-hybrid-pirq-load in call 2", "read from the boot that ran it");
+        assert_eq!(i.ended[0].dir, dir.0.join("out.froze1"));
+        assert_eq!(pirq.dir, dir.0.join("out"));
+        assert_eq!(i.missing_names(), AFTER_LOAD);
+        assert_eq!(i.missing[0].why(), "lost: the host froze while it ran (boot 2)");
+        assert_eq!(i.missing[1].why(), "not run: the host froze while hy-hybrid-pirq-assist-load ran (boot 2)");
+        let (runs, rest) = RunEnd::Incomplete(i).into_parts();
+        assert_eq!((runs.len(), rest.map(|r| (r.ended.len(), r.missing.len()))), (62, Some((0, 4))));
+    }
+
+    #[test]
+    fn a_guest_cut_between_its_attempts_in_the_last_boot_says_so() {
+        let dir = scratch("cut-last");
+        let guests = vec![guest("hy-b"), guest("hy-c")];
+        let end = run_boots(&dir.0, &guests, 1, &mut |_: &[Guest], out: &Path| {
+            let tf = attempt("hy-b", 1, triple_fault(), Some("host: triple fault"));
+            let log = "[ 1.0] HY-AGENT: hy-b: attempt 1\n[ 2.0] HY-AGENT: attempt 1: died: triple fault\n\
+                       [ silent ] run-host: the host's console was silent for 300s: stopping QEMU\n";
+            write_boot(out, log, &[GuestResult { name: "hy-b".into(), attempts: vec![tf] }], 1);
+            Err(failed())
+        })
+        .unwrap();
+        let RunEnd::Incomplete(i) = end else { panic!("a final freeze is no complete run: {end:?}") };
+        assert_eq!(i.missing[0].why(), "not run again after attempt 1: the host froze between guests (boot 1)");
+        assert_eq!(
+            i.missing[0].history(),
+            ["boot 1 attempt 1: died: d2v0 Triple fault; run again: host: triple fault"]
+        );
+        assert_eq!(i.missing[1].why(), "not run: the host froze between guests (boot 1)");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{load, network, report};
 use harness::netbench::{NetPlan, Server};
 use harness::paths;
 use harness::xen::guests::{lever_plan, net_plan, Guest, Variant};
-use harness::xen::run::{run_guests, GuestRun};
+use harness::xen::run::{run_guests, GuestRun, RunEnd};
 use proto::cmdline::{self, Mode};
 
 /// Round trips per request-response benchmark and bytes of the bulk transfer, on Xen.
@@ -119,7 +119,9 @@ pub fn run(a: &Args) -> Result<(), String> {
          the dom0 agent runs {} guest(s) under xentrace",
         guests.len()
     );
-    let runs = run_guests(&work, &a.kernel, &guests, host_timeout_s(guests.len())).map_err(|e| e.to_string())?;
+    let runs = run_guests(&work, &a.kernel, &guests, host_timeout_s(guests.len()))
+        .and_then(RunEnd::complete)
+        .map_err(|e| e.to_string())?;
     report::attempts(&runs);
     report::trace_warnings(&runs);
     let ours: Vec<&GuestRun> =
