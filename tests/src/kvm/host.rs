@@ -157,7 +157,10 @@ fn froze_during(out: &Path) -> Option<String> {
 /// Builds the host image if needed, runs `guests` on the KVM host in one boot, and reads
 /// their results from `work/out`. A boot in which the nested host froze (the L0's known
 /// failure, `tests/xen/README.md`) is run once more; its output is kept in `work/out.froze`
-/// and the warning names the guest that was running. Any other failure is final.
+/// and the warning names the guest that was running. Any other failure is final, and so
+/// is a freeze of the second boot: unlike the Xen run ([`crate::xen::run::RunEnd`]), the
+/// second boot runs every guest again, so nothing yet keeps the guests that ended for a
+/// report of an incomplete run.
 pub fn run_guests(
     work: &Path,
     kernel: &Path,

@@ -6,6 +6,7 @@
 //! L2 peer in interleaved rounds, driven by the agent in L1; with `--mode all` the
 //! interrupt-load experiment (`load.rs`) for hvm, hybrid (PV EOI) and hybrid `eoi=lapic`.
 
+use super::cut::Cut;
 use super::network::{self, Kind, NetRound};
 use super::report::write_json;
 use super::{load, Args};
@@ -208,11 +209,11 @@ pub fn run(a: &Args) -> Result<(), String> {
                 }
             }
         }
-        network::print_kinds(&kinds, "L1", "linux: the image's Linux as an L2 with virtio-net");
+        network::print_kinds(&kinds, "L1", "linux: the image's Linux as an L2 with virtio-net", &Cut::default());
     }
     let loaded: Vec<&KvmRun> = runs.iter().filter(|r| is_load(r)).collect();
     if !loaded.is_empty() {
-        load::report_rows(&load_rows(&loaded), &a.results, "kvm")?;
+        load::report_rows(&load_rows(&loaded), &a.results, "kvm", &Cut::default())?;
     }
     let mut problems = Vec::new();
     for r in &runs {

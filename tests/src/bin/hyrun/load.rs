@@ -5,6 +5,7 @@
 //! the time it spent halted; the host's trace gives every exit of each rate's window, per
 //! interrupt. One table, one JSON file, and an SVG chart beside the JSON.
 
+use super::cut::Cut;
 use super::report::write_json;
 use harness::netbench::LoadPoint;
 use harness::svg::{Chart, Series};
@@ -88,14 +89,15 @@ fn removed_share(base: &Row, row: &Row) -> Option<f64> {
     (b > 0.0).then(|| (b - v) / b)
 }
 
-/// Prints the table, writes the JSON and the chart; returns the JSON's path.
-pub fn report(guests: &[&GuestRun], results: &Path) -> Result<(), String> {
-    report_rows(&rows(guests), results, "xen")
+/// Prints the table, writes the JSON and the chart, each saying which load guests `cut`
+/// misses.
+pub fn report(guests: &[&GuestRun], results: &Path, cut: &Cut<'_>) -> Result<(), String> {
+    report_rows(&rows(guests), results, "xen", cut)
 }
 
-/// Prints the table of `rows` measured on `host` (`xen`, `kvm`), writes
-/// `<host>-interrupt-load.json` and its two charts.
-pub fn report_rows(rows: &[Row], results: &Path, host: &str) -> Result<(), String> {
+/// Prints the table of `rows` measured on `host` (`xen`, `kvm`) and under it the guests
+/// `cut` misses, writes `<host>-interrupt-load.json` (marked by `cut`) and its two charts.
+pub fn report_rows(rows: &[Row], results: &Path, host: &str, cut: &Cut<'_>) -> Result<(), String> {
     let header: Vec<String> =
         ["variant", "rate", "sent/s", "received/s", "interrupts/s", "busy %", "exits/interrupt: total = by reason"]
             .map(String::from)
@@ -124,6 +126,7 @@ pub fn report_rows(rows: &[Row], results: &Path, host: &str) -> Result<(), Strin
             &grid
         )
     );
+    cut.print();
     // The baseline is the best plain HVM guest (hvm); hvm-msimask, the slides' pattern, is
     // the second column.
     let find = |name: &str| rows.iter().find(|r| r.label == name);
@@ -148,7 +151,7 @@ pub fn report_rows(rows: &[Row], results: &Path, host: &str) -> Result<(), Strin
             );
         }
     }
-    let doc = json!({
+    let mut doc = json!({
         "host": host,
         "experiment": "interrupt load",
         "seconds_per_rate": SECONDS,
@@ -164,6 +167,7 @@ pub fn report_rows(rows: &[Row], results: &Path, host: &str) -> Result<(), Strin
             "removed_share_of_hvm_msimask_at_12k": slides.and_then(|b| removed_share(b, r)),
         })).collect::<Vec<Value>>(),
     });
+    cut.mark(&mut doc);
     let path = write_json(results, &format!("{host}-interrupt-load"), &doc)?;
     println!("results written to {}", path.display());
     let series = |y: fn(&LoadPoint, Option<&ExitCost>) -> Option<f64>| -> Vec<Series> {

@@ -10,6 +10,9 @@
 //! - `--host kvm` ([`kvm`]): the same image booted without Xen; the kernel runs as an L2
 //!   KVM guest (hvm, and the KVM hybrid mode: kvmclock + PV EOI), exits from L1's trace.
 
+mod cut;
+#[cfg(test)]
+mod fixture;
 mod kvm;
 mod load;
 mod network;

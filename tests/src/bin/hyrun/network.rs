@@ -10,6 +10,7 @@
 //! hybrid's), and Linux. A classic PV guest takes no VM exits: its row counts hypercalls
 //! per packet instead, and says so.
 
+use super::cut::Cut;
 use harness::netbench::NetReport;
 use harness::stats::Spread;
 use harness::table::render_grid;
@@ -149,14 +150,14 @@ fn show(s: Option<Spread>, decimals: usize) -> String {
 
 /// Prints the table, one row per kind: median [min-max] of dom0's figures, the kernel's
 /// own medians, exits per packet, the rr figures' max/min across rounds, and ratios
-/// against Linux.
-pub fn print(net: &[&GuestRun]) {
-    print_kinds(&kinds(net), "dom0", "hybrid-no-X/hybrid-lazy-timer: hybrid with one lever flipped");
+/// against Linux; under it the network guests `cut` misses.
+pub fn print(net: &[&GuestRun], cut: &Cut<'_>) {
+    print_kinds(&kinds(net), "dom0", "hybrid-no-X/hybrid-lazy-timer: hybrid with one lever flipped", cut);
 }
 
 /// Prints the table of `kinds`, whose client ran in `instrument` (`dom0`, `L1`), `note`
-/// ending the title.
-pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &str) {
+/// ending the title, and under it the guests `cut` misses.
+pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &str, cut: &Cut<'_>) {
     let linux = kinds.iter().find(|k| k.label == "linux");
     let rounds = kinds.iter().map(|k| k.rounds.len()).max().unwrap_or(0);
     let mut header = vec!["guest".to_string(), "net=".to_string(), "ping ms".to_string()];
@@ -192,6 +193,7 @@ pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &
          {note}"
     );
     println!("\n{}", render_grid(&title, &header, &grid));
+    cut.print();
     for g in kinds.iter().flat_map(|k| k.rounds.iter()) {
         if let Some(f) = g.report().and_then(|r| r.flood) {
             println!(
@@ -207,8 +209,8 @@ pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &
 }
 
 /// The network JSON: per kind, the spread of every figure, and every round's drive with
-/// its attempts and exits per packet.
-pub fn json(net: &[&GuestRun]) -> Value {
+/// its attempts (over every boot of the host) and exits per packet; marked by `cut`.
+pub fn json(net: &[&GuestRun], cut: &Cut<'_>) -> Value {
     let kinds: Vec<Value> = kinds(net)
         .iter()
         .map(|k| {
@@ -225,8 +227,10 @@ pub fn json(net: &[&GuestRun]) -> Value {
                 .map(|g| {
                     json!({
                         "guest": g.name(),
-                        "attempts": g.result.attempts.len(),
-                        "retry_reasons": g.result.retry_reasons(),
+                        "attempts": g.attempt_count(),
+                        "retry_reasons": g.retry_reasons(),
+                        "boot": g.boot,
+                        "lost_to_host_freeze": g.lost_to_freeze(),
                         "drive": g.last().and_then(|a| a.net.clone()),
                         "exits_per_packet": DRIVEN.iter().map(|(b, _, _)| (b.to_string(), json!(g.phase(b).and_then(ExitCost::of)))).collect::<serde_json::Map<_, _>>(),
                     })
@@ -236,5 +240,38 @@ pub fn json(net: &[&GuestRun]) -> Value {
             json!({ "kind": k.label, "net": k.levers, "cost_unit": unit, "ping_ms": k.ping(), "figures": figures, "stream_exits_per_1460_bytes": stream_exits, "rounds": rounds })
         })
         .collect();
-    json!({ "host": "xen", "network": kinds })
+    let mut doc = json!({ "host": "xen", "network": kinds });
+    cut.mark(&mut doc);
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture;
+    use harness::xen::results::{DeathCause, Outcome};
+    use harness::xen::run::FrozenBoot;
+
+    #[test]
+    fn a_round_s_attempts_are_counted_over_every_boot() {
+        let work = fixture::scratch("net-attempts");
+        let (runs, _) = fixture::replay(&work.0, None).into_parts();
+        let mut g = runs.into_iter().find(|g| g.name() == "hy-hybrid-net-r1").unwrap();
+        // As if boot 1 had retried it once (a triple fault) and then frozen while its
+        // second attempt ran: the attempt that counts is boot 2's.
+        let mut died = g.result.attempts[0].clone();
+        died.outcome = Outcome::Died { cause: DeathCause::TripleFault { xen_line: "d9v0 Triple fault".into() } };
+        died.retried_because = died.outcome.retry_reason();
+        g.frozen = vec![FrozenBoot { boot: 1, dir: work.0.join("out.froze1"), attempts: vec![died], running: true }];
+        g.boot = 2;
+        let doc = json(&[&g], &Cut::default());
+        let round = &doc["network"][0]["rounds"][0];
+        assert_eq!(round["guest"], "hy-hybrid-net-r1");
+        assert_eq!(round["attempts"], 3, "boot 1's ended and lost attempts, then boot 2's: {round}");
+        assert_eq!(round["retry_reasons"].as_array().unwrap().len(), 1, "{round}");
+        assert!(round["retry_reasons"][0].as_str().unwrap().contains("triple fault"), "{round}");
+        assert_eq!((&round["boot"], &round["lost_to_host_freeze"]), (&json!(2), &json!(1)));
+        assert_eq!(round["drive"]["quit"], "BYE", "the drive of the attempt that counts");
+        assert_eq!((&doc["complete"], &doc["incomplete"]), (&json!(true), &Value::Null), "a complete run");
+    }
 }

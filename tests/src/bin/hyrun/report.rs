@@ -1,12 +1,13 @@
 //! What `hyrun --host xen` prints and writes: every guest's attempts (retries and their
 //! reasons), the benchmark grid with total exits per operation first, the interrupt
 //! cost against hvm from totals, boot time against Linux on the same console kind, and the
-//! JSON files. The network table is [`super::network`]'s.
+//! JSON files. The network table is [`super::network`]'s; what an incomplete run adds to
+//! each is [`super::cut`]'s.
 
 use harness::table::render_grid;
 use harness::xen::cost::{rate, ExitCost, InterruptCost, GUEST_CAUSED_RULE};
 use harness::xen::plan::ConsoleKind;
-use harness::xen::run::GuestRun;
+use harness::xen::run::{GuestRun, Incomplete, Missing};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -24,13 +25,14 @@ fn label(g: &GuestRun) -> String {
 }
 
 /// Every guest's attempts: how each ended and why any was run again, over every boot of
-/// the host (an attempt lost to a host freeze is shown as such).
-pub fn attempts(runs: &[GuestRun]) {
+/// the host (an attempt lost to a host freeze is shown as such); for an incomplete run
+/// also the guests that never ended, each with why.
+pub fn attempts(runs: &[GuestRun], incomplete: Option<&Incomplete>) -> String {
     let header: Vec<String> =
         ["guest", "boot", "attempts", "outcome (last attempt)", "earlier attempts (why each ran again)"]
             .map(String::from)
             .to_vec();
-    let rows: Vec<Vec<String>> = runs
+    let mut rows: Vec<Vec<String>> = runs
         .iter()
         .map(|g| {
             let mut history = g.history();
@@ -44,11 +46,26 @@ pub fn attempts(runs: &[GuestRun]) {
             ]
         })
         .collect();
+    let missing: &[Missing] = incomplete.map_or(&[], |i| &i.missing);
+    rows.extend(missing.iter().map(|m| {
+        let mut history = m.history();
+        if m.was_running() {
+            history.pop();
+        }
+        vec![m.name().to_string(), m.boot.to_string(), m.attempt_count().to_string(), m.why(), history.join("; ")]
+    }));
     let mut title = String::from("guests: every attempt is kept (see the agent's results.json of each boot)");
-    if runs.iter().any(|g| g.boot > 1) {
+    if runs.iter().any(|g| g.boot > 1) || incomplete.is_some_and(|i| i.boot > 1) {
         title.push_str("\nthe nested host froze: the guests of a frozen boot whose attempts had ended are kept, the others ran in a later boot");
     }
-    println!("\n{}", render_grid(&title, &header, &rows));
+    if let Some(i) = incomplete {
+        title.push_str(&format!(
+            "\nTHE RUN IS INCOMPLETE: {}; {} guest(s) never ended and have no results",
+            i.describe(),
+            i.missing.len()
+        ));
+    }
+    render_grid(&title, &header, &rows)
 }
 
 /// The trace parser's warnings, per guest.
@@ -113,7 +130,7 @@ fn hypercall_name(op: u32) -> String {
 
 /// Benchmarks in the order they were printed: each variant's value and its exits per
 /// operation (total = reasons).
-pub fn benchmarks(ours: &[&GuestRun]) {
+pub fn benchmarks(ours: &[&GuestRun]) -> String {
     let mut header = vec!["benchmark".to_string(), "unit".to_string()];
     for g in ours {
         header.push(label(g));
@@ -151,7 +168,7 @@ pub fn benchmarks(ours: &[&GuestRun]) {
             g.summary.mode.as_ref().map(ToString::to_string).unwrap_or_default()
         ));
     }
-    println!("\n{}", render_grid(&title, &header, &grid));
+    render_grid(&title, &header, &grid)
 }
 
 fn interrupt_cost(g: &GuestRun) -> Option<InterruptCost> {
@@ -227,11 +244,21 @@ pub fn boot(ours: &[&GuestRun], linux: Option<&GuestRun>) {
 fn attempts_json(g: &GuestRun) -> Value {
     json!({
         "attempts": g.attempt_count(),
-        "retry_reasons": g.result.retry_reasons(),
+        "retry_reasons": g.retry_reasons(),
         "outcomes": g.result.attempts.iter().map(|a| a.outcome.describe()).collect::<Vec<_>>(),
         "boot": g.boot,
         "lost_to_host_freeze": g.lost_to_freeze(),
         "history": g.history(),
+    })
+}
+
+/// The JSON of a variant whose guest never ended: no results, and why.
+pub fn missing_variant_json(m: &Missing) -> Value {
+    json!({
+        "host": "xen",
+        "variant": m.guest.variant().map_or_else(|| m.name().to_string(), |v| v.label.to_string()),
+        "guest": { "attempts": m.attempt_count(), "history": m.history(), "missing": m.why() },
+        "results": [],
     })
 }
 
