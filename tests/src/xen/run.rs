@@ -6,7 +6,7 @@
 //! with that boot's files (its output moved to `out.froze<N>`), and only the others run
 //! in the next boot. Each [`GuestRun`] reads its files from the boot that ran it, and keeps
 //! what the frozen boots cut ([`FrozenBoot`]) for the report. A freeze in the last boot
-//! allowed ends the run incomplete ([`RunEnd`], [`end`]): the guests that ended, and the
+//! allowed ends the run incomplete ([`RunEnd`], `run/end.rs`): the guests that ended, and the
 //! [`Missing`] ones with why.
 
 mod end;
