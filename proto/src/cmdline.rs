@@ -15,7 +15,7 @@
 //! | `msimask` | `off`, `on` (mask and unmask the MSI-X vector around every interrupt) | `off` |
 //! | `hvm_pirqs` | `auto`, `off` (`off`: behave as if Xen did not offer MSI over event channels) | `auto` |
 //! | `irqmod`  | microseconds a device's interrupt stays off after one (0: one per packet) | `0` |
-//! | `net`     | `default`, or a comma list of [`NET_LEVERS`], each turned off by a `no-` prefix | `default` (all on but `lazy-timer`) |
+//! | `net`     | `default`, or a comma list of [`NetLever`]s, each turned off by a `no-` prefix | `default` (all on but `lazy-timer`) |
 //! | `netwait` | seconds to wait for the host's benchmark driver | `120`   |
 //! | `fault`   | `none`, `panic-after-mode`, `netfront-stall`, `pv-bad-pte` (tests of the harness) | `none`  |
 //!
@@ -94,6 +94,10 @@ macro_rules! choice {
         }
     };
 }
+
+mod net;
+use net::parse_net;
+pub use net::{NetLever, NetLevers, OnList};
 
 choice! {
     /// The guest mode: which interfaces the platform uses.
@@ -306,100 +310,6 @@ impl fmt::Display for BenchSet {
             }
         }
     }
-}
-
-/// The network levers of `net=`, in the order they are written. `offload`: the netfront
-/// offers its back end scatter-gather, TCPv4 GSO and checksum offload on receive;
-/// `batch`: it gives receive buffers back in batches with one notification; `suppress`:
-/// both directions hold notifications off through `req_event`/`rsp_event` (off: every
-/// publication notifies and every received packet asks for an event); `wscale`: the
-/// bulk sockets' buffers exceed 64 KiB, so smoltcp offers TCP window scaling (off: every
-/// TCP buffer is at most 65535 bytes, no scaling); `lazy-timer`: the network loop
-/// programs the timer only to wake earlier than it is set to.
-pub const NET_LEVERS: [&str; 5] = ["offload", "batch", "suppress", "wscale", "lazy-timer"];
-
-/// Which network levers are on (`net=`): a set of [`NET_LEVERS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NetLevers(u8);
-
-impl NetLevers {
-    /// Every lever on except `lazy-timer` (opt-in).
-    pub const DEFAULT: NetLevers = NetLevers(0b01111);
-
-    /// True if lever `name` (one of [`NET_LEVERS`]) is on.
-    pub fn on(self, name: &str) -> bool {
-        NET_LEVERS.iter().position(|&l| l == name).is_some_and(|i| self.0 & (1 << i) != 0)
-    }
-
-    /// This set with lever `name` (one of [`NET_LEVERS`]) turned on or off.
-    pub const fn with(self, name: &str, on: bool) -> NetLevers {
-        let mut i = 0;
-        while i < NET_LEVERS.len() {
-            if const_eq(NET_LEVERS[i], name) {
-                return if on { NetLevers(self.0 | 1 << i) } else { NetLevers(self.0 & !(1 << i)) };
-            }
-            i += 1;
-        }
-        self
-    }
-
-    /// The levers that are on, in [`NET_LEVERS`] order (for the kernel's log line).
-    pub fn names_on(self) -> impl Iterator<Item = &'static str> {
-        NET_LEVERS.iter().enumerate().filter(move |(i, _)| self.0 & (1 << i) != 0).map(|(_, l)| *l)
-    }
-}
-
-const fn const_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-impl fmt::Display for NetLevers {
-    /// `default`, or the levers that differ from it (`no-offload,lazy-timer`), which
-    /// [`parse`] reads back.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if *self == NetLevers::DEFAULT {
-            return f.write_str("default");
-        }
-        let mut first = true;
-        for (i, name) in NET_LEVERS.iter().enumerate() {
-            let (on, default_on) = (self.0 & (1 << i) != 0, NetLevers::DEFAULT.0 & (1 << i) != 0);
-            if on != default_on {
-                f.write_str(if first { "" } else { "," })?;
-                f.write_str(if on { "" } else { "no-" })?;
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn parse_net(value: &str) -> Result<NetLevers, CmdlineError<'_>> {
-    const ACCEPTED: &str =
-        "default, or a comma list of offload, batch, suppress, wscale, lazy-timer, each turned off with no-";
-    if value == "default" {
-        return Ok(NetLevers::DEFAULT);
-    }
-    let mut set = NetLevers::DEFAULT;
-    for item in value.split(',') {
-        let (name, on) = item.strip_prefix("no-").map_or((item, true), |n| (n, false));
-        if !NET_LEVERS.contains(&name) {
-            return Err(CmdlineError::BadValue { option: "net", value: item, accepted: ACCEPTED });
-        }
-        set = set.with(name, on);
-    }
-    Ok(set)
 }
 
 /// An IPv4 address with prefix length.
@@ -712,7 +622,7 @@ mod tests {
             msimask: MsiMask::On,
             hvm_pirqs: PirqFeature::Off,
             irqmod_us: 125,
-            net: NetLevers::DEFAULT.with("batch", false).with("lazy-timer", true),
+            net: NetLevers::DEFAULT.with(NetLever::Batch, false).with(NetLever::LazyTimer, true),
             netwait_s: 30,
             fault: Fault::PanicAfterMode,
         };
@@ -746,34 +656,6 @@ mod tests {
             "invalid value 'msr' for eoi= (accepted: auto, pv, lapic)"
         );
         assert_eq!(ClockChoice::ACCEPTED, "auto, pvclock, kvmclock, tsc, hpet");
-    }
-
-    #[test]
-    fn net_levers_parse_and_render() {
-        let d = parse("net=default").unwrap();
-        assert_eq!(d.net, NetLevers::DEFAULT);
-        assert_eq!(d.to_string(), "mode=auto bench=all", "the default is not written");
-        assert_eq!(NetLevers::DEFAULT.names_on().collect::<Vec<_>>(), ["offload", "batch", "suppress", "wscale"]);
-        assert!(!NetLevers::DEFAULT.on("lazy-timer") && NetLevers::DEFAULT.on("suppress"));
-        for lever in NET_LEVERS {
-            let flipped = NetLevers::DEFAULT.with(lever, !NetLevers::DEFAULT.on(lever));
-            let o = Options { net: flipped, ..Options::default() };
-            let word = if flipped.on(lever) { lever.to_string() } else { format!("no-{lever}") };
-            assert_eq!(o.to_string(), format!("mode=auto bench=all net={word}"));
-            assert_eq!(parse(&o.to_string()), Ok(o), "{lever}");
-            assert_eq!(flipped.names_on().count(), if flipped.on(lever) { 5 } else { 3 });
-        }
-        let all_off = parse("net=no-offload,no-batch,no-suppress,no-wscale").unwrap().net;
-        assert_eq!(all_off.names_on().count(), 0);
-        assert_eq!(all_off.to_string(), "no-offload,no-batch,no-suppress,no-wscale");
-        // Later words win, as elsewhere on the line.
-        assert!(parse("net=no-batch,batch").unwrap().net.on("batch"));
-        assert_eq!(NetLevers::DEFAULT.with("gso", false), NetLevers::DEFAULT, "an unknown name changes nothing");
-        assert_eq!(
-            parse("net=no-gso").unwrap_err().to_string(),
-            "invalid value 'no-gso' for net= (accepted: default, or a comma list of offload, batch, suppress, \
-             wscale, lazy-timer, each turned off with no-)"
-        );
     }
 
     #[test]

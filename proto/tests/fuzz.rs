@@ -17,7 +17,7 @@ mod regressions;
 use fuzz::{mutate_str, run, words, Rng};
 use proto::cmdline::{
     self, ApicChoice, BenchSet, CallbackChoice, Choice, ClockChoice, CmdlineError, Fault, Ipv4Cidr, Mode, NetLevers,
-    Options, TimerChoice, BENCHMARKS, NET_LEVERS, OPTION_NAMES,
+    Options, TimerChoice, BENCHMARKS, OPTION_NAMES,
 };
 use proto::lines::{BenchRecord, Line, ModeReport, Ready, MODE_KEYS};
 use proto::netctl::{self, Command, CommandError, Counters, NetBench, ResultError, Stats};
@@ -99,8 +99,7 @@ fn options(rng: &mut Rng) -> Options {
         net: {
             let mut net = NetLevers::DEFAULT;
             for _ in 0..rng.len(6) {
-                let lever = *rng.pick(&NET_LEVERS);
-                net = net.with(lever, rng.coin());
+                net = net.with(choice(rng), rng.coin());
             }
             net
         },

@@ -3,10 +3,10 @@
 //! driver when the platform opens it; window scaling sizes the sockets in [`services`]
 //! (super::services); the lazy timer changes how the network loop ([`super::serve`])
 //! programs the timer. Every lever is on by default except the lazy timer, and the
-//! network's ready line names those that are on.
+//! network's ready line names those that are on (`proto`'s [`NetLevers::on_list`]).
 
 use drivers::xen::netfront::NetfrontConfig;
-use proto::cmdline::{Fault, NetLevers, Options};
+use proto::cmdline::{Fault, NetLever, NetLevers, Options};
 
 /// How long `fault=netfront-stall` holds the netfront between granting and publishing.
 const STALL_NS: u64 = 5_000_000_000;
@@ -14,9 +14,9 @@ const STALL_NS: u64 = 5_000_000_000;
 /// The netfront's configuration for `opts`.
 pub fn netfront_config(opts: &Options) -> NetfrontConfig {
     NetfrontConfig {
-        rx_offloads: opts.net.on("offload"),
-        rx_refill_batch: opts.net.on("batch"),
-        event_suppression: opts.net.on("suppress"),
+        rx_offloads: opts.net.on(NetLever::Offload),
+        rx_refill_batch: opts.net.on(NetLever::Batch),
+        event_suppression: opts.net.on(NetLever::Suppress),
         // A test of the harness widens the window between granting and publishing the rings.
         stall_ns: if opts.fault == Fault::NetfrontStall { STALL_NS } else { 0 },
     }
@@ -35,28 +35,10 @@ pub struct Buffers {
 impl Buffers {
     /// The sizes for `levers`.
     pub fn of(levers: NetLevers) -> Buffers {
-        if levers.on("wscale") {
+        if levers.on(NetLever::Wscale) {
             Buffers { tcp_echo: 64 * 1024, discard: 256 * 1024 }
         } else {
             Buffers { tcp_echo: 65_535, discard: 65_535 }
         }
-    }
-}
-
-/// The levers that are on, comma-separated (`none` if none), for the ready line.
-pub struct On(pub NetLevers);
-
-impl core::fmt::Display for On {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let mut any = false;
-        for name in self.0.names_on() {
-            f.write_str(if any { "," } else { "" })?;
-            f.write_str(name)?;
-            any = true;
-        }
-        if !any {
-            f.write_str("none")?;
-        }
-        Ok(())
     }
 }

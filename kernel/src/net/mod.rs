@@ -22,7 +22,7 @@ use alloc::vec;
 use arch::irqflag as interrupts;
 use arch::platform::ExitStatus;
 use device::NicDevice;
-use proto::cmdline::{Options, DEFAULT_IP};
+use proto::cmdline::{NetLever, Options, DEFAULT_IP};
 use proto::netctl::CONTROL_PORT;
 use services::{Outcome, Services};
 use smoltcp::iface::{Config, Interface, SocketSet};
@@ -67,9 +67,9 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
     let mut services = Services::new(&mut sockets, &levers::Buffers::of(opts.net));
     kprintln!(
         "NET ready ip={a}.{b}.{c}.{d}/{} mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} echo=7/udp,7/tcp discard=9/tcp,9/udp control={CONTROL_PORT}/tcp levers={}",
-        ip.prefix, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], levers::On(opts.net)
+        ip.prefix, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], opts.net.on_list()
     );
-    let lazy_timer = opts.net.on("lazy-timer");
+    let lazy_timer = opts.net.on(NetLever::LazyTimer);
 
     let idle_limit = opts.netwait_s as u64 * 1_000_000_000;
     let mut last_activity = p.clock.now_ns();

@@ -8,7 +8,8 @@
 use super::plan::{ConsoleKind, GuestNet, GuestPlan, LineMatch, TRACE_CLASS_PV};
 use crate::netbench::{NetPlan, Server};
 use proto::cmdline::{
-    BenchSet, CallbackChoice, ClockChoice, Fault, Mode, MsiChoice, MsiMask, NetLevers, NicChoice, Options, TimerChoice,
+    BenchSet, CallbackChoice, ClockChoice, Fault, Mode, MsiChoice, MsiMask, NetLever, NetLevers, NicChoice, Options,
+    TimerChoice,
 };
 use std::net::Ipv4Addr;
 
@@ -111,20 +112,20 @@ impl Variant {
 
     /// Hybrid with one network lever of issue 14 flipped from its default (`net=no-LEVER`,
     /// or `net=lazy-timer` for the opt-in one).
-    pub const fn hybrid_lever(label: &'static str, lever: &'static str, on: bool) -> Variant {
+    pub const fn hybrid_lever(label: &'static str, lever: NetLever) -> Variant {
         let mut v = Variant::new(label, Mode::Hybrid);
-        v.opts.net = NetLevers::DEFAULT.with(lever, on);
+        v.opts.net = NetLevers::DEFAULT.with(lever, !lever.default_on());
         v
     }
 
     /// The network lever guests: hybrid with each lever of issue 14 flipped, one at a
     /// time, so the network table shows what each bought against [`Variant::HYBRID`].
     pub const LEVERS: [Variant; 5] = [
-        Variant::hybrid_lever("hybrid-no-offload", "offload", false),
-        Variant::hybrid_lever("hybrid-no-batch", "batch", false),
-        Variant::hybrid_lever("hybrid-no-suppress", "suppress", false),
-        Variant::hybrid_lever("hybrid-no-wscale", "wscale", false),
-        Variant::hybrid_lever("hybrid-lazy-timer", "lazy-timer", true),
+        Variant::hybrid_lever("hybrid-no-offload", NetLever::Offload),
+        Variant::hybrid_lever("hybrid-no-batch", NetLever::Batch),
+        Variant::hybrid_lever("hybrid-no-suppress", NetLever::Suppress),
+        Variant::hybrid_lever("hybrid-no-wscale", NetLever::Wscale),
+        Variant::hybrid_lever("hybrid-lazy-timer", NetLever::LazyTimer),
     ];
 
     /// Hybrid with qemu-xen's emulated virtio-net kept (`nic=virtio`) and its MSI as `msi`.
@@ -340,6 +341,7 @@ pub fn lever_plan(rr: u32, stream_bytes: u64) -> NetPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::cmdline::Choice;
 
     #[test]
     fn kernel_guests() {
@@ -431,5 +433,14 @@ mod tests {
         assert!(!plan.echo && plan.flood == 0 && plan.ping > 0 && plan.rr == 100 && plan.stream_bytes == 1 << 20);
         let labels: std::collections::BTreeSet<&str> = Variant::LEVERS.iter().map(|v| v.label).collect();
         assert_eq!(labels.len(), Variant::LEVERS.len(), "labels unique");
+        for v in Variant::LEVERS {
+            assert_eq!(v.label, format!("hybrid-{}", v.opts.net), "the label names the lever flipped");
+        }
+        let flipped: Vec<NetLever> = Variant::LEVERS
+            .iter()
+            .flat_map(|v| NetLever::TABLE.iter().map(|&(_, l)| l).filter(|&l| v.opts.net.on(l) != l.default_on()))
+            .collect();
+        let every: Vec<NetLever> = NetLever::TABLE.iter().map(|&(_, l)| l).collect();
+        assert_eq!(flipped, every, "each lever flipped once, alone, in lever order");
     }
 }
