@@ -15,6 +15,8 @@
 #                                       line prefixed with [seconds since QEMU's first output]
 #                    host-steps.txt     when each boot step was reached (seconds)
 #                    run.exit           exit status of run.sh (written by hy-dom0-init)
+#                    host-freeze-l0.txt only when the host froze: the L0 QEMU's monitor on its CPU
+#                                       (registers, local APIC, interrupt controllers)
 #                  An existing <out-dir> must be empty or an earlier run-host.sh output (then it is
 #                  emptied first).
 #   [timeout-s]    bound for the whole QEMU run (default 600). run.sh gets 60 s less, so that a
@@ -129,7 +131,10 @@ DOM0_CMD+=" hy.poweroff hy.payload_timeout=$PAYLOAD_TMO"
 QEMU_ARGS=(
     -L /usr/share/qemu -L /usr/share/seabios -nic none
     -accel "tcg,thread=$TCG_THREAD" -cpu max,-smap -smp "$L0_CPUS" -m 3G -machine q35
-    -display none -monitor none -serial stdio -no-reboot -pidfile "$WORK/qemu.pid"
+    -display none -serial stdio -no-reboot -pidfile "$WORK/qemu.pid"
+    # The L0's monitor on two FIFOs (mon.in, mon.out): read only when the host froze, to
+    # record where its CPU sat (host-freeze-l0.txt).
+    -chardev "pipe,id=l0mon,path=$WORK/mon" -mon chardev=l0mon,mode=readline
 )
 if [ "$NO_XEN" = 1 ]; then
     # Plain Linux: the same kernel, initrd and root image, no hypervisor below it. Linux's
@@ -183,12 +188,28 @@ console_filter() {
     done
 }
 
+# Where the frozen host's CPUs sit, from the L0's monitor: registers (RIP, IF, HLT), the local
+# APIC (is a timer armed, an interrupt pending?), twice 2 s apart, into host-freeze-l0.txt.
+freeze_state() {
+    local out=$OUTDIR/host-freeze-l0.txt i
+    # (timeout: opening the FIFO waits for a reader, and an L0 that is not QEMU has none)
+    for i in 1 2; do
+        timeout 5 bash -c 'printf "info cpus\ninfo registers -a\ninfo lapic\ninfo pic\ninfo irq\n" >"$1"' _ "$WORK/mon.in" \
+            2>/dev/null || return 0
+        sleep 2
+    done
+    # (the monitor's line editing echoes each command with terminal escapes: dropped)
+    sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$WORK/monitor.log" >"$out" 2>/dev/null || true
+    echo "[ silent ] run-host: the L0's view of the frozen host (registers, local APIC): $out" >>"$CONSOLE"
+}
+
 # The console was silent for $SILENCE s: mark the run and stop QEMU (once).
 frozen() {
     [ -e "$WORK/frozen" ] && return
     : >"$WORK/frozen"
     echo "[ silent ] run-host: the host's console was silent for ${SILENCE}s: stopping QEMU" >>"$CONSOLE"
     log "the host's console was silent for ${SILENCE}s: the nested host froze; stopping QEMU"
+    freeze_state
     local pid i
     pid=$(cat "$WORK/qemu.pid" 2>/dev/null) && [ -n "$pid" ] || return 0
     kill "$pid" 2>/dev/null || return 0
@@ -208,11 +229,17 @@ fi
 log "booting $([ "$NO_XEN" = 1 ] && echo "Linux without Xen (the KVM host's L1)" || echo "Xen + dom0") under $QEMU (timeout ${TMO}s, payload timeout ${PAYLOAD_TMO}s)"
 log "console log: $CONSOLE"
 echo "# $QEMU ${QEMU_ARGS[*]}" >"$CONSOLE"
+# The monitor's FIFOs (QEMU opens both read-write, so neither side blocks), drained from the
+# start so that QEMU never waits on a full pipe.
+mkfifo "$WORK/mon.in" "$WORK/mon.out"
+cat "$WORK/mon.out" >"$WORK/monitor.log" 2>/dev/null &
+MON_READER=$!
 T_START=$SECONDS
 set +e
 flock -w "${HY_LOCK_WAIT:-3600}" -E 75 "$LOCK" \
     timeout -k 10 "$TMO" "$QEMU" "${QEMU_ARGS[@]}" </dev/null 2>&1 | console_filter
 QRC=${PIPESTATUS[0]}
+kill "$MON_READER" 2>/dev/null || true
 set -e
 log "QEMU ended after $((SECONDS - T_START)) s (exit $QRC)"
 
