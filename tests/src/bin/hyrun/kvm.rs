@@ -52,7 +52,7 @@ fn plan(a: &Args) -> Result<Vec<KvmGuest>, String> {
     if local != bench.with("net", false) {
         eprintln!("hyrun: the KVM host runs no memory benchmarks yet");
     }
-    let vs = variants(&a.mode)?;
+    let vs = modes_variants(&a.mode)?;
     let mut guests: Vec<KvmGuest> = if local.is_empty() {
         vec![]
     } else {
@@ -80,12 +80,28 @@ fn plan(a: &Args) -> Result<Vec<KvmGuest>, String> {
     Ok(guests)
 }
 
+/// The variants of `mode`: one of [`variants`]' modes, or a comma list of single modes
+/// (`hvm,hybrid`, as the combined run of both hosts asks), each once.
+fn modes_variants(mode: &str) -> Result<Vec<(&'static str, cmdline::Options)>, String> {
+    if !mode.contains(',') {
+        return variants(mode);
+    }
+    let mut out: Vec<(&'static str, cmdline::Options)> = Vec::new();
+    for m in mode.split(',') {
+        match variants(m)?.as_slice() {
+            [v] if !out.iter().any(|o| o.0 == v.0) => out.push(*v),
+            _ => return Err(format!("--mode {mode}: a list names single modes (hvm, hybrid), each once")),
+        }
+    }
+    Ok(out)
+}
+
 fn is_load(r: &KvmRun) -> bool {
     r.guest.net.as_ref().is_some_and(|n| !n.plan.load_rates.is_empty())
 }
 
 /// The load experiment's rows: each rate's point with the exits of its `load` phase.
-fn load_rows(runs: &[&KvmRun]) -> Vec<load::Row> {
+pub(crate) fn load_rows(runs: &[&KvmRun]) -> Vec<load::Row> {
     runs.iter()
         .map(|r| {
             let points = r.net.as_ref().map(|n| n.load.clone()).unwrap_or_default();
@@ -104,7 +120,9 @@ fn load_rows(runs: &[&KvmRun]) -> Vec<load::Row> {
         .collect()
 }
 
-fn exits(r: &KvmRun, bench: &str) -> String {
+/// `r`'s exits per operation in `bench`: the total, then by reason, and the PV EOIs KVM
+/// completed; or why there are none.
+pub(crate) fn exits(r: &KvmRun, bench: &str) -> String {
     match &r.trace {
         Err(e) => format!("NO TRACE ({e})"),
         Ok(t) => match t.phase(bench) {
@@ -183,44 +201,67 @@ fn to_json(r: &KvmRun) -> Value {
            "benches": r.console.benches, "phases": phases, "net": r.net, "problem": r.problem()})
 }
 
+/// The network guests grouped by kind (hvm, hybrid, linux), in the order kinds first
+/// appear.
+pub(crate) fn kinds<'a>(net: &[&'a KvmRun]) -> Vec<Kind<'a, KvmRun>> {
+    let mut kinds: Vec<Kind<'a, KvmRun>> = Vec::new();
+    for r in net {
+        let label = r.guest.label();
+        match kinds.iter_mut().find(|k| k.label == label) {
+            Some(k) => k.rounds.push(r),
+            None => {
+                let levers = match r.guest.kind {
+                    GuestKind::Hykernel => r.guest.opts.net.to_string(),
+                    GuestKind::Linux(_) => "-".into(),
+                };
+                kinds.push(Kind { label, levers, rounds: vec![r] })
+            }
+        }
+    }
+    kinds
+}
+
+/// The runs of the local benchmarks, of the network rounds and of the load experiment.
+pub(crate) fn parts(runs: &[KvmRun]) -> [Vec<&KvmRun>; 3] {
+    [
+        runs.iter().filter(|r| r.guest.net.is_none()).collect(),
+        runs.iter().filter(|r| r.guest.net.is_some() && !is_load(r)).collect(),
+        runs.iter().filter(|r| is_load(r)).collect(),
+    ]
+}
+
 /// Runs the variants `a.mode` names on the KVM host and prints the tables.
 pub fn run(a: &Args) -> Result<(), String> {
+    verdict(&measure(a)?)
+}
+
+/// Runs the KVM host for `a`, prints its tables and writes its JSON files, and returns
+/// every guest's run without judging them ([`verdict`] does).
+pub fn measure(a: &Args) -> Result<Vec<KvmRun>, String> {
     let guests = plan(a)?;
     let work = paths::logs().join("kvm-host");
     eprintln!("==> KVM host: {} guests, results under {}", guests.len(), work.display());
     let runs = run_guests(&work, &a.kernel, &guests, host_timeout(guests.len())).map_err(|e| e.to_string())?;
-    let local: Vec<&KvmRun> = runs.iter().filter(|r| r.guest.net.is_none()).collect();
+    let [local, net, loaded] = parts(&runs);
     if !local.is_empty() {
         println!("\n{}", table(&local));
     }
-    let net: Vec<&KvmRun> = runs.iter().filter(|r| r.guest.net.is_some() && !is_load(r)).collect();
     if !net.is_empty() {
-        let mut kinds: Vec<Kind<'_, KvmRun>> = Vec::new();
-        for r in &net {
-            let label = r.guest.label();
-            match kinds.iter_mut().find(|k| k.label == label) {
-                Some(k) => k.rounds.push(r),
-                None => {
-                    let levers = match r.guest.kind {
-                        GuestKind::Hykernel => r.guest.opts.net.to_string(),
-                        GuestKind::Linux(_) => "-".into(),
-                    };
-                    kinds.push(Kind { label, levers, rounds: vec![r] })
-                }
-            }
-        }
-        network::print_kinds(&kinds, "L1", "linux: the image's Linux as an L2 with virtio-net", &Cut::default());
+        network::print_kinds(&kinds(&net), "L1", "linux: the image's Linux as an L2 with virtio-net", &Cut::default());
     }
-    let loaded: Vec<&KvmRun> = runs.iter().filter(|r| is_load(r)).collect();
     if !loaded.is_empty() {
         load::report_rows(&load_rows(&loaded), &a.results, "kvm", &Cut::default())?;
     }
-    let mut problems = Vec::new();
     for r in &runs {
         let out = write_json(&a.results, &format!("kvm-{}", r.guest.name.trim_start_matches("hy-kvm-")), &to_json(r))?;
         eprintln!("wrote {}", out.display());
-        problems.extend(r.problem());
     }
+    Ok(runs)
+}
+
+/// Whether the run counts: it fails naming every guest whose results cannot be used.
+pub(crate) fn verdict(runs: &[KvmRun]) -> Result<(), String> {
+    let problems: Vec<String> = runs.iter().filter_map(KvmRun::problem).collect();
     if problems.is_empty() {
         Ok(())
     } else {

@@ -22,7 +22,7 @@ pub const RATES: [u32; 4] = [1000, 4000, 12_000, 100_000];
 /// Seconds each rate runs.
 pub const SECONDS: u32 = 3;
 /// The rate the slides' figure is about.
-const SLIDES_RATE: u32 = 12_000;
+pub(crate) const SLIDES_RATE: u32 = 12_000;
 
 /// The variants the experiment compares: plain HVM (its virtio-net suppressing interrupts
 /// in the queue, as a good driver does), with the slides' per-interrupt MSI-X masking, and
@@ -60,7 +60,8 @@ fn label(g: &GuestRun) -> String {
     g.guest.variant().map_or_else(|| g.name().to_string(), |v| v.label.to_string())
 }
 
-fn rows(guests: &[&GuestRun]) -> Vec<Row> {
+/// One row per load guest of the Xen host.
+pub(crate) fn rows(guests: &[&GuestRun]) -> Vec<Row> {
     guests
         .iter()
         .map(|g| {
@@ -78,7 +79,8 @@ fn rows(guests: &[&GuestRun]) -> Vec<Row> {
         .collect()
 }
 
-fn at(row: &Row, rate: u32) -> Option<&(LoadPoint, Option<ExitCost>)> {
+/// `row`'s point at `rate`, with its exits per interrupt.
+pub(crate) fn at(row: &Row, rate: u32) -> Option<&(LoadPoint, Option<ExitCost>)> {
     row.points.iter().find(|(p, _)| p.rate == rate)
 }
 

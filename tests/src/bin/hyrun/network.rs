@@ -73,7 +73,7 @@ impl NetRound for GuestRun {
 }
 
 /// Network guests of one kind, in round order.
-pub struct Kind<'a, R = GuestRun> {
+pub struct Kind<'a, R: ?Sized = GuestRun> {
     /// The variant's label, or `linux`.
     pub label: String,
     /// Its network levers as `net=` writes them (`default`: every lever on but the lazy
@@ -83,7 +83,7 @@ pub struct Kind<'a, R = GuestRun> {
     pub rounds: Vec<&'a R>,
 }
 
-impl<R: NetRound> Kind<'_, R> {
+impl<R: NetRound + ?Sized> Kind<'_, R> {
     fn reports(&self) -> Vec<NetReport> {
         self.rounds.iter().filter_map(|g| g.report().cloned()).collect()
     }

@@ -77,7 +77,9 @@ pub fn trace_warnings(runs: &[GuestRun]) {
     }
 }
 
-fn exits(g: &GuestRun, bench: &str) -> String {
+/// `g`'s exits per operation in `bench` (total = by reason; hypercalls for a PV guest), or
+/// why there are none.
+pub(crate) fn exits(g: &GuestRun, bench: &str) -> String {
     if is_pv(g) {
         return hypercalls(g, bench);
     }

@@ -116,7 +116,7 @@ fn host_timeout_s(guests: usize) -> u32 {
 
 /// Which tables a guest's results go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
+pub(crate) enum Part {
     /// A variant of ours running the local benchmarks: the benchmark, interrupt and boot
     /// tables, and its own JSON file.
     Local,
@@ -128,7 +128,8 @@ enum Part {
     Load,
 }
 
-fn part(g: &Guest) -> Part {
+/// The tables `g`'s results go to.
+pub(crate) fn part(g: &Guest) -> Part {
     match (&g.plan.net, g.variant()) {
         (Some(n), _) if !n.plan.load_rates.is_empty() => Part::Load,
         (Some(_), _) => Part::Network,
@@ -140,6 +141,22 @@ fn part(g: &Guest) -> Part {
 /// Runs the Xen host. When the host froze in its last boot, prints and writes everything
 /// the guests that ended left, marked incomplete, then fails naming the freeze.
 pub fn run(a: &Args) -> Result<(), String> {
+    let end = measure(a)?;
+    verdict(&end.runs, end.incomplete.as_ref())
+}
+
+/// What a run of the Xen host left: the guests that ended, in the plan's order, and what is
+/// missing if the host froze in its last boot.
+pub struct XenEnd {
+    /// The guests that ended.
+    pub runs: Vec<GuestRun>,
+    /// The freeze and the guests that never ended, if the run is incomplete.
+    pub incomplete: Option<Incomplete>,
+}
+
+/// Runs the Xen host for `a`, prints its tables and writes its JSON files (an incomplete
+/// run's marked), and returns what it left without judging it ([`verdict`] does).
+pub fn measure(a: &Args) -> Result<XenEnd, String> {
     let variants = Variant::for_mode(&a.mode).ok_or_else(|| format!("--mode {}: not a Xen mode", a.mode))?;
     let guests = plan(a, &variants)?;
     let work = paths::logs().join("xen");
@@ -152,7 +169,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     let (runs, incomplete) = end.into_parts();
     report_all(&runs, incomplete.as_ref(), &a.results)?;
     println!("raw outputs (consoles, traces, the agent's results.json): {}", work.join("out").display());
-    verdict(&runs, incomplete.as_ref())
+    Ok(XenEnd { runs, incomplete })
 }
 
 /// Prints every table of `runs` and writes the JSON files into `results`; every table and
@@ -209,7 +226,7 @@ fn write(results: &Path, label: &str, doc: &Value) -> Result<(), String> {
 
 /// Whether the run counts: it fails for an incomplete run, naming the freeze and the
 /// guests that never ended, and for any [`problems`] of the guests that did.
-fn verdict(runs: &[GuestRun], incomplete: Option<&Incomplete>) -> Result<(), String> {
+pub(crate) fn verdict(runs: &[GuestRun], incomplete: Option<&Incomplete>) -> Result<(), String> {
     let mut out = Vec::new();
     if let Some(i) = incomplete {
         out.push(format!(
