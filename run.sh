@@ -2,7 +2,7 @@
 # hykernel's front door: set up what is missing, build, boot the kernel, run its
 # benchmarks and print the results table (also written to results/<host>-<mode>.json).
 #
-#   ./run.sh [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|pv|all] [--bench LIST] [--help]
+#   ./run.sh [--host qemu|xen|kvm|xen,kvm] [--mode auto|hvm|hybrid|pvh|pv|all] [--bench LIST] [--help]
 set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=tests/lib/fail-step.sh
@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'USAGE'
-usage: ./run.sh [--host qemu|xen|kvm] [--mode MODE] [--bench LIST] [--rounds N] [--boots N [--busy]]
+usage: ./run.sh [--host qemu|xen|kvm|xen,kvm] [--mode MODE] [--bench LIST] [--rounds N] [--boots N [--busy]]
 
   --host HOST     where to boot the kernel:
                     qemu  QEMU TCG on this machine (default)
@@ -20,6 +20,8 @@ usage: ./run.sh [--host qemu|xen|kvm] [--mode MODE] [--bench LIST] [--rounds N] 
                           is compared with a Linux PVH domU
                     kvm   the same image booted without Xen: the kernel runs as an L2 KVM
                           guest, every benchmark gets its exits per operation from L1's trace
+                    xen,kvm  both, one after the other, each printing its own tables, then one
+                          side-by-side view of both (results/side-by-side.json)
   --mode MODE     qemu: auto, hvm, all (= hvm)
                   xen:  hvm, hybrid, pvh, pv (classic PV), or all: those four plus hybrid
                         with the per-vCPU upcall vector (without and with Viridian's APIC
@@ -27,6 +29,8 @@ usage: ./run.sh [--host qemu|xen|kvm] [--mode MODE] [--bench LIST] [--rounds N] 
                         (default: hvm)
                   kvm:  hvm, hybrid (kvmclock + PV EOI), or all: those two plus hybrid
                         with eoi=lapic
+                  xen,kvm: all, or a comma list of hvm, hybrid, pvh, pv (KVM runs hvm
+                        and hybrid of them; pvh and pv are Xen's columns only)
   --bench LIST    all (default), none, or a comma list of
                   cpuid,hypercall,clock,interrupt,evtchn,timer,mem_lat,mem_bw,mmu,net
   --rounds N      xen: interleaved rounds of each network guest (ours, Linux, ours, ...);
@@ -59,7 +63,10 @@ case "$HOST:$MODE" in
   qemu:*) echo "run.sh: --mode $MODE: on --host qemu the modes are auto, hvm, all" >&2; exit 2 ;;
   xen:*) echo "run.sh: --mode $MODE: on --host xen the modes are hvm, hybrid, pvh, pv, all" >&2; exit 2 ;;
   kvm:*) echo "run.sh: --mode $MODE: on --host kvm the modes are hvm, hybrid, all" >&2; exit 2 ;;
-  *) echo "run.sh: --host $HOST: unknown host (qemu, xen, kvm)" >&2; exit 2 ;;
+  xen,kvm:all) ;;
+  xen,kvm:*) [[ "$MODE" =~ ^(hvm|hybrid|pvh|pv)(,(hvm|hybrid|pvh|pv))*$ ]] || {
+    echo "run.sh: --mode $MODE: on --host xen,kvm the modes are all or a comma list of hvm, hybrid, pvh, pv" >&2; exit 2; } ;;
+  *) echo "run.sh: --host $HOST: unknown host (qemu, xen, kvm, or xen,kvm for both)" >&2; exit 2 ;;
 esac
 if [ "$HOST" != qemu ] && [ "$(id -u)" -ne 0 ]; then
   echo "run.sh: --host $HOST needs root (debootstrap, chroot and the host's disks)" >&2; exit 2

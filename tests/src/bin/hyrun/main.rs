@@ -9,7 +9,10 @@
 //!   from dom0 by the agent. [`report`] prints and writes what it found.
 //! - `--host kvm` ([`kvm`]): the same image booted without Xen; the kernel runs as an L2
 //!   KVM guest (hvm, and the KVM hybrid mode: kvmclock + PV EOI), exits from L1's trace.
+//! - `--host xen,kvm` ([`both`]): both hosts one after the other, each printing its own
+//!   tables, then one view of both side by side ([`side`]).
 
+mod both;
 mod cut;
 #[cfg(test)]
 mod fixture;
@@ -18,6 +21,7 @@ mod load;
 mod network;
 mod qemu;
 mod report;
+mod side;
 mod stability;
 mod xen;
 
@@ -26,16 +30,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: hyrun [--host qemu|xen|kvm] [--mode auto|hvm|hybrid|pvh|pv|all] [--bench LIST] [--kernel ELF] \
+    "usage: hyrun [--host qemu|xen|kvm|xen,kvm] [--mode auto|hvm|hybrid|pvh|pv|all] [--bench LIST] [--kernel ELF] \
                      [--results DIR] [--no-memprobe] [--rounds N] [--boots N [--busy]]\n\
                      --mode on xen may also be a comma list of single modes (pv,pvh): just those, in one boot\n\
+                     --host xen,kvm: the Xen host, then the KVM host, then both side by side; --mode all or a comma \
+                     list of hvm, hybrid, pvh, pv (KVM runs hvm and hybrid)\n\
                      --rounds N (xen, kvm): interleaved rounds of each network guest, figures are medians (default 5)\n\
                      --boots N (xen): boot each variant and the Linux peer N times without retries and report \
                      the failure rates; --busy: with one competing busy process on this machine";
 
 /// The command line.
+#[derive(Clone)]
 pub struct Args {
-    /// `qemu`, `xen` or `kvm`.
+    /// `qemu`, `xen`, `kvm`, or `xen,kvm` for both.
     pub host: String,
     /// The mode, or `all`.
     pub mode: String,
@@ -90,14 +97,18 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown flag '{other}'\n{USAGE}")),
         }
     }
+    if a.host == "xen,kvm" {
+        both::modes(&a.mode)?;
+    }
     let modes: &[&str] = match a.host.as_str() {
         "qemu" => &["auto", "hvm", "all"],
         "xen" => &["hvm", "hybrid", "pvh", "pv", "all"],
         "kvm" => &["hvm", "hybrid", "all"],
-        h => return Err(format!("--host {h}: unknown host (qemu, xen, kvm)")),
+        "xen,kvm" => &[],
+        h => return Err(format!("--host {h}: unknown host (qemu, xen, kvm, or xen,kvm for both)")),
     };
     let listed = a.host == "xen" && a.mode.contains(',') && harness::xen::guests::Variant::for_mode(&a.mode).is_some();
-    if !modes.contains(&a.mode.as_str()) && !listed {
+    if !modes.contains(&a.mode.as_str()) && !listed && a.host != "xen,kvm" {
         return Err(format!("--mode {}: on --host {} the modes are {}", a.mode, a.host, modes.join(", ")));
     }
     proto::cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?;
@@ -122,6 +133,7 @@ fn main() -> ExitCode {
         ("xen", Some(n)) => stability::run(&args, n, args.busy),
         ("xen", None) => xen::run(&args),
         ("kvm", _) => kvm::run(&args),
+        ("xen,kvm", _) => both::run(&args),
         _ => qemu::run(&args),
     };
     match result {
