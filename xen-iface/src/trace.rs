@@ -43,7 +43,7 @@ pub const CPUID_MARK_BEGIN: u32 = 0x4fff_f100;
 /// the iteration count in the subleaf.
 pub const CPUID_MARK_END: u32 = 0x4fff_f200;
 /// Phase names of the CPUID markers, by id.
-pub const CPUID_MARK_NAMES: [&str; 13] = [
+pub const CPUID_MARK_NAMES: [&str; 16] = [
     "udp_rr",
     "tcp_rr",
     "tcp_stream",
@@ -57,6 +57,9 @@ pub const CPUID_MARK_NAMES: [&str; 13] = [
     "null_hypercall",
     "evtchn_rr",
     "load",
+    "mmu_map",
+    "page_fault",
+    "tlb_flush",
 ];
 
 /// Which end of a phase a marker is.
@@ -211,8 +214,9 @@ mod tests {
         assert_eq!((m.edge, m.id, m.name, m.value), (PhaseEdge::End, 2, "tcp_stream", 1234));
         assert_eq!(decode_cpuid_marker(0x4fff_f201, 7).map(|m| m.name), Some("tcp_rr"));
         assert_eq!(decode_cpuid_marker(0x4fff_f20c, 3).map(|m| m.name), Some("load"));
+        assert_eq!(decode_cpuid_marker(0x4fff_f10f, 0).map(|m| m.name), Some("tlb_flush"));
         // Ordinary leaves, ids without a name, and the neighbours of the ranges are no markers.
-        for leaf in [0, 1, 0x4000_0000, 0x4fff_f0ff, 0x4fff_f10d, 0x4fff_f1ff, 0x4fff_f20d, 0x4fff_f300, u32::MAX] {
+        for leaf in [0, 1, 0x4000_0000, 0x4fff_f0ff, 0x4fff_f110, 0x4fff_f1ff, 0x4fff_f210, 0x4fff_f300, u32::MAX] {
             assert_eq!(decode_cpuid_marker(leaf, 0), None, "{leaf:#x}");
         }
     }
