@@ -23,11 +23,11 @@ usage: ./run.sh [--host qemu|xen|kvm|xen,kvm] [--mode MODE] [--bench LIST] [--ro
                     xen,kvm  both, one after the other, each printing its own tables, then one
                           side-by-side view of both (results/side-by-side.json)
   --mode MODE     qemu: auto, hvm, all (= hvm)
-                  xen:  hvm, hybrid, pvh, pv (classic PV), or all: those four plus hybrid
+                  xen:  hvm, hybrid, pvh, pv (classic PV), a comma list of them, or all: those four plus hybrid
                         with the per-vCPU upcall vector (without and with Viridian's APIC
                         assist), side by side, and with net the interrupt-load experiment
                         (default: hvm)
-                  kvm:  hvm, hybrid (kvmclock + PV EOI), or all: those two plus hybrid
+                  kvm:  hvm, hybrid (kvmclock + PV EOI), hvm,hybrid, or all: those two plus hybrid
                         with eoi=lapic
                   xen,kvm: all, or a comma list of hvm, hybrid, pvh, pv (KVM runs hvm
                         and hybrid of them; pvh and pv are Xen's columns only)
@@ -59,10 +59,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$HOST:$MODE" in
-  qemu:auto|qemu:hvm|qemu:all|xen:hvm|xen:hybrid|xen:pvh|xen:pv|xen:all|kvm:hvm|kvm:hybrid|kvm:all) ;;
+  qemu:auto|qemu:hvm|qemu:all|xen:all|kvm:all) ;;
   qemu:*) echo "run.sh: --mode $MODE: on --host qemu the modes are auto, hvm, all" >&2; exit 2 ;;
-  xen:*) echo "run.sh: --mode $MODE: on --host xen the modes are hvm, hybrid, pvh, pv, all" >&2; exit 2 ;;
-  kvm:*) echo "run.sh: --mode $MODE: on --host kvm the modes are hvm, hybrid, all" >&2; exit 2 ;;
+  xen:*) [[ "$MODE" =~ ^(hvm|hybrid|pvh|pv)(,(hvm|hybrid|pvh|pv))*$ ]] || {
+    echo "run.sh: --mode $MODE: on --host xen the modes are all or a comma list of hvm, hybrid, pvh, pv" >&2; exit 2; } ;;
+  kvm:*) [[ "$MODE" =~ ^(hvm|hybrid)(,(hvm|hybrid))*$ ]] || {
+    echo "run.sh: --mode $MODE: on --host kvm the modes are all or a comma list of hvm, hybrid" >&2; exit 2; } ;;
   xen,kvm:all) ;;
   xen,kvm:*) [[ "$MODE" =~ ^(hvm|hybrid|pvh|pv)(,(hvm|hybrid|pvh|pv))*$ ]] || {
     echo "run.sh: --mode $MODE: on --host xen,kvm the modes are all or a comma list of hvm, hybrid, pvh, pv" >&2; exit 2; } ;;
