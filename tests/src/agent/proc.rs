@@ -168,9 +168,12 @@ mod tests {
 
     #[test]
     fn signals_reach_children() {
+        // TERM, not INT: a test run started in the background of a shell without job
+        // control inherits SIGINT ignored, and so would `sleep` (xentrace, which the agent
+        // stops with INT, installs its own handler).
         let mut c = Command::new("sleep").arg("30").spawn().unwrap();
-        assert!(signal(&c, "INT"));
-        let s = wait_until(&mut c, Instant::now() + Duration::from_secs(5)).unwrap();
-        assert_eq!(judge(s, ""), Err(StepError::Signal(SIGINT)));
+        assert!(signal(&c, "TERM"));
+        let s = wait_until(&mut c, Instant::now() + Duration::from_secs(5)).expect("sleep ended by SIGTERM");
+        assert_eq!(judge(s, ""), Err(StepError::Signal(15)));
     }
 }
