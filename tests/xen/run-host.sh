@@ -124,19 +124,18 @@ case $L0_CPUS in 1 | 2) ;; *) die "HY_L0_CPUS must be 1 or 2, not '$L0_CPUS'" ;;
 # APIC timer raises CPU_INTERRUPT_HARD; on two host CPUs at once the timer's bit is now and
 # then lost, the vector waits in the L1's IRR for ever and the host freezes (host-freeze-l0.txt
 # of such a boot: IF=1, the timer vector in IRR, nothing in service; see tests/xen/README.md).
-# On one host CPU the single-instruction update cannot interleave with the timer's.
+# On one host CPU the two threads take turns, and an update compiled to one read-modify-write
+# instruction cannot be split by a preemption.
 PIN=${HY_L0_PIN:-auto}
 PIN_CMD=()
-case $PIN in
-    off) ;;
-    auto)
+if [ "$PIN" != off ]; then
+    if [ "$PIN" = auto ]; then
         PIN=$(taskset -pc $$ | sed -n 's/.*: *\([0-9]*\).*/\1/p')
         [[ $PIN =~ ^[0-9]+$ ]] || die "could not read this process's CPU list (taskset -pc)"
-        PIN_CMD=(taskset -c "$PIN") ;;
-    *)
-        [[ $PIN =~ ^[0-9]+$ ]] || die "HY_L0_PIN must be auto, off or a CPU number, not '$PIN'"
-        PIN_CMD=(taskset -c "$PIN") ;;
-esac
+    fi
+    [[ $PIN =~ ^[0-9]+$ ]] || die "HY_L0_PIN must be auto, off or a CPU number, not '$PIN'"
+    PIN_CMD=(taskset -c "$PIN")
+fi
 [ "$L0_CPUS" = 1 ] || [ "${#PIN_CMD[@]}" = 0 ] || log "note: HY_L0_CPUS=$L0_CPUS with QEMU pinned to CPU $PIN (HY_L0_PIN=off to spread it)"
 
 PAYLOAD_TMO=$((TMO - 60))
