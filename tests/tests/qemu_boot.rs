@@ -159,11 +159,16 @@ fn full_run_reports_every_benchmark() {
     }
     assert_eq!(s.benches.len(), EXPECTED.len(), "unexpected extra results");
     // Dependent loads get slower as the chase outgrows each level of caching (TCG's
-    // softmmu TLB, at least): never much faster than the size before, much slower at the end.
+    // softmmu TLB and the host's caches): never much faster than the size before, much
+    // slower at the end. "Much" is a level's step, not the noise within one: under TCG the
+    // sizes inside one level differ by host artifacts (the best of 5 runs: 4 KiB 4.0-4.7 ns,
+    // 16 KiB 3.1-3.3 ns in every boot; 16 MiB 245-345 ns, 64 MiB 263-333 ns), while the
+    // step out of the host's caches is about 20x (1 MiB 9-15 ns, 4 MiB 190-290 ns). A size
+    // under half the one before is a chase that is broken or mislabelled.
     let lat: Vec<f64> =
         EXPECTED.iter().filter(|(n, _)| n.starts_with("mem_lat_")).map(|(n, _)| s.bench(n).unwrap().value).collect();
     for w in lat.windows(2) {
-        assert!(w[1] >= 0.8 * w[0], "mem_lat does not grow with the size: {lat:?}");
+        assert!(w[1] >= 0.5 * w[0], "mem_lat does not grow with the size: {lat:?}");
     }
     assert!(lat[lat.len() - 1] > 10.0 * lat[0], "64 MiB chase not 10x a 4 KiB one: {lat:?}");
     assert_eq!(s.bench("mem_bw_buffer").map(|b| b.value), Some(32768.0), "bandwidth on the stated 32 MiB");
