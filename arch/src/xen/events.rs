@@ -25,7 +25,7 @@ use crate::platform::{
 };
 use crate::trap;
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use spin::Once;
 use xen_iface::events::{self, NR_PORTS, VCPU_INFO_SIZE, VCPU_TIME};
 use xen_iface::hypercall::{callback_via_vector, param, XENMAPSPACE_SHARED_INFO};
@@ -107,6 +107,13 @@ pub fn map_pv_shared_info(xen: Xen, maddr: u64) -> Result<u64, EventError> {
     Ok(va)
 }
 
+/// Device MSIs through the local APIC, a vector and its EOI (an HVM guest's default).
+const MSI_LAPIC: u8 = 0;
+/// Device MSIs as PIRQs bound to event channels.
+const MSI_PIRQ: u8 = 1;
+/// No device that could raise an MSI (classic PV, PVH).
+const MSI_NONE: u8 = 2;
+
 /// Event channels of this domain; also the handler of the upcall vector.
 pub struct EventChannels {
     xen: Xen,
@@ -118,8 +125,8 @@ pub struct EventChannels {
     lapic: Option<&'static Lapic>,
     /// Handlers by port.
     handlers: Box<[HandlerSlot]>,
-    /// Device MSIs arrive as PIRQs bound to event channels (else through the LAPIC).
-    msi_pirqs: AtomicBool,
+    /// Where device MSIs go: one of the `MSI_*` routes.
+    msi_route: AtomicU8,
     /// A device MSI was routed through the LAPIC (its interrupts end with an EOI).
     lapic_msis: AtomicBool,
 }
@@ -168,7 +175,7 @@ impl EventChannels {
             callback,
             lapic,
             handlers: (0..NR_PORTS).map(|_| HandlerSlot::new()).collect(),
-            msi_pirqs: AtomicBool::new(false),
+            msi_route: AtomicU8::new(MSI_LAPIC),
             lapic_msis: AtomicBool::new(false),
         }));
         let vector = trap::alloc_vector(ev).map_err(|_| EventError::NoVector)?;
@@ -199,7 +206,7 @@ impl EventChannels {
             callback: Callback::Pv,
             lapic: None,
             handlers: (0..NR_PORTS).map(|_| HandlerSlot::new()).collect(),
-            msi_pirqs: AtomicBool::new(false),
+            msi_route: AtomicU8::new(MSI_NONE), // a PV guest has no device that could raise one
             lapic_msis: AtomicBool::new(false),
         }));
         let vector = trap::alloc_vector(ev).map_err(|_| EventError::NoVector)?;
@@ -258,7 +265,13 @@ impl EventChannels {
     /// `XENFEAT_hvm_pirqs` (the caller checks): without it `PHYSDEVOP_get_free_pirq` fails
     /// and so does every MSI.
     pub fn route_msis_over_pirqs(&self) {
-        self.msi_pirqs.store(true, Ordering::Release);
+        self.msi_route.store(MSI_PIRQ, Ordering::Release);
+    }
+
+    /// This domain has no emulated device (PVH): no MSI to route, and the mode report
+    /// says `msi=none`; a request for one is refused.
+    pub fn without_device_msis(&self) {
+        self.msi_route.store(MSI_NONE, Ordering::Release);
     }
 
     /// An MSI over a fresh PIRQ: its port connected to `handler` and unmasked, and the
@@ -330,8 +343,10 @@ impl InterruptController for EventChannels {
     /// Over a PIRQ and an event channel once [`EventChannels::route_msis_over_pirqs`]
     /// was called, else through the local APIC.
     fn alloc_msi(&'static self, handler: &'static dyn IrqHandler) -> Result<MsiRoute, IrqError> {
-        if self.msi_pirqs.load(Ordering::Acquire) {
-            return self.alloc_pirq_msi(handler);
+        match self.msi_route.load(Ordering::Acquire) {
+            MSI_PIRQ => return self.alloc_pirq_msi(handler),
+            MSI_NONE => return Err(IrqError::Unsupported),
+            _ => {}
         }
         let route = crate::apic::lapic_msi(self.lapic.ok_or(IrqError::Unsupported)?, handler)?;
         self.lapic_msis.store(true, Ordering::Release);
@@ -361,12 +376,10 @@ impl InterruptController for EventChannels {
     }
 
     fn msi_name(&self) -> &'static str {
-        if matches!(self.callback, Callback::Pv) {
-            "none" // a PV guest has no device that could raise an MSI
-        } else if self.msi_pirqs.load(Ordering::Acquire) {
-            "pirq"
-        } else {
-            "lapic"
+        match self.msi_route.load(Ordering::Acquire) {
+            MSI_NONE => "none",
+            MSI_PIRQ => "pirq",
+            _ => "lapic",
         }
     }
 

@@ -95,8 +95,10 @@ pub(super) fn build(
     };
     log::info!("TSC {khz} kHz (from Xen's CPUID leaf); events on vector with the {} callback", callback.name());
     let netfront = crate::net::levers::netfront_config(opts);
-    if mode == Mode::Hybrid && msi_over_pirqs(opts, xen) {
-        events.route_msis_over_pirqs();
+    match mode {
+        Mode::Hybrid if msi_over_pirqs(opts, xen) => events.route_msis_over_pirqs(),
+        Mode::Hybrid => {}
+        _ => events.without_device_msis(),
     }
     let (nic, nic_ip) = match opts.nic {
         NicChoice::Virtio => (open_virtio(opts, events, clock), None), // its address from the command line
