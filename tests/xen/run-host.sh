@@ -161,9 +161,7 @@ QEMU_ARGS=(
 if [ "$NO_XEN" = 1 ]; then
     # Plain Linux: the same kernel, initrd and root image, no hypervisor below it. Linux's
     # `panic=-1` reboots at once on a panic, which -no-reboot turns into QEMU's exit.
-    # idle=poll: the L1 never halts. Two of five KVM host boots froze with the L0's vCPU
-    # thread asleep (a halted L1 its timer never woke); the polling L1 has not, so far.
-    L1_CMD="console=ttyS0 root=/dev/vda rw init=/usr/local/sbin/hy-dom0-init panic=-1 idle=poll"
+    L1_CMD="console=ttyS0 root=/dev/vda rw init=/usr/local/sbin/hy-dom0-init panic=-1"
     L1_CMD+=" hy.poweroff hy.payload_timeout=$PAYLOAD_TMO"
     QEMU_ARGS+=(-kernel "$HOST/boot/vmlinuz" -append "$L1_CMD" -initrd "$HOST/boot/initrd.img")
 else
