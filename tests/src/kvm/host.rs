@@ -4,6 +4,7 @@
 
 use super::{GuestKind, KvmGuest, KvmRun};
 use crate::console::BootSummary;
+use crate::hostfreeze::Froze;
 use crate::kvmtrace::{phases, TraceError};
 use crate::paths;
 use crate::qemu::HarnessError;
@@ -145,22 +146,34 @@ pub fn read_run(out: &Path, guest: &KvmGuest) -> KvmRun {
         Err(_) => Err(TraceError::Empty),
     };
     let net = std::fs::read_to_string(file("net.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
-    KvmRun { guest: guest.clone(), exit, console: BootSummary::from_lines(&lines), trace, net }
+    KvmRun {
+        guest: guest.clone(),
+        exit,
+        console: BootSummary::from_lines(&lines),
+        trace,
+        net,
+        boot: 1,
+        frozen: Vec::new(),
+    }
 }
 
-/// If the host froze (`crate::hostfreeze`), the guest L1 was running then.
-fn froze_during(out: &Path) -> Option<String> {
+/// Whether the boot whose output is `out` froze, and where (`crate::hostfreeze`).
+fn froze(out: &Path) -> Option<Froze> {
     crate::hostfreeze::read(out, crate::hostfreeze::kvm_payload_step)
-        .map(|f| f.guest().map_or_else(|| format!("({})", f.describe()), str::to_string))
 }
 
-/// Builds the host image if needed, runs `guests` on the KVM host in one boot, and reads
-/// their results from `work/out`. A boot in which the nested host froze (the L0's known
-/// failure, `tests/xen/README.md`) is run once more; its output is kept in `work/out.froze`
-/// and the warning names the guest that was running. Any other failure is final, and so
-/// is a freeze of the second boot: unlike the Xen run ([`crate::xen::run::RunEnd`]), the
-/// second boot runs every guest again, so nothing yet keeps the guests that ended for a
-/// report of an incomplete run.
+/// Boots of the host allowed: the first, and one more after a freeze.
+const MAX_BOOTS: u32 = 2;
+
+/// Builds the host image if needed, runs `guests` on the KVM host, and reads their results.
+/// A boot in which the nested host froze (the L0's known failure, `tests/xen/README.md`)
+/// keeps the guests that ended in it (L1 wrote their exit status and the payload said so)
+/// and is followed by one more boot for the others, in the plan's order; a frozen
+/// boot's output stays in `work/out.boot<N>`, the last boot's in `work/out`. Each guest's
+/// run says which boot it comes from and every frozen boot it was part of
+/// ([`KvmRun::frozen`]); a guest the last allowed boot did not end either is returned
+/// without results, its [`KvmRun::problem`] saying it was lost. Any other failure of a
+/// boot is an error.
 pub fn run_guests(
     work: &Path,
     kernel: &Path,
@@ -169,20 +182,72 @@ pub fn run_guests(
 ) -> Result<Vec<KvmRun>, HarnessError> {
     let host = crate::xen::host::build()?;
     let payload = work.join("payload");
+    run_boots(work, guests, &mut |these: &[KvmGuest], out: &Path| {
+        make_payload(&payload, kernel, &host, these)?;
+        boot(&payload, out, timeout_s, these.len())
+    })
+}
+
+/// One boot of the host: runs these guests, leaving their results in the directory given.
+pub type Boot<'a> = dyn FnMut(&[KvmGuest], &Path) -> Result<(), HarnessError> + 'a;
+
+/// [`run_guests`]' boots, with `boot` doing each.
+fn run_boots(work: &Path, guests: &[KvmGuest], boot: &mut Boot<'_>) -> Result<Vec<KvmRun>, HarnessError> {
     let out = work.join("out");
-    make_payload(&payload, kernel, &host, guests)?;
-    if let Err(e) = boot(&payload, &out, timeout_s, guests.len()) {
-        let Some(guest) = froze_during(&out) else { return Err(e) };
-        let kept = work.join("out.froze");
+    let mut runs: Vec<Option<KvmRun>> = guests.iter().map(|_| None).collect();
+    let mut frozen: Vec<Vec<String>> = vec![Vec::new(); guests.len()];
+    let mut pending: Vec<usize> = (0..guests.len()).collect();
+    for boot_no in 1..=MAX_BOOTS {
+        let these: Vec<KvmGuest> = pending.iter().map(|&i| guests[i].clone()).collect();
+        let froze_at = match boot(&these, &out) {
+            Ok(()) => None,
+            Err(e) => Some(froze(&out).ok_or(e)?),
+        };
+        let mut next = Vec::new();
+        for &i in &pending {
+            let g = &guests[i];
+            let ended = out.join(format!("{}.exit", g.name)).exists()
+                && froze_at.as_ref().and_then(Froze::guest) != Some(g.name.as_str());
+            match &froze_at {
+                Some(f) if !ended => {
+                    let how = if f.guest() == Some(g.name.as_str()) { "cut while it ran" } else { "not reached" };
+                    frozen[i].push(format!("boot {boot_no}: {how} (the host froze {})", f.describe()));
+                    next.push(i);
+                }
+                _ => {
+                    let mut run = read_run(&out, g);
+                    run.boot = boot_no;
+                    run.frozen = std::mem::take(&mut frozen[i]);
+                    runs[i] = Some(run);
+                }
+            }
+        }
+        let Some(f) = froze_at else { break };
+        let kept = work.join(format!("out.boot{boot_no}"));
         let _ = std::fs::remove_dir_all(&kept);
-        std::fs::rename(&out, &kept).map_err(err("keeping the frozen run's output"))?;
+        std::fs::rename(&out, &kept).map_err(err("keeping the frozen boot's output"))?;
         eprintln!(
-            "warning: the nested KVM host froze while {guest} ran (output kept in {}); booting it once more",
-            kept.display()
+            "warning: the nested KVM host froze {} in boot {boot_no} (output kept in {}); {} guest(s) that ended are kept{}",
+            f.describe(),
+            kept.display(),
+            pending.len() - next.len(),
+            if boot_no < MAX_BOOTS {
+                format!(", {} run in boot {}", next.len(), boot_no + 1)
+            } else {
+                format!(", no boot is left: {} guest(s) lost", next.len())
+            }
         );
-        boot(&payload, &out, timeout_s, guests.len())?;
+        pending = next;
+        if pending.is_empty() {
+            break;
+        }
     }
-    Ok(guests.iter().map(|g| read_run(&out, g)).collect())
+    Ok(runs
+        .into_iter()
+        .zip(guests)
+        .zip(frozen)
+        .map(|((run, g), frozen)| run.unwrap_or_else(|| KvmRun::lost(g, frozen)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -217,9 +282,109 @@ mod tests {
                    [   19.38] HY-KVM: guest hy-kvm-hybrid start: mode=auto bench=cpuid\n\
                    [ silent ] run-host: the host's console was silent for 300s: stopping QEMU\n";
         std::fs::write(dir.join("host-console.log"), log).unwrap();
-        assert_eq!(froze_during(&dir).as_deref(), Some("hy-kvm-hybrid"));
+        assert_eq!(froze(&dir), Some(Froze::During("hy-kvm-hybrid".into())));
         std::fs::write(dir.join("host-console.log"), "[ 1.0] HY-KVM: guest a exit=1\n").unwrap();
-        assert_eq!(froze_during(&dir), None);
+        assert_eq!(froze(&dir), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A scratch directory, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("hy-kvm-boots-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn guests(names: &[&str]) -> Vec<KvmGuest> {
+        let opts = proto::cmdline::parse("mode=hvm").unwrap();
+        names.iter().map(|n| KvmGuest { name: (*n).into(), ..KvmGuest::kernel("x", opts, opts.bench) }).collect()
+    }
+
+    /// A fake boot: runs `these` in order, each ending with exit 1 and a DONE, until the
+    /// guest named `freeze_in` (if any), which starts and is cut; its exit file written
+    /// anyway when `exit_of_cut`, as if the host froze while L1 copied its trace.
+    fn fake_boot(out: &Path, these: &[KvmGuest], freeze_in: Option<&str>, exit_of_cut: bool) {
+        std::fs::create_dir_all(out).unwrap();
+        let mut log = String::new();
+        for g in these {
+            log += &format!("[ 1.00] HY-KVM: guest {} start: hykernel mode=hvm\n", g.name);
+            std::fs::write(out.join(format!("{}.serial", g.name)), "DONE\n").unwrap();
+            let trace = include_str!("../../data/kvmtrace/hybrid-timer-lateness.txt");
+            std::fs::write(out.join(format!("{}.trace", g.name)), trace).unwrap();
+            if freeze_in == Some(g.name.as_str()) {
+                if exit_of_cut {
+                    std::fs::write(out.join(format!("{}.exit", g.name)), "1\n").unwrap();
+                }
+                log += &format!("{}300s: stopping QEMU\n", crate::hostfreeze::MARK);
+                break;
+            }
+            std::fs::write(out.join(format!("{}.exit", g.name)), "1\n").unwrap();
+            log += &format!("[ 2.00] HY-KVM: guest {} exit=1\n", g.name);
+        }
+        std::fs::write(out.join(crate::hostfreeze::CONSOLE_LOG), log).unwrap();
+    }
+
+    #[test]
+    fn a_frozen_boot_keeps_the_guests_that_ended_and_runs_the_rest_once_more() {
+        let work = scratch("keep");
+        let all = guests(&["a", "b", "c"]);
+        let mut booted: Vec<Vec<String>> = Vec::new();
+        let runs = run_boots(&work.0, &all, &mut |these: &[KvmGuest], out: &Path| {
+            booted.push(these.iter().map(|g| g.name.clone()).collect());
+            let first = booted.len() == 1;
+            fake_boot(out, these, first.then_some("b"), true);
+            if first {
+                Err(HarnessError("the KVM host run failed".into()))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+        assert_eq!(booted, [vec!["a", "b", "c"], vec!["b", "c"]], "only the guests that did not end run again");
+        let seen: Vec<(&str, u32, usize, Option<i32>)> =
+            runs.iter().map(|r| (r.guest.name.as_str(), r.boot, r.frozen.len(), r.exit)).collect();
+        assert_eq!(seen, [("a", 1, 0, Some(1)), ("b", 2, 1, Some(1)), ("c", 2, 1, Some(1))]);
+        assert!(
+            runs[1].frozen[0].starts_with("boot 1: cut while it ran (the host froze while b ran)"),
+            "{:?}",
+            runs[1]
+        );
+        assert!(runs[2].frozen[0].starts_with("boot 1: not reached"), "{:?}", runs[2].frozen);
+        assert!(
+            runs.iter().all(|r| r.problem().is_none()),
+            "{:?}",
+            runs.iter().map(KvmRun::problem).collect::<Vec<_>>()
+        );
+        assert!(work.0.join("out.boot1/a.exit").exists(), "the frozen boot's output is kept");
+    }
+
+    #[test]
+    fn guests_no_boot_ended_are_lost_and_say_so() {
+        let work = scratch("lost");
+        let all = guests(&["a", "b"]);
+        let runs = run_boots(&work.0, &all, &mut |these: &[KvmGuest], out: &Path| {
+            fake_boot(out, these, Some("b"), false);
+            Err(HarnessError("the KVM host run failed".into()))
+        })
+        .unwrap();
+        assert_eq!(runs[0].problem(), None);
+        let lost = runs[1].problem().unwrap();
+        assert!(lost.starts_with("b: lost: the host froze in every boot allowed (boot 1: cut"), "{lost}");
+        assert!(lost.contains("boot 2: cut while it ran"), "{lost}");
+        // A failure without the freeze's mark is final, whatever the boot.
+        let err = run_boots(&work.0, &all, &mut |_: &[KvmGuest], out: &Path| {
+            std::fs::create_dir_all(out).unwrap();
+            std::fs::write(out.join(crate::hostfreeze::CONSOLE_LOG), "[ 1.00] HY-KVM: ERROR: step 'x'\n").unwrap();
+            Err(HarnessError("the KVM host run failed".into()))
+        });
+        assert!(err.is_err());
     }
 }

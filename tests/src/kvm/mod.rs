@@ -139,14 +139,35 @@ pub struct KvmRun {
     pub trace: Result<KvmTrace, TraceError>,
     /// The agent's drive of its network, if it serves one and the agent wrote a report.
     pub net: Option<NetReport>,
+    /// The boot of the host (1 the first) these results come from.
+    pub boot: u32,
+    /// Every earlier boot that froze before this guest ended, and how it was cut: shown
+    /// with its results, never hidden.
+    pub frozen: Vec<String>,
 }
 
 impl KvmRun {
+    /// A guest that no boot allowed ended: no results, only the boots that froze.
+    pub fn lost(guest: &KvmGuest, frozen: Vec<String>) -> KvmRun {
+        KvmRun {
+            guest: guest.clone(),
+            exit: None,
+            console: BootSummary::from_lines::<&str>(&[]),
+            trace: Err(TraceError::Empty),
+            net: None,
+            boot: frozen.len() as u32,
+            frozen,
+        }
+    }
+
     /// Why this guest's results cannot be used, if they cannot.
     pub fn problem(&self) -> Option<String> {
         let name = &self.guest.name;
         let linux = matches!(self.guest.kind, GuestKind::Linux(_));
         match self.exit {
+            None if !self.frozen.is_empty() => {
+                return Some(format!("{name}: lost: the host froze in every boot allowed ({})", self.frozen.join("; ")))
+            }
             None => return Some(format!("{name}: L1 never ran it (no {name}.exit)")),
             Some(1) if !linux => {}
             Some(0) if linux => {}
@@ -205,6 +226,8 @@ mod tests {
             console: BootSummary::from_lines(&["HY-DOMU: peer up ip=10.0.0.20/24"]),
             trace: Err(TraceError::Empty),
             net: Some(NetReport { quit: Some(proto::netctl::BYE.into()), ..NetReport::default() }),
+            boot: 1,
+            frozen: vec![],
         };
         assert!(run(1).problem().unwrap().contains("status 1"));
         assert!(run(0).problem().unwrap().contains("trace"), "exit 0 passes, the missing trace does not");

@@ -198,7 +198,8 @@ fn to_json(r: &KvmRun) -> Value {
     };
     json!({"guest": r.guest.name, "cmdline": cmdline, "exit": r.exit,
            "mode": r.console.mode.as_ref().map(ToString::to_string),
-           "benches": r.console.benches, "phases": phases, "net": r.net, "problem": r.problem()})
+           "benches": r.console.benches, "phases": phases, "net": r.net, "problem": r.problem(),
+           "boot": r.boot, "frozen_boots": r.frozen})
 }
 
 /// The network guests grouped by kind (hvm, hybrid, linux), in the order kinds first
@@ -252,11 +253,26 @@ pub fn measure(a: &Args) -> Result<Vec<KvmRun>, String> {
     if !loaded.is_empty() {
         load::report_rows(&load_rows(&loaded), &a.results, "kvm", &Cut::default())?;
     }
+    for line in freeze_history(&runs) {
+        println!("{line}");
+    }
     for r in &runs {
         let out = write_json(&a.results, &format!("kvm-{}", r.guest.name.trim_start_matches("hy-kvm-")), &to_json(r))?;
         eprintln!("wrote {}", out.display());
     }
     Ok(runs)
+}
+
+/// One line per guest that a frozen boot of the host cut or never reached: the boot its
+/// results come from and every frozen one before it (none when no boot froze).
+fn freeze_history(runs: &[KvmRun]) -> Vec<String> {
+    runs.iter()
+        .filter(|r| !r.frozen.is_empty())
+        .map(|r| {
+            let from = if r.exit.is_some() { format!("results from boot {}", r.boot) } else { "lost".into() };
+            format!("{}: {from}; {}", r.guest.name, r.frozen.join("; "))
+        })
+        .collect()
 }
 
 /// Whether the run counts: it fails naming every guest whose results cannot be used.
@@ -289,6 +305,8 @@ mod tests {
             console: BootSummary::from_lines(&lines),
             trace: phases(include_str!("../../../data/kvmtrace/hybrid-timer-lateness.txt")),
             net: None,
+            boot: 1,
+            frozen: vec![],
         };
         assert_eq!(run.problem(), None);
         let t = table(&[&run]);
@@ -298,5 +316,15 @@ mod tests {
         let json = to_json(&run);
         assert_eq!(json["phases"][0]["pv_eois"], 198);
         assert_eq!(json["phases"][0]["eoi_exits"], 2);
+        assert_eq!((json["boot"].as_u64(), json["frozen_boots"].as_array().map(Vec::len)), (Some(1), Some(0)));
+        assert!(freeze_history(std::slice::from_ref(&run)).is_empty());
+        let cut = vec!["boot 1: cut while it ran (the host froze while hy-kvm-hybrid ran)".to_string()];
+        let again = KvmRun { boot: 2, frozen: cut.clone(), ..run };
+        assert_eq!(
+            freeze_history(std::slice::from_ref(&again)),
+            ["hy-kvm-hybrid: results from boot 2; boot 1: cut while it ran (the host froze while hy-kvm-hybrid ran)"]
+        );
+        let lost = KvmRun::lost(&again.guest, cut);
+        assert!(freeze_history(&[lost])[0].starts_with("hy-kvm-hybrid: lost; boot 1: cut"));
     }
 }

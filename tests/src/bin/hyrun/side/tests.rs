@@ -76,6 +76,8 @@ fn kvm_local(mode: &str, eoi: &str, benches: &[(&str, f64)], skips: &[&str], spe
         console: BootSummary::from_lines(&lines),
         trace: phases(&kvm_trace(specs)),
         net: None,
+        boot: 1,
+        frozen: vec![],
     }
 }
 
@@ -113,6 +115,8 @@ fn kvm_runs(xen: &XenEnd) -> Vec<KvmRun> {
         console: BootSummary::from_lines(&["NET ready", "DONE"]),
         trace: phases(&kvm_trace(&[Spec("udp_rr", 50, &["msr 83f", "msr 80b"], false)])),
         net: drive,
+        boot: 1,
+        frozen: vec![],
     };
     vec![hvm, hybrid, net]
 }
