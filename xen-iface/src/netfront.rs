@@ -21,6 +21,7 @@
 //! - [`open`]: the connection: the xenbus handshake, the pages lent, and the clean-up of
 //!   every path that fails.
 //! - [`device`]: an open netfront: its pages, rings and port; frames in and out.
+//! - [`detach`]: closing an open netfront whose back end goes away.
 
 use crate::grant::GrantRef;
 use crate::netif::{
@@ -32,6 +33,7 @@ use crate::ring::RingError;
 use crate::shared::SharedMem;
 
 pub mod csum;
+pub mod detach;
 pub mod device;
 pub mod open;
 
@@ -76,6 +78,8 @@ pub enum NetfrontError {
     Misuse,
     /// No free transmit slot.
     Full,
+    /// The device was closed (its back end went away): no more I/O.
+    Closed,
 }
 
 /// One received frame or a dropped receive, by buffer id.
@@ -125,6 +129,8 @@ pub struct NetfrontRings {
     /// Extra-info slots are due next.
     rx_extra: bool,
     broken: Option<Violation>,
+    /// Closed by the driver ([`Self::close`]): every call fails or finds nothing.
+    closed: bool,
 }
 
 impl NetfrontRings {
@@ -146,6 +152,7 @@ impl NetfrontRings {
             rx_more: false,
             rx_extra: false,
             broken: None,
+            closed: false,
         })
     }
 
@@ -171,7 +178,27 @@ impl NetfrontRings {
         self.broken
     }
 
-    fn check(&self) -> Result<(), NetfrontError> {
+    /// Stops the rings for good: the device is being closed. Every later call fails
+    /// ([`NetfrontError::Closed`]) or finds nothing.
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// True once [`Self::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Broken or closed: no more I/O.
+    fn dead(&self) -> bool {
+        self.broken.is_some() || self.closed
+    }
+
+    /// Ok while the rings may be used: not closed, not broken.
+    pub fn check(&self) -> Result<(), NetfrontError> {
+        if self.closed {
+            return Err(NetfrontError::Closed);
+        }
         self.broken.map_or(Ok(()), |v| Err(NetfrontError::Broken(v)))
     }
 
@@ -196,7 +223,7 @@ impl NetfrontRings {
 
     /// Publishes queued receive buffers; true if the back end wants a notification.
     pub fn flush_rx(&mut self, rx_mem: &impl SharedMem) -> bool {
-        self.broken.is_none() && self.rx.push_requests_and_check_notify(rx_mem)
+        !self.dead() && self.rx.push_requests_and_check_notify(rx_mem)
     }
 
     /// Receive buffers queued by [`Self::post_rx`] and not yet published.
@@ -211,7 +238,7 @@ impl NetfrontRings {
 
     /// True if a receive response is waiting (false once broken).
     pub fn has_rx(&mut self, rx_mem: &impl SharedMem) -> bool {
-        if self.broken.is_some() {
+        if self.dead() {
             return false;
         }
         match self.rx.poll_responses(rx_mem) {
@@ -272,7 +299,7 @@ impl NetfrontRings {
     /// Asks for a notification on the next receive response (`RING_FINAL_CHECK`); true
     /// if one is already there, so the caller should not wait.
     pub fn arm_rx(&mut self, rx_mem: &impl SharedMem) -> bool {
-        if self.broken.is_some() {
+        if self.dead() {
             return false;
         }
         match self.rx.final_check_for_responses(rx_mem) {
@@ -286,7 +313,7 @@ impl NetfrontRings {
 
     /// A free transmit id.
     pub fn tx_alloc(&mut self) -> Option<u16> {
-        if self.broken.is_some() {
+        if self.dead() {
             return None;
         }
         self.tx_nfree = self.tx_nfree.checked_sub(1)?;

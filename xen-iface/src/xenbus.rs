@@ -6,11 +6,13 @@
 //! - [`connect`]: the front end's side of the handshake as a pure state machine, which
 //!   the driver drives through a [`Store`] ([`run`], [`perform`]).
 //! - [`error`]: why a handshake failed.
+//! - [`close`]: after the handshake: judging the back end's state, and closing.
 //!
 //! The back end's state key is the peer's data like any other: a value that is not a
 //! state, a back end that closes or disappears, and one that never answers are all ends
 //! of the handshake with a clear error, never a hang.
 
+pub mod close;
 pub mod connect;
 pub mod error;
 

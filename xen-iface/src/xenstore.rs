@@ -10,8 +10,9 @@
 //! - [`ring`]: `struct xenstore_domain_interface` and the byte-ring writer/reader that
 //!   validate xenstored's indexes.
 //! - [`client`]: one request at a time over the ring, watch events on the side.
-//! - [`session`]: synchronous requests with a deadline; what is not the awaited reply is
-//!   dropped and counted.
+//! - [`session`]: synchronous requests with a deadline, watches; what is neither the
+//!   awaited reply nor an event of a watch set is dropped and counted.
+//! - [`watches`]: the watches set and their events, in a bounded queue.
 //!
 //! Everything xenstored sends is untrusted: a violation is an [`Error`], never a panic.
 //! [`Error::is_fatal`] tells the driver whether to mark the connection broken (the
@@ -21,6 +22,7 @@ pub mod client;
 pub mod reply;
 pub mod ring;
 pub mod session;
+pub mod watches;
 pub mod wire;
 
 #[cfg(test)]
@@ -32,6 +34,7 @@ pub use client::{Client, Polled};
 pub use reply::{Decoder, DirEntries, Message, Reply, WatchEvent, XsErrno};
 pub use ring::XsRing;
 pub use session::{CallError, Owned, Session, Waiter};
+pub use watches::Event;
 pub use wire::{encode, Header, MsgType, Outstanding, Request};
 
 /// Everything that can go wrong talking to xenstored.
@@ -50,6 +53,8 @@ pub enum Error {
     BadTransaction,
     /// A request is already outstanding.
     Busy,
+    /// The session holds as many watches as it may ([`watches::WATCHES_MAX`]).
+    TooManyWatches,
     // -- Fatal: the stream or the ring can no longer be trusted.
     /// xenstored's index is impossible (past the ring, or going backwards).
     RingIndex {

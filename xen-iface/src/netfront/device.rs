@@ -97,7 +97,7 @@ impl<P: SharedMem> Device<P> {
     }
 
     fn check(&self) -> Result<(), NetfrontError> {
-        self.rings.broken().map_or(Ok(()), |v| Err(NetfrontError::Broken(v)))
+        self.rings.check()
     }
 
     /// True if a receive response is waiting.

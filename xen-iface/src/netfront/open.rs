@@ -268,4 +268,4 @@ pub fn open<H: Host>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -34,6 +34,8 @@ pub(crate) enum Backend {
     Garbage(&'static str),
     /// Its directory disappears when the front end connects (`xl network-detach`).
     Removed,
+    /// Connects; once closing (the toolstack wrote `Closing`), never reaches `Closed`.
+    StaysClosing,
 }
 
 /// The store, xenstored and the back end, on one clock.
@@ -68,6 +70,12 @@ impl FakeBus {
             _ => xs.set(&format!("{BACK}/state"), "2"),
         }
         FakeBus { mem, session, xs, now: 0, backend, pauses: 0, calls: 0, on_front_closed: None }
+    }
+
+    /// The toolstack takes the device away (`xl network-detach`): the back end's state
+    /// becomes `Closing`.
+    pub fn detach(&mut self) {
+        self.xs.set(&format!("{BACK}/state"), XenbusState::Closing.as_str());
     }
 
     /// The front end's value at `key`.
@@ -105,9 +113,15 @@ fn backend_acts(xs: &mut FakeXenstored, backend: Backend, on_front_closed: &mut 
         }
     }
     let state = format!("{BACK}/state");
+    // Connecting moves a back end only out of InitWait (not once the toolstack closes it).
+    let waiting = xs.get(&state).as_deref() == Some("2");
     match (front.as_deref(), backend) {
-        (Some("4"), Backend::Honest) => xs.set(&state, XenbusState::Connected.as_str()),
-        (Some("6"), Backend::Honest | Backend::ClosesOnConnect) => xs.set(&state, XenbusState::Closed.as_str()),
+        (Some("4"), Backend::Honest | Backend::StaysClosing) if waiting => {
+            xs.set(&state, XenbusState::Connected.as_str())
+        }
+        (Some("6"), Backend::Honest | Backend::ClosesOnConnect) if xs.get(&state).is_some() => {
+            xs.set(&state, XenbusState::Closed.as_str())
+        }
         (Some("4"), Backend::ClosesOnConnect) => xs.set(&state, XenbusState::Closing.as_str()),
         (Some("4"), Backend::Garbage(v)) => xs.set(&state, v),
         (Some("4"), Backend::Removed) => xs.store.retain(|k, _| !k.starts_with(BACK)),

@@ -193,3 +193,20 @@ fn xenstore_failures_during_the_wait_are_reported() {
         .to_string()
         .contains("did not reach Connected"));
 }
+
+/// A connected front end's reading of its back end's state: closing and removal are
+/// acted on; anything that is not a state, or a failed read, is ignored (and said why).
+#[test]
+fn a_connected_front_end_judges_its_back_ends_state_once() {
+    use super::close::{judge, Watched};
+    use crate::xenstore::{CallError, Error as XsError, XsErrno};
+    assert_eq!(judge(Ok(b"4".to_vec())), Watched::Stays(XenbusState::Connected));
+    assert_eq!(judge(Ok(b" 5\n".to_vec())), Watched::Closes(XenbusState::Closing));
+    assert_eq!(judge(Ok(b"6".to_vec())), Watched::Closes(XenbusState::Closed));
+    assert_eq!(judge(Err(CallError::Xs(XsError::Xs(XsErrno::NotFound)))), Watched::Removed);
+    for garbage in [&b"banana"[..], b"9", b"", b"-5", b"\xff5"] {
+        assert!(matches!(judge(Ok(garbage.to_vec())), Watched::Ignored(ref why) if why.contains("not a xenbus state")));
+    }
+    assert!(matches!(judge(Err(CallError::Timeout)), Watched::Ignored(ref why) if why.contains("Timeout")));
+    assert!(matches!(judge(Err(CallError::Xs(XsError::Xs(XsErrno::AccessDenied)))), Watched::Ignored(_)));
+}

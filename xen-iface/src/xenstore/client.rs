@@ -28,6 +28,9 @@ pub struct Polled<'a> {
     /// The message answered the outstanding request (a reply, or an error in its place):
     /// nothing is outstanding any more.
     pub answered: bool,
+    /// The message was an `XS_WATCH_EVENT`, well-formed or not (a malformed one is an
+    /// event lost, not a bad reply).
+    pub event: bool,
 }
 
 /// The guest's xenstore connection (about 12 KiB: keep it in a static or a box).
@@ -155,14 +158,15 @@ impl Client {
         let notify = wrote > 0 || read > 0;
         let outstanding = self.outstanding;
         let Some((hdr, payload)) = self.dec.take() else {
-            return Ok(Polled { notify, message: None, answered: false });
+            return Ok(Polled { notify, message: None, answered: false, event: false });
         };
         let result = interpret(&hdr, payload, outstanding);
-        let answered = matches!(outstanding, Some(o) if o.req_id == hdr.req_id) && hdr.ty != MsgType::WatchEvent as u32;
+        let event = hdr.ty == MsgType::WatchEvent as u32;
+        let answered = matches!(outstanding, Some(o) if o.req_id == hdr.req_id) && !event;
         if answered {
             // Answered, well-formed or not: a bad reply is still the reply.
             self.outstanding = None;
         }
-        Ok(Polled { notify, message: Some(result), answered })
+        Ok(Polled { notify, message: Some(result), answered, event })
     }
 }

@@ -1,5 +1,6 @@
 //! Synchronous xenstore requests with a deadline, over a [`Client`]: what a driver needs
-//! to read and write keys, and the policy for everything else that arrives meanwhile.
+//! to read and write keys and watch them, and the policy for everything else that
+//! arrives meanwhile.
 //!
 //! [`Session::call`] sends one request and polls until its reply, notifying xenstored
 //! when the client says so and relaxing when nothing arrived; a [`Waiter`] supplies the
@@ -7,12 +8,19 @@
 //! fake xenstored). The deadline is checked on every iteration, whatever arrives, so a
 //! xenstored that keeps sending cannot hold a caller past it. A request that misses its
 //! deadline is abandoned: its late reply is dropped by id, and the next request goes out
-//! as usual. Watch events (the kernel sets no watches) and malformed or unexpected
-//! messages are dropped and counted, never queued. A fatal error (xenstored's indexes or
-//! framing broken) ends the session for good, and every later call says so.
+//! as usual. A fatal error (xenstored's indexes or framing broken) ends the session for
+//! good, and every later call says so.
+//!
+//! Watches ([`Session::watch`], [`Session::unwatch`]): an event for a watch of this
+//! session is kept in a bounded queue ([`super::watches`]) whenever it arrives, during a
+//! call or in [`Session::drain`], which reads what xenstored sent with no request
+//! outstanding (the driver calls it when xenstored's event channel fired). Events for
+//! no watch of ours, malformed events, events beyond the queue's room, and every other
+//! message that is not the awaited reply are dropped and counted, never queued.
 
 use super::client::Client;
 use super::reply::{Message, Reply};
+use super::watches::{Event, Offered, Watches};
 use super::wire::Request;
 use super::Error;
 use crate::shared::SharedMem;
@@ -35,8 +43,12 @@ pub trait Waiter {
 /// A message dropped while a request waited for its reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dropped {
-    /// A watch event: no watch is registered.
+    /// A watch event for a token no watch of this session has.
     Event,
+    /// A watch event of ours, with the queue full.
+    Overflow,
+    /// A watch event that failed its checks.
+    BadEvent(Error),
     /// The reply to an abandoned request.
     LateReply {
         /// Its request id.
@@ -49,8 +61,14 @@ pub enum Dropped {
 /// What a session dropped or gave up, since it attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Watch events dropped.
+    /// Watch events for no watch of ours dropped.
     pub events: u64,
+    /// Watch events of ours queued.
+    pub events_queued: u64,
+    /// Watch events of ours dropped because the queue was full.
+    pub events_overflowed: u64,
+    /// Malformed watch events dropped.
+    pub bad_events: u64,
     /// Replies to abandoned requests dropped.
     pub late_replies: u64,
     /// Other messages dropped.
@@ -101,9 +119,14 @@ pub enum CallError {
 /// What one poll produced, owned.
 enum Step {
     Answer(Result<Owned, Error>),
-    Drop(Dropped),
+    /// An event was queued, or a message dropped.
+    Handled,
     Idle,
 }
+
+/// Messages [`Session::drain`] reads at most per call (a xenstored that keeps sending
+/// cannot hold the caller).
+pub const DRAIN_MAX: usize = 64;
 
 /// The guest's xenstore connection, one synchronous request at a time.
 #[derive(Clone, Debug, Default)]
@@ -114,6 +137,7 @@ pub struct Session {
     /// The fatal error that broke the session.
     broken: Option<Error>,
     counters: Counters,
+    watches: Watches,
 }
 
 impl Session {
@@ -123,7 +147,16 @@ impl Session {
             client: Client::new(),
             abandoned: None,
             broken: None,
-            counters: Counters { events: 0, late_replies: 0, bad_messages: 0, timeouts: 0 },
+            counters: Counters {
+                events: 0,
+                events_queued: 0,
+                events_overflowed: 0,
+                bad_events: 0,
+                late_replies: 0,
+                bad_messages: 0,
+                timeouts: 0,
+            },
+            watches: Watches::new(),
         }
     }
 
@@ -169,38 +202,9 @@ impl Session {
         }
         w.notify();
         loop {
-            let step = match self.client.poll(mem) {
-                Err(e) => return Err(self.fatal(e)),
-                Ok(polled) => {
-                    if polled.notify {
-                        w.notify();
-                    }
-                    let answered = polled.answered;
-                    match polled.message {
-                        None => Step::Idle,
-                        Some(Ok(Message::Reply(r))) => Step::Answer(Ok(Owned::from_reply(r))),
-                        Some(Ok(Message::Event(_))) => Step::Drop(Dropped::Event),
-                        // A bad message that answered the request is its answer.
-                        Some(Err(e)) if answered => Step::Answer(Err(e)),
-                        Some(Err(Error::UnexpectedReply { req_id })) if Some(req_id) == self.abandoned => {
-                            Step::Drop(Dropped::LateReply { req_id })
-                        }
-                        Some(Err(e)) => Step::Drop(Dropped::Bad(e)),
-                    }
-                }
-            };
-            let idle = matches!(step, Step::Idle);
-            match step {
-                Step::Answer(r) => return r.map_err(CallError::Xs),
-                Step::Drop(what) => {
-                    match what {
-                        Dropped::Event => self.counters.events += 1,
-                        Dropped::LateReply { .. } => self.counters.late_replies += 1,
-                        Dropped::Bad(_) => self.counters.bad_messages += 1,
-                    }
-                    w.dropped(what);
-                }
-                Step::Idle => {}
+            let step = self.poll_once(mem, w)?;
+            if let Step::Answer(r) = step {
+                return r.map_err(CallError::Xs);
             }
             // Every iteration, whatever arrived.
             if w.now_ns() > deadline {
@@ -213,10 +217,125 @@ impl Session {
                     Err(e) => Err(self.fatal(e)),
                 };
             }
-            if idle {
+            if matches!(step, Step::Idle) {
                 w.relax();
             }
         }
+    }
+
+    /// Polls the client once: a reply that answers the request, an event queued, a
+    /// message dropped (and counted), or nothing.
+    fn poll_once(&mut self, mem: &impl SharedMem, w: &mut impl Waiter) -> Result<Step, CallError> {
+        let dropped = match self.client.poll(mem) {
+            Err(e) => return Err(self.fatal(e)),
+            Ok(polled) => {
+                if polled.notify {
+                    w.notify();
+                }
+                let (answered, event) = (polled.answered, polled.event);
+                match polled.message {
+                    None => return Ok(Step::Idle),
+                    Some(Ok(Message::Reply(r))) => return Ok(Step::Answer(Ok(Owned::from_reply(r)))),
+                    Some(Ok(Message::Event(e))) => match self.watches.offer(e.path, e.token) {
+                        Offered::Queued => {
+                            self.counters.events_queued += 1;
+                            return Ok(Step::Handled);
+                        }
+                        Offered::Coalesced => return Ok(Step::Handled),
+                        Offered::Overflow => Dropped::Overflow,
+                        Offered::Unwatched => Dropped::Event,
+                    },
+                    // A bad message that answered the request is its answer.
+                    Some(Err(e)) if answered => return Ok(Step::Answer(Err(e))),
+                    Some(Err(e)) if event => Dropped::BadEvent(e),
+                    Some(Err(Error::UnexpectedReply { req_id })) if Some(req_id) == self.abandoned => {
+                        Dropped::LateReply { req_id }
+                    }
+                    Some(Err(e)) => Dropped::Bad(e),
+                }
+            }
+        };
+        let counter = match dropped {
+            Dropped::Event => &mut self.counters.events,
+            Dropped::Overflow => &mut self.counters.events_overflowed,
+            Dropped::BadEvent(_) => &mut self.counters.bad_events,
+            Dropped::LateReply { .. } => &mut self.counters.late_replies,
+            Dropped::Bad(_) => &mut self.counters.bad_messages,
+        };
+        *counter += 1;
+        w.dropped(dropped);
+        Ok(Step::Handled)
+    }
+
+    /// Reads what xenstored sent while no request waits (its event channel fired): queues
+    /// the events of our watches, drops the rest; at most [`DRAIN_MAX`] messages. Returns
+    /// the events queued now (see [`Session::take_event`]).
+    pub fn drain(&mut self, mem: &impl SharedMem, w: &mut impl Waiter) -> Result<usize, CallError> {
+        if let Some(e) = self.broken {
+            return Err(CallError::Broken(e));
+        }
+        let before = self.counters.events_queued;
+        for _ in 0..DRAIN_MAX {
+            match self.poll_once(mem, w)? {
+                Step::Idle => break,
+                // No request is outstanding, so nothing answers one.
+                Step::Answer(_) | Step::Handled => {}
+            }
+        }
+        Ok((self.counters.events_queued - before) as usize)
+    }
+
+    /// Sets a watch on `path` (and everything below it) whose events carry `token`.
+    /// xenstored fires it once at once; that event is queued like the later ones.
+    pub fn watch(
+        &mut self,
+        mem: &impl SharedMem,
+        path: &str,
+        token: &str,
+        timeout_ns: u64,
+        w: &mut impl Waiter,
+    ) -> Result<(), CallError> {
+        let was_set = self.watches.is_set(token);
+        if !self.watches.add(token) {
+            return Err(CallError::Xs(Error::TooManyWatches));
+        }
+        match self.call(mem, &Request::Watch { path, token }, 0, timeout_ns, w) {
+            Ok(Owned::Done) => Ok(()),
+            other => {
+                if !was_set {
+                    self.watches.remove(token);
+                }
+                Err(other.err().unwrap_or(CallError::Unexpected))
+            }
+        }
+    }
+
+    /// Removes the watch on `path` with `token`, and drops its queued events (whatever
+    /// xenstored answers: this session keeps no more of them).
+    pub fn unwatch(
+        &mut self,
+        mem: &impl SharedMem,
+        path: &str,
+        token: &str,
+        timeout_ns: u64,
+        w: &mut impl Waiter,
+    ) -> Result<(), CallError> {
+        let r = self.call(mem, &Request::Unwatch { path, token }, 0, timeout_ns, w);
+        self.watches.remove(token);
+        match r? {
+            Owned::Done => Ok(()),
+            _ => Err(CallError::Unexpected),
+        }
+    }
+
+    /// Takes the oldest queued event.
+    pub fn take_event(&mut self) -> Option<Event> {
+        self.watches.take()
+    }
+
+    /// Takes every queued event of the watch `token`; returns how many there were.
+    pub fn take_events_for(&mut self, token: &str) -> usize {
+        self.watches.take_for(token)
     }
 
     /// Reads the value at `path`.

@@ -18,15 +18,15 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 /// Pages the device needs: two rings, a transmit and a receive page per id.
-const PAGES: usize = 2 + TX_IDS + RX_IDS;
+pub(crate) const PAGES: usize = 2 + TX_IDS + RX_IDS;
 
 /// The grant table, shared with the pages so a page can tell, when freed, whether it is
 /// still granted.
-struct Table {
-    table: GrantTable<2048>,
-    mem: FakePage,
-    freed: Vec<u64>,
-    freed_while_granted: Vec<u64>,
+pub(crate) struct Table {
+    pub table: GrantTable<2048>,
+    pub mem: FakePage,
+    pub freed: Vec<u64>,
+    pub freed_while_granted: Vec<u64>,
 }
 
 impl Table {
@@ -38,7 +38,7 @@ impl Table {
     }
 }
 
-struct TestPage {
+pub(crate) struct TestPage {
     frame: u64,
     mem: Rc<FakePage>,
     table: Rc<RefCell<Table>>,
@@ -101,15 +101,15 @@ impl Drop for TestPage {
 
 /// The kernel's side: memory, grants, event channels; each operation counts as a step,
 /// and one step can be made to fail.
-struct FakeHost {
-    table: Rc<RefCell<Table>>,
+pub(crate) struct FakeHost {
+    pub table: Rc<RefCell<Table>>,
     next_frame: u64,
     steps: u64,
     fail_at: Option<u64>,
-    open_ports: BTreeSet<u32>,
+    pub open_ports: BTreeSet<u32>,
     notified: u32,
     /// The back end maps the ring pages as soon as they are granted.
-    back_end_maps_rings: bool,
+    pub back_end_maps_rings: bool,
     granted: u32,
     /// How grant entries name the pages (a classic PV guest: machine frames).
     peer: PeerFrames,
@@ -117,7 +117,7 @@ struct FakeHost {
 
 impl FakeHost {
     /// A host whose grant table has `frames` frames.
-    fn new(frames: usize) -> Self {
+    pub fn new(frames: usize) -> Self {
         let mem = FakePage::new(frames * 4096);
         let table = GrantTable::new(&mem);
         FakeHost {
@@ -138,7 +138,7 @@ impl FakeHost {
         self.fail_at == Some(self.steps - 1)
     }
 
-    fn live(&self) -> usize {
+    pub fn live(&self) -> usize {
         self.table.borrow().table.live()
     }
 }
@@ -190,7 +190,7 @@ impl Host for FakeHost {
     }
 }
 
-fn open_with(host: &mut FakeHost, bus: &mut FakeBus) -> Result<Device<TestPage>, OpenFailure> {
+pub(crate) fn open_with(host: &mut FakeHost, bus: &mut FakeBus) -> Result<Device<TestPage>, OpenFailure> {
     open(host, bus, FRONT, WAIT, true)
 }
 

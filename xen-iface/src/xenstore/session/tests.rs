@@ -6,7 +6,7 @@ use crate::shared::testing::FakePage;
 use crate::shared::SharedMem;
 use crate::xenstore::fake::FakeXenstored;
 use crate::xenstore::ring::{RSP_CONS, RSP_PROD};
-use crate::xenstore::{MsgType, XsErrno};
+use crate::xenstore::{Event, MsgType, XsErrno};
 
 const TIMEOUT: u64 = 10_000_000;
 
@@ -142,4 +142,92 @@ fn bad_messages_are_counted_and_fatal_ones_break_for_good() {
     let r = s.read(&mem, "device/vif/0/mac", TIMEOUT, &mut e);
     assert!(matches!(r, Err(CallError::Broken(Error::RingIndex { .. }))), "{r:?}");
     assert_eq!(s.read(&mem, "device/vif/0/mac", TIMEOUT, &mut e), r, "the first fatal error, for good");
+}
+
+/// A watch's events are kept, whether they arrive during a call or with no request
+/// outstanding; nothing else is.
+#[test]
+fn watch_events_are_queued_during_calls_and_drained_between_them() {
+    let (mem, mut s, mut x) = setup();
+    x.set("backend/vif/0/state", "4");
+    let mut e = env(&mem, &mut x);
+    assert_eq!(s.watch(&mem, "backend/vif/0/state", "vif0", TIMEOUT, &mut e), Ok(()));
+    // xenstored fires a new watch once, after its reply: it comes in with the next drain.
+    assert_eq!(s.drain(&mem, &mut e), Ok(1));
+    assert_eq!(s.take_event(), Some(Event { path: "backend/vif/0/state".into(), token: "vif0".into() }));
+    assert_eq!(s.take_event(), None);
+    // The back end changes its state while no request waits: drained, not lost.
+    e.x.set("backend/vif/0/state", "5");
+    e.x.event("backend/vif/0/state", "vif0");
+    e.x.event("elsewhere", "not-ours");
+    e.x.pump(&mem);
+    assert_eq!(s.drain(&mem, &mut e), Ok(1));
+    assert_eq!(s.take_events_for("vif0"), 1);
+    assert_eq!(s.drain(&mem, &mut e), Ok(0), "nothing more");
+    // An event that arrives while a call waits for its reply is kept too.
+    e.x.event("backend/vif/0/state", "vif0");
+    assert_eq!(s.read(&mem, "device/vif/0/mac", TIMEOUT, &mut e).map(|v| v.len()), Ok(17));
+    assert_eq!(s.take_events_for("vif0"), 1);
+    let c = s.counters();
+    assert_eq!((c.events_queued, c.events, c.bad_events, c.events_overflowed), (3, 1, 0, 0), "{c:?}");
+    // Unwatched: xenstored forgets it, and so does the session.
+    assert_eq!(s.unwatch(&mem, "backend/vif/0/state", "vif0", TIMEOUT, &mut e), Ok(()));
+    assert!(e.x.watches.is_empty());
+    e.x.event("backend/vif/0/state", "vif0");
+    e.x.pump(&mem);
+    assert_eq!(s.drain(&mem, &mut e), Ok(0));
+    assert_eq!(s.counters().events, 2);
+}
+
+/// A xenstored that floods events of a real watch, or sends malformed ones, fills a
+/// bounded queue and counters, nothing more; a malformed event costs only itself.
+#[test]
+fn a_flood_of_events_is_bounded_and_malformed_events_are_counted() {
+    let (mem, mut s, mut x) = setup();
+    let mut e = env(&mem, &mut x);
+    assert_eq!(s.watch(&mem, "data", "t", TIMEOUT, &mut e), Ok(()));
+    assert_eq!(s.drain(&mem, &mut e), Ok(1));
+    assert_eq!(s.take_event().map(|ev| ev.token), Some("t".into()));
+    let n = crate::xenstore::watches::QUEUE_MAX + 10;
+    for i in 0..n {
+        e.x.event(&format!("data/{i}"), "t");
+        e.x.event("data/0", "t"); // the same event again: coalesced
+    }
+    // Malformed: no token, and a path without its terminator.
+    let h =
+        |len: usize| crate::xenstore::Header { ty: MsgType::WatchEvent as u32, req_id: 0, tx_id: 0, len: len as u32 };
+    e.x.queue(h(5), b"data\0");
+    e.x.queue(h(6), b"data\0t");
+    // Drained a ring's worth at a time (the fake writes what fits in 1 KiB).
+    let mut queued = 0;
+    for _ in 0..20 {
+        e.x.pump(&mem);
+        queued += s.drain(&mem, &mut e).unwrap();
+    }
+    assert_eq!(queued, crate::xenstore::watches::QUEUE_MAX);
+    let c = s.counters();
+    assert_eq!(c.events_overflowed, 10, "{c:?}");
+    assert_eq!(c.bad_events, 2, "{c:?}");
+    assert_eq!(c.bad_messages, 0, "{c:?}");
+    assert!(e.dropped.contains(&Dropped::BadEvent(Error::MissingNul)), "{:?}", e.dropped);
+    assert_eq!(s.take_events_for("t"), crate::xenstore::watches::QUEUE_MAX);
+    // The session carries on.
+    assert_eq!(s.read(&mem, "device/vif/0/mac", TIMEOUT, &mut e).map(|v| v.len()), Ok(17));
+}
+
+#[test]
+fn watches_are_limited_and_a_refused_watch_is_not_kept() {
+    let (mem, mut s, mut x) = setup();
+    let mut e = env(&mem, &mut x);
+    for i in 0..crate::xenstore::watches::WATCHES_MAX {
+        assert_eq!(s.watch(&mem, "data", &format!("t{i}"), TIMEOUT, &mut e), Ok(()));
+    }
+    assert_eq!(s.watch(&mem, "data", "more", TIMEOUT, &mut e), Err(CallError::Xs(Error::TooManyWatches)));
+    assert_eq!(s.watch(&mem, "bad path!", "t0", TIMEOUT, &mut e), Err(CallError::Xs(Error::InvalidPath)));
+    let (mem, mut s, mut x) = setup();
+    let mut e = env(&mem, &mut x);
+    assert_eq!(s.watch(&mem, "bad path!", "t", TIMEOUT, &mut e), Err(CallError::Xs(Error::InvalidPath)));
+    e.x.event("data", "t");
+    e.x.pump(&mem);
+    assert_eq!(s.drain(&mem, &mut e), Ok(0), "the refused watch's token is not ours");
 }
