@@ -12,6 +12,30 @@ pub enum NicError {
     TooLarge,
     /// The device misbehaved and was shut off; no further I/O.
     Broken,
+    /// The device went away (its back end was detached) and was closed; no further I/O.
+    Gone(Gone),
+}
+
+/// Why a device went away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// The back end went `Closing` (the toolstack detaches the device).
+    BackendClosing,
+    /// The back end went `Closed`.
+    BackendClosed,
+    /// The back end's node disappeared (the device was removed).
+    BackendRemoved,
+}
+
+impl Gone {
+    /// One word for a console line (`NET down reason=...`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Gone::BackendClosing => "backend-closing",
+            Gone::BackendClosed => "backend-closed",
+            Gone::BackendRemoved => "backend-removed",
+        }
+    }
 }
 
 /// Counters every NIC keeps.
@@ -62,6 +86,14 @@ pub trait Nic: Send {
     /// a back end offloading it would fail the stack's check.
     fn rx_checksums_checked(&self) -> bool {
         false
+    }
+    /// Handles what the device's control path reported since the last call (a PV back
+    /// end going away) and says whether the device is still there. The network loop
+    /// calls it on every turn, so when nothing was reported it reads a flag and no more
+    /// (no VM exit, no hypercall). `Err(NicError::Gone(_))` once the device is gone for
+    /// good; every other call then fails or finds nothing.
+    fn check_link(&mut self) -> Result<(), NicError> {
+        Ok(())
     }
     /// Name for the mode report (`virtio-net`, `netfront`).
     fn name(&self) -> &'static str;

@@ -7,6 +7,7 @@
 //! | `BENCH {"name":…,"mode":…,"unit":…,"value":…,"iterations":…}` | one result |
 //! | `SKIP name reason…` | a benchmark that could not run |
 //! | `NET ready ip=…` | the network services listen |
+//! | `NET down reason=…` | the network device went away (its back end was detached); serving stopped |
 //! | `ERROR text` | a failure the kernel detected; the run fails |
 //! | `PANIC: text` | the panic handler (fault reports end here too) |
 //! | `DONE` | every selected benchmark ran |
@@ -47,6 +48,8 @@ pub enum Line<'a> {
     Skip(&'a str),
     /// `NET ready …`: the text after `NET ready`.
     NetReady(&'a str),
+    /// `NET down reason=…`.
+    NetDown(Result<NetDown<'a>, LineError>),
     /// `ERROR …`: the text after `ERROR `.
     Error(&'a str),
     /// `PANIC…`: the whole line.
@@ -71,6 +74,8 @@ impl<'a> Line<'a> {
             Line::Bench(BenchRecord::parse_json(rest))
         } else if let Some(rest) = line.strip_prefix("SKIP ") {
             Line::Skip(rest)
+        } else if let Some(rest) = line.strip_prefix("NET down") {
+            Line::NetDown(NetDown::parse_fields(rest))
         } else if let Some(rest) = line.strip_prefix("NET ready") {
             Line::NetReady(rest.trim_start())
         } else if let Some(rest) = line.strip_prefix("ERROR ") {
@@ -178,6 +183,30 @@ impl Ready {
 impl fmt::Display for Ready {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "READY boot_ns={}", self.boot_ns)
+    }
+}
+
+/// The network device went away and the network loop stopped serving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetDown<'a> {
+    /// Why, one word of lowercase letters, digits and `-` (`backend-closing`, ...).
+    pub reason: &'a str,
+}
+
+impl<'a> NetDown<'a> {
+    fn parse_fields(rest: &'a str) -> Result<NetDown<'a>, LineError> {
+        let reason = rest.strip_prefix(" reason=").ok_or(err("NET down line without ' reason='"))?;
+        let word = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if reason.is_empty() || !reason.chars().all(word) {
+            return Err(err("NET down reason= is not one word of [a-z0-9-]"));
+        }
+        Ok(NetDown { reason })
+    }
+}
+
+impl fmt::Display for NetDown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NET down reason={}", self.reason)
     }
 }
 
@@ -439,6 +468,17 @@ mod tests {
         assert!(matches!(Line::classify("READY boot_ns=+5"), Line::Ready(Err(_))));
         assert_eq!(json_number("-0.25e-3"), Some(-0.25e-3));
         assert_eq!(json_number("1234.568"), Some(1234.568));
+    }
+
+    #[test]
+    fn net_down_line() {
+        let d = NetDown { reason: "backend-closing" };
+        assert_eq!(d.to_string(), "NET down reason=backend-closing");
+        assert_eq!(Line::classify("NET down reason=backend-closing\r"), Line::NetDown(Ok(d)));
+        for bad in ["NET down", "NET down reason=", "NET down reason=Gone", "NET down reason=a b", "NET downreason=x"] {
+            assert!(matches!(Line::classify(bad), Line::NetDown(Err(_))), "{bad}");
+        }
+        assert_eq!(Line::classify("NET ready ip=1"), Line::NetReady("ip=1"), "not confused with NET down");
     }
 
     #[test]

@@ -226,6 +226,8 @@ const LINE_WORDS: &[&str] = &[
     "BENCH ",
     "SKIP ",
     "NET ready",
+    "NET down",
+    "NET down reason=",
     "ERROR ",
     "PANIC",
     "DONE",
@@ -303,6 +305,7 @@ fn check_line(line: &str) {
         Line::Bench(_) => l.starts_with("BENCH "),
         Line::Skip(rest) => l.strip_prefix("SKIP ") == Some(*rest),
         Line::NetReady(rest) => l.strip_prefix("NET ready").map(str::trim_start) == Some(*rest),
+        Line::NetDown(_) => l.starts_with("NET down"),
         Line::Error(rest) => l.strip_prefix("ERROR ") == Some(*rest),
         Line::Panic(all) => l.starts_with("PANIC") && *all == l,
         Line::Done => l == "DONE",
@@ -325,7 +328,10 @@ fn check_line(line: &str) {
             assert_eq!((&b2.name, &b2.mode, &b2.unit, b2.iterations), (&b.name, &b.mode, &b.unit, b.iterations));
             assert_eq!(b2.value.to_bits(), value_read_back(b.value).to_bits(), "{line:?}");
         }
-        Line::Mode(Err(e)) | Line::Ready(Err(e)) | Line::Bench(Err(e)) => assert!(!e.to_string().is_empty()),
+        Line::NetDown(Ok(d)) => assert_eq!(Line::classify(&d.to_string()), Line::NetDown(Ok(d))),
+        Line::Mode(Err(e)) | Line::Ready(Err(e)) | Line::Bench(Err(e)) | Line::NetDown(Err(e)) => {
+            assert!(!e.to_string().is_empty())
+        }
         _ => {}
     }
 }

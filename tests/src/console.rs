@@ -115,6 +115,9 @@ pub struct BootSummary {
     pub panics: Vec<String>,
     /// The `NET ready …` line's text, if printed.
     pub net_ready: Option<String>,
+    /// The `NET down reason=…` line's reason, if printed.
+    #[serde(default)]
+    pub net_down: Option<String>,
     /// True if `DONE` was printed.
     pub done: bool,
 }
@@ -130,7 +133,10 @@ impl BootSummary {
                 Line::Mode(Ok(m)) => s.mode = Some(m.into()),
                 Line::Ready(Ok(r)) => s.ready_boot_ns = Some(r.boot_ns),
                 Line::Bench(Ok(b)) => s.benches.push(b.into()),
-                Line::Mode(Err(e)) | Line::Ready(Err(e)) | Line::Bench(Err(e)) => s.malformed.push(bad(e)),
+                Line::NetDown(Ok(d)) => s.net_down = Some(d.reason.to_string()),
+                Line::Mode(Err(e)) | Line::Ready(Err(e)) | Line::Bench(Err(e)) | Line::NetDown(Err(e)) => {
+                    s.malformed.push(bad(e))
+                }
                 Line::Skip(k) => s.skips.push(k.to_string()),
                 Line::NetReady(n) => s.net_ready = Some(n.to_string()),
                 Line::Error(e) => s.errors.push(e.to_string()),

@@ -13,6 +13,11 @@
 //! log says why), and hvm with and without `msimask=on` (the MSI-X table written around
 //! every interrupt, or never). MSI-X table writes are the NPF exits inside the table the
 //! driver logs; a `load` phase (datagrams at a low fixed rate) counts per interrupt.
+//!
+//! A vif taken away is survived twice: mid-init (the handshake fails and every page comes
+//! back) and while the guest serves (`xl network-detach`: the netfront answers the xenbus
+//! close protocol before libxl's timeout, gives its pages back, and the boot ends with
+//! `NET down` and `DONE`).
 
 use harness::netbench::{NetReport, Server};
 use harness::paths;
@@ -45,6 +50,8 @@ struct NetRun {
     hvm: GuestRun,
     linux: GuestRun,
     detached: GuestRun,
+    /// Hybrid, its vif detached while it serves.
+    unplugged: GuestRun,
     /// Hybrid, qemu-xen's virtio-net, MSI over a PIRQ, events on the per-vCPU vector with
     /// Viridian's APIC assist: the best hybrid.
     pirq: GuestRun,
@@ -91,6 +98,26 @@ fn detached_mid_init() -> Guest {
     g
 }
 
+/// Pages a netfront lends: two rings, one page per transmit and per receive id.
+const NETFRONT_PAGES: u64 = 2 + 256 + 256;
+/// libxl's `LIBXL_DESTROY_TIMEOUT`: how long `xl network-detach` waits for the back end
+/// to reach Closed before it forces the removal.
+const XL_REMOVE_TIMEOUT_S: f64 = 10.0;
+
+/// A hybrid guest serving the network (no benchmark, no driver in dom0) whose vif dom0
+/// detaches as soon as it says it serves: its netfront must answer the close protocol,
+/// give its pages back, and its network loop must say `NET down` and let the boot end.
+fn detached_while_serving() -> Guest {
+    let mut g = Guest::kernel(Variant::HYBRID, BenchSet::NONE.with("net", true), "");
+    g.plan.name = "hy-hybrid-unplug".into();
+    g.plan.overrides.push("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:0a,ip=10.0.0.10\"]".into());
+    g.plan.actions = vec![Action {
+        on: LineMatch::Prefix("NET ready".into()),
+        xl: vec![["network-detach", "{name}", "0"].iter().map(|a| a.to_string()).collect()],
+    }];
+    g
+}
+
 fn run() -> &'static NetRun {
     static RUN: OnceLock<Result<NetRun, String>> = OnceLock::new();
     let r = RUN.get_or_init(|| {
@@ -100,6 +127,7 @@ fn run() -> &'static NetRun {
             Guest::kernel_net(Variant::HVM, 3, plan_with_load(0)),
             Guest::linux_net(20, net_plan(Server::Linux, rr, stream, 0)),
             detached_mid_init(),
+            detached_while_serving(),
             Guest::kernel_net(Variant::HYBRID_PIRQ_ASSIST, 5, plan_with_load(0)),
             Guest::kernel_net(without_pirqs(), 6, net_plan(Server::Hykernel, rr, stream, 0)),
             Guest::kernel_net(Variant::HVM_MSIMASK, 7, plan_with_load(0)),
@@ -107,13 +135,13 @@ fn run() -> &'static NetRun {
             Guest::kernel_net(Variant::PVH, 9, net_plan(Server::Hykernel, rr, stream, 0)),
         ];
         let work = paths::logs().join("xen-net-test");
-        let [hybrid, hvm, linux, detached, pirq, no_pirqs, msimask, pv, pvh]: [GuestRun; 9] =
+        let [hybrid, hvm, linux, detached, unplugged, pirq, no_pirqs, msimask, pv, pvh]: [GuestRun; 10] =
             run_guests(&work, &paths::kernel(), &guests, 3600)
                 .and_then(RunEnd::complete)
                 .map_err(|e| e.to_string())?
                 .try_into()
                 .map_err(|_| "one result per guest".to_string())?;
-        Ok(NetRun { hybrid, hvm, linux, detached, pirq, no_pirqs, msimask, pv, pvh })
+        Ok(NetRun { hybrid, hvm, linux, detached, unplugged, pirq, no_pirqs, msimask, pv, pvh })
     });
     r.as_ref().unwrap_or_else(|e| panic!("Xen host run failed: {e}"))
 }
@@ -274,10 +302,56 @@ fn a_back_end_taken_away_mid_init_is_survived_without_a_granted_page_in_the_heap
     assert!(g.summary.done && g.problem().is_none(), "{:?}", g.problem());
 }
 
+/// `xl network-detach` of a guest that serves: netback goes Closed only once the front
+/// end has, so the detach ends before libxl's timeout only if the netfront answered.
+#[test]
+fn a_back_end_detached_while_serving_is_closed_and_every_page_given_back() {
+    let g = &run().unplugged;
+    let a = g.last().expect("it ran");
+    assert_eq!(a.outcome, Outcome::Finished, "{:?}", g.lines);
+    assert_eq!(a.actions.len(), 1, "dom0 detached the vif once it served: {:?}", a.actions);
+    let action = &a.actions[0];
+    assert!(action.ends_with(": ok"), "{action}");
+    // "xl network-detach hy-hybrid-unplug 0 (1.2 s): ok"
+    let took: f64 = action
+        .split_once(" s): ")
+        .and_then(|(head, _)| head.rsplit_once('(').and_then(|(_, t)| t.parse().ok()))
+        .unwrap_or_else(|| panic!("no time in {action}"));
+    assert!(
+        took < XL_REMOVE_TIMEOUT_S,
+        "the detach waited for libxl's timeout: netback never saw the front end close: {action}"
+    );
+    // One line: "netfront: the back end went away (backend-closing, state <path>); front end
+    // Closed, the back end Closed after N ms; R grants revoked, L pages leaked (still mapped
+    // by the back end); event channel P closed; interface gone (K grants live)".
+    let line = g.lines.iter().find(|l| l.contains("netfront: the back end went away"));
+    let line = line.unwrap_or_else(|| panic!("no detach line: {:?}", g.lines));
+    assert!(line.contains("(backend-closing,"), "libxl writes Closing first: {line}");
+    // netback reached Closed (libxl removes its node only after that, and may already
+    // have when the netfront looks).
+    assert!(
+        line.contains("front end Closed, the back end Closed after")
+            || line.contains("front end Closed, the back end removed after"),
+        "{line}"
+    );
+    let number_before = |word: &str| -> u64 {
+        let i = line.find(word).unwrap_or_else(|| panic!("{word:?} in {line}"));
+        line[..i].split(|c: char| !c.is_ascii_digit()).rfind(|w| !w.is_empty()).and_then(|n| n.parse().ok()).unwrap()
+    };
+    let (revoked, leaked, live) =
+        (number_before(" grants revoked"), number_before(" pages leaked"), number_before(" grants live"));
+    assert!(revoked > 0, "{line}");
+    assert_eq!(revoked + leaked, NETFRONT_PAGES, "every page lent came back or was counted: {line}");
+    assert_eq!(live, leaked, "a live grant that is not a leaked page: {line}");
+    // The loop noticed, said so, and the boot went on.
+    assert_eq!(g.summary.net_down.as_deref(), Some("backend-closing"), "{:?}", g.lines);
+    assert!(g.summary.done && g.problem().is_none(), "{:?}", g.problem());
+}
+
 #[test]
 fn no_guest_needed_a_retry_the_linux_peer_did_not() {
     let r = run();
-    let ours = [&r.hybrid, &r.hvm, &r.detached, &r.pirq, &r.no_pirqs, &r.msimask];
+    let ours = [&r.hybrid, &r.hvm, &r.detached, &r.unplugged, &r.pirq, &r.no_pirqs, &r.msimask];
     for g in ours {
         assert!(g.retries() <= r.linux.retries(), "{}: {:?}", g.name(), g.result.retry_reasons());
     }

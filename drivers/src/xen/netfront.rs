@@ -14,6 +14,17 @@
 //! the protocol the device is marked broken, its pages are taken back (revoked and
 //! freed, or leaked if still mapped), and every call fails from then on.
 //!
+//! Going away: once connected, the driver watches its back end's `state` in xenstore.
+//! The watch event arrives on xenstored's event channel, whose handler only sets a flag;
+//! [`Nic::check_link`], called on every turn of the network loop, reads that flag and
+//! nothing more unless it is set (no xenstore round trip per packet). When the back end
+//! went `Closing` or `Closed`, or its node vanished (`xl network-detach`), the device
+//! stops its rings, runs the xenbus close protocol (`xen_iface::xenbus::close`), takes
+//! every page back (revoked and freed, or leaked and counted if still mapped), closes its
+//! event channel, logs one line with the counts, and from then on every call says
+//! [`NicError::Gone`]. A state value that is not a state is logged and ignored (see
+//! `xen_iface::xenbus::close` for why).
+//!
 //! Interrupts: each device's event channel is a `Channel`, shared by the driver and the
 //! event handler it is. The handler masks the channel (a bit in shared memory) and the
 //! network loop unmasks it when it has drained the ring ([`Nic::enable_rx_interrupt`]):
@@ -29,7 +40,7 @@
 
 use super::xenstore::XenStore;
 use crate::dma::DmaBuffer;
-use crate::nic::{Nic, NicError, NicStats};
+use crate::nic::{Gone, Nic, NicError, NicStats};
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -43,8 +54,12 @@ use xen_iface::netfront::csum::l4_checksum_ok;
 use xen_iface::netfront::device::{Device, Received};
 use xen_iface::netfront::open::{open, Host, OpenError, OpenFailure};
 use xen_iface::netfront::NetfrontError;
+use xen_iface::xenbus::close::{judge, BackendEnd, Watched, CLOSE_STEP_WAIT_NS};
+use xen_iface::xenbus::XenbusState;
 
 const NODE: &str = "device/vif/0";
+/// The token of the watch on the back end's state.
+const WATCH_TOKEN: &str = "netfront-vif0";
 const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
 const MAX_FRAME: usize = 1514;
 /// A GSO segment in: an IPv4 packet of up to 64 KiB and its Ethernet header.
@@ -192,7 +207,13 @@ impl Host for Kernel {
 /// The netfront device.
 pub struct Netfront {
     channel: &'static Channel,
+    store: &'static XenStore,
     grants: &'static Grants,
+    clock: &'static dyn Clock,
+    /// `<backend>/state`, watched while connected (`None`: the watch could not be set).
+    watched: Option<alloc::string::String>,
+    /// Set once the back end went away and the device was closed.
+    gone: Option<Gone>,
     dev: Device<DmaBuffer>,
     config: NetfrontConfig,
     /// Where a received frame is copied before the stack sees it.
@@ -211,7 +232,7 @@ impl Netfront {
     /// the device is left: the front end is closed in xenstore, the event channel closed,
     /// every page taken back (see [`OpenFailure`] for how many were leaked).
     pub fn init(
-        store: &XenStore,
+        store: &'static XenStore,
         events: &'static EventChannels,
         grants: &'static Grants,
         clock: &'static dyn Clock,
@@ -233,9 +254,22 @@ impl Netfront {
             if config.rx_refill_batch { RX_REFILL_BATCH } else { 1 },
             on_off(config.event_suppression),
         );
+        // Watched from now on: a back end that goes away is answered (`check_link`).
+        let state = alloc::format!("{}/state", dev.backend());
+        let watched = match store.watch(&state, WATCH_TOKEN) {
+            Ok(()) => Some(state),
+            Err(e) => {
+                log::warn!("netfront: no watch on {state} ({e:?}): a detached back end will not be noticed");
+                None
+            }
+        };
         Ok(Netfront {
             channel,
+            store,
             grants,
+            clock,
+            watched,
+            gone: None,
             dev,
             config,
             rx_frame: vec![0; if config.rx_offloads { MAX_RX_FRAME } else { MAX_FRAME }],
@@ -275,8 +309,44 @@ impl Netfront {
                 }
                 NicError::Broken
             }
+            NetfrontError::Closed => NicError::Gone(self.gone.unwrap_or(Gone::BackendClosed)),
             NetfrontError::Full | NetfrontError::Misuse => NicError::Busy,
         }
+    }
+
+    /// The back end went away (`why`): stops the rings, closes the front end, takes every
+    /// page back, closes the event channel, and says so in one line.
+    fn detach(&mut self, why: Gone, state: &str) {
+        self.gone = Some(why);
+        self.channel.mask();
+        let port = self.channel.port;
+        let mut kernel = Kernel {
+            events: self.channel.events,
+            grants: self.grants,
+            clock: self.clock,
+            config: self.config,
+            channel: None,
+        };
+        let Some(d) = self.dev.detach(&mut kernel, &mut &*self.store, NODE, CLOSE_STEP_WAIT_NS) else { return };
+        if let Some(path) = self.watched.take() {
+            if let Err(e) = self.store.unwatch(&path, WATCH_TOKEN) {
+                log::warn!("netfront: the watch on {path} not removed ({e:?})");
+            }
+        }
+        let ms = d.closing.took_ns / 1_000_000;
+        let back = match d.closing.backend {
+            BackendEnd::Closed => alloc::format!("the back end Closed after {ms} ms"),
+            BackendEnd::Removed => alloc::format!("the back end removed after {ms} ms"),
+            BackendEnd::Stuck(last) => alloc::format!("the back end still {last:?} after {ms} ms"),
+        };
+        let front = if d.closing.front_closed { "front end Closed" } else { "front end NOT closed (xenstore refused)" };
+        log::warn!(
+            "netfront: the back end went away ({}, state {state}); {front}, {back}; {} grants revoked, {} pages leaked (still mapped by the back end); event channel {port} closed; interface gone ({} grants live)",
+            why.word(),
+            d.returned.revoked,
+            d.returned.leaked,
+            self.grants.live(),
+        );
     }
 }
 
@@ -290,6 +360,9 @@ impl Nic for Netfront {
     }
 
     fn can_transmit(&mut self) -> bool {
+        if self.gone.is_some() {
+            return false;
+        }
         if self.dev.rings().tx_free() == 0 {
             if let Err(e) = self.dev.tx_reclaim() {
                 self.failed(e);
@@ -299,6 +372,9 @@ impl Nic for Netfront {
     }
 
     fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), NicError> {
+        if let Some(g) = self.gone {
+            return Err(NicError::Gone(g));
+        }
         if len > MAX_FRAME || len == 0 {
             return Err(NicError::TooLarge);
         }
@@ -324,6 +400,9 @@ impl Nic for Netfront {
     }
 
     fn can_receive(&mut self) -> bool {
+        if self.gone.is_some() {
+            return false;
+        }
         let ready = self.dev.has_rx();
         if !ready {
             self.refill(1);
@@ -332,6 +411,9 @@ impl Nic for Netfront {
     }
 
     fn receive(&mut self, consume: &mut dyn FnMut(&[u8])) -> Result<bool, NicError> {
+        if let Some(g) = self.gone {
+            return Err(NicError::Gone(g));
+        }
         let got = match self.dev.receive(self.rx_frame.as_mut_slice()) {
             Ok(Received::Nothing) => false,
             Ok(Received::Frame { len, validated }) => {
@@ -360,13 +442,46 @@ impl Nic for Netfront {
     }
 
     fn enable_rx_interrupt(&mut self) -> bool {
-        if self.dev.rings().broken().is_some() {
+        if self.gone.is_some() || self.dev.rings().broken().is_some() {
             return false;
         }
         self.refill(1);
         self.dev.arm_rx();
         self.channel.unmask();
         true
+    }
+
+    fn check_link(&mut self) -> Result<(), NicError> {
+        if let Some(g) = self.gone {
+            return Err(NicError::Gone(g));
+        }
+        // The hot path: one load, while xenstored said nothing.
+        if self.watched.is_none() || !self.store.messages_waiting() {
+            return Ok(());
+        }
+        let Some(state) = self.watched.clone() else { return Ok(()) };
+        match self.store.take_events_for(WATCH_TOKEN) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                log::warn!("netfront: xenstore's events not read ({e:?})");
+                return Ok(());
+            }
+        }
+        let why = match judge(self.store.read(&state)) {
+            Watched::Stays(_) => return Ok(()),
+            Watched::Ignored(why) => {
+                // The data path does not depend on the key; a real removal closes it or
+                // removes it. Keep serving.
+                log::warn!("netfront: the back end's state ignored: {why}");
+                return Ok(());
+            }
+            Watched::Closes(XenbusState::Closing) => Gone::BackendClosing,
+            Watched::Closes(_) => Gone::BackendClosed,
+            Watched::Removed => Gone::BackendRemoved,
+        };
+        self.detach(why, &state);
+        Err(NicError::Gone(why))
     }
 
     fn max_rx_frame(&self) -> usize {

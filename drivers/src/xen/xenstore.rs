@@ -5,15 +5,22 @@
 //! ([`XenStore::init`]), both checked before use; a classic PV guest maps the ring its
 //! start info names and attaches to it ([`XenStore::attach`]). Requests are synchronous, one at a time under a lock,
 //! each with a deadline the session checks on every iteration; a request that misses it
-//! is abandoned (its late reply dropped by id) and the next one goes out as usual. The
-//! driver sets no watches: watch events, like any other message that is not the awaited
-//! reply, are dropped and counted; the first few are logged.
+//! is abandoned (its late reply dropped by id) and the next one goes out as usual.
+//!
+//! Watches: the session keeps the events of the watches set ([`XenStore::watch`]) in a
+//! bounded queue; anything else that is not the awaited reply is dropped and counted,
+//! the first few logged. Once [`XenStore::listen`] connected xenstored's event channel,
+//! its handler only notes that messages are waiting; a driver reads that flag
+//! ([`XenStore::messages_waiting`], one load) wherever it likes and, only when it is
+//! set, drains the ring for events ([`XenStore::take_events_for`]). No request goes out
+//! to look for events.
 
 use alloc::vec::Vec;
-use arch::platform::Clock;
+use arch::platform::{Clock, Irq, IrqError, IrqHandler};
+use arch::xen::events::EventChannels;
 use arch::xen::shared::SharedPage;
 use arch::xen::Xen;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::Mutex;
 use xen_iface::hypercall::param;
 use xen_iface::xenbus::Store;
@@ -49,6 +56,16 @@ pub struct XenStore {
     port: u32,
     session: Mutex<Session>,
     drops_logged: AtomicU32,
+    waiting: MessagesWaiting,
+}
+
+/// xenstored's event channel handler: notes that bytes may be waiting in the ring.
+struct MessagesWaiting(AtomicBool);
+
+impl IrqHandler for MessagesWaiting {
+    fn handle(&self, _port: Irq) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// The kernel's side of a blocking call: its clock, xenstored's event channel, a spin.
@@ -72,7 +89,7 @@ impl Waiter for Kernel<'_> {
     fn dropped(&mut self, what: Dropped) {
         let n = self.store.drops_logged.fetch_add(1, Ordering::Relaxed);
         if n < DROPS_LOGGED {
-            log::warn!("xenstore: dropped {what:?} (no watch is set; no request waits for it)");
+            log::warn!("xenstore: dropped {what:?} (no watch of ours, or no request waits for it)");
         } else if n == DROPS_LOGGED {
             log::warn!("xenstore: further dropped messages are counted, not logged");
         }
@@ -97,7 +114,48 @@ impl XenStore {
     pub fn attach(xen: Xen, clock: &'static dyn Clock, page: SharedPage, port: u32) -> Result<XenStore, StoreError> {
         let mut session = Session::new();
         session.attach(&page).map_err(StoreError::Ring)?;
-        Ok(XenStore { xen, clock, page, port, session: Mutex::new(session), drops_logged: AtomicU32::new(0) })
+        Ok(XenStore {
+            xen,
+            clock,
+            page,
+            port,
+            session: Mutex::new(session),
+            drops_logged: AtomicU32::new(0),
+            waiting: MessagesWaiting(AtomicBool::new(false)),
+        })
+    }
+
+    /// Connects xenstored's event channel to the handler that notes messages waiting
+    /// (and unmasks it): from now on a watch event wakes the CPU.
+    pub fn listen(&'static self, events: &'static EventChannels) -> Result<(), IrqError> {
+        events.bind(self.port, &self.waiting)
+    }
+
+    /// True if xenstored notified since the last [`XenStore::take_events_for`]: a load,
+    /// no more.
+    #[inline]
+    pub fn messages_waiting(&self) -> bool {
+        self.waiting.0.load(Ordering::Acquire)
+    }
+
+    /// Sets a watch on `path` whose events carry `token`.
+    pub fn watch(&self, path: &str, token: &str) -> Result<(), CallError> {
+        self.session.lock().watch(&self.page, path, token, REPLY_TIMEOUT_NS, &mut Kernel { store: self })
+    }
+
+    /// Removes the watch on `path` with `token`.
+    pub fn unwatch(&self, path: &str, token: &str) -> Result<(), CallError> {
+        self.session.lock().unwatch(&self.page, path, token, REPLY_TIMEOUT_NS, &mut Kernel { store: self })
+    }
+
+    /// Reads what xenstored sent (clearing the flag first, so a notification that comes
+    /// meanwhile is seen next time) and takes the events queued for the watch `token`;
+    /// returns how many there were.
+    pub fn take_events_for(&self, token: &str) -> Result<usize, CallError> {
+        self.waiting.0.store(false, Ordering::Release);
+        let mut session = self.session.lock();
+        session.drain(&self.page, &mut Kernel { store: self })?;
+        Ok(session.take_events_for(token))
     }
 
     /// Reads the value at `path`.

@@ -1,6 +1,11 @@
 //! The network loop: smoltcp over the platform's NIC, serving [`services`] until the
 //! host's driver says QUIT (or, with benchmarks selected, stays silent too long).
 //!
+//! A NIC can go away while it serves (netfront's back end detached by the toolstack):
+//! each turn of the loop asks it ([`drivers::nic::Nic::check_link`], a flag read unless
+//! its control path reported something), and once it is gone the loop prints `NET down
+//! reason=...` and returns, so the rest of the boot goes on to `DONE`.
+//!
 //! Between polls the CPU halts. Before halting, the loop re-arms the NIC's receive
 //! interrupt and sets the platform timer to smoltcp's next deadline, so it wakes for a
 //! frame or a TCP timer, whichever comes first. A NIC without an interrupt is polled
@@ -22,7 +27,9 @@ use alloc::vec;
 use arch::irqflag as interrupts;
 use arch::platform::ExitStatus;
 use device::NicDevice;
+use drivers::nic::NicError;
 use proto::cmdline::{NetLever, Options, DEFAULT_IP};
+use proto::lines::NetDown;
 use proto::netctl::CONTROL_PORT;
 use services::{Outcome, Services};
 use smoltcp::iface::{Config, Interface, SocketSet};
@@ -79,6 +86,15 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
     // The timer's deadline as last programmed (0: none yet), for the lazy timer.
     let mut timer_at = 0u64;
     loop {
+        // A flag read while the device is there: no exit on the hot path.
+        if let Err(e) = dev.nic().check_link() {
+            let reason = match e {
+                NicError::Gone(g) => g.word(),
+                _ => "broken",
+            };
+            kprintln!("{}", NetDown { reason });
+            return ExitStatus::Success;
+        }
         let now = p.clock.now_ns();
         iface.poll(instant(now), &mut dev, &mut sockets);
         if let Some(deadline) = quit_by {

@@ -247,6 +247,10 @@ pub(super) fn open_netfront<S: Debug, G: Debug>(
     if !Netfront::present(store) {
         return (None, None);
     }
+    // Watch events wake the CPU and set a flag the network loop reads (`Nic::check_link`).
+    if let Err(e) = store.listen(events) {
+        log::warn!("xenstore's event channel not connected ({e:?}): a detached vif will not be noticed");
+    }
     if unplug {
         match unplug::unplug(class::NICS) {
             Ok(()) => log::info!("emulated NICs unplugged"),

@@ -253,9 +253,12 @@ fn boot(
             for cmd in &action.xl {
                 let args: Vec<String> = cmd.iter().map(|a| a.replace("{name}", &g.name)).collect();
                 let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                let started = Instant::now();
                 let result = cx.tools.xl(&refs).map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string());
-                say(&format!("{}: action: xl {}: {result}", g.name, args.join(" ")));
-                a.actions.push(format!("xl {}: {result}", args.join(" ")));
+                // How long it took: a device removal that waited for its timeout shows.
+                let took = started.elapsed().as_secs_f64();
+                say(&format!("{}: action: xl {} ({took:.1} s): {result}", g.name, args.join(" ")));
+                a.actions.push(format!("xl {} ({took:.1} s): {result}", args.join(" ")));
             }
             false
         });

@@ -34,6 +34,7 @@ pub fn is_failure_line(line: &str) -> bool {
         Line::Mode(r) => r.is_err(),
         Line::Ready(r) => r.is_err(),
         Line::Bench(r) => r.is_err(),
+        Line::NetDown(r) => r.is_err(),
         _ => line.contains("Kernel panic"),
     }
 }

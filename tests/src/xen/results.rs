@@ -154,7 +154,8 @@ pub struct Attempt {
     pub xen_log: Vec<String>,
     /// What its network drive measured, if it had one and got that far.
     pub net: Option<NetReport>,
-    /// The plan's actions that ran: each `xl` command with how it ended.
+    /// The plan's actions that ran: each `xl` command, how long it took and how it ended
+    /// (`xl network-detach hy-x 0 (0.4 s): ok`).
     #[serde(default)]
     pub actions: Vec<String>,
 }
