@@ -86,6 +86,8 @@ pub fn close(store: &mut impl Store, frontend: &str, backend: &str, wait_ns: u64
     let front = format!("{frontend}/state");
     let back = format!("{backend}/state");
     let _ = store.write(&front, XenbusState::Closing.as_str().as_bytes(), 0);
+    // This wait only decides when to go on (at once after a detach: the toolstack wrote
+    // Closing); netback reaches Closed only after the front end's Closed, waited for next.
     let _ = wait(store, &back, wait_ns, |s| s >= XenbusState::Closing);
     let front_closed = store.write(&front, XenbusState::Closed.as_str().as_bytes(), 0).is_ok();
     let backend = wait(store, &back, wait_ns, |s| s == XenbusState::Closed);
@@ -93,7 +95,8 @@ pub fn close(store: &mut impl Store, frontend: &str, backend: &str, wait_ns: u64
 }
 
 /// Reads the back end's state until `done` holds of it or the key disappears, pausing
-/// between reads, at most `wait_ns`.
+/// between reads, at most `wait_ns`. A state that satisfies `done` but is not `Closed`
+/// ends as `Stuck` with that state (only the first wait asks for one).
 fn wait(store: &mut impl Store, back: &str, wait_ns: u64, done: impl Fn(XenbusState) -> bool) -> BackendEnd {
     let deadline = store.now_ns().saturating_add(wait_ns);
     let mut last = None;
