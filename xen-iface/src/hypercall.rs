@@ -160,6 +160,16 @@ pub struct EvtchnUpcallVector {
 }
 const _: () = assert!(size_of::<EvtchnUpcallVector>() == 8);
 
+/// Xen's return convention: a negative value is `-errno`, anything else success (the
+/// value itself is the call's answer only for the few calls that return one).
+pub fn status(rc: i64) -> Result<(), i64> {
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(())
+    }
+}
+
 /// `HVM_PARAM_CALLBACK_IRQ` value for the global callback vector (type 2 in bits
 /// 63:56): Xen injects `vector` itself, without the local APIC, so it needs no EOI.
 pub fn callback_via_vector(vector: u8) -> u64 {
@@ -313,6 +323,14 @@ const _: () = assert!(size_of::<AddToPhysmap>() == 24);
 mod tests {
     use super::*;
     use core::mem::offset_of;
+
+    #[test]
+    fn a_negative_return_is_the_error_and_anything_else_success() {
+        assert_eq!(status(-22), Err(-22));
+        assert_eq!(status(-1), Err(-1));
+        assert_eq!(status(0), Ok(()));
+        assert_eq!(status(3), Ok(()), "some calls return a count or a value");
+    }
 
     /// Issue 11, item 7: `pfn << 12` dropped a huge frame number's high bits before the
     /// 4 GiB check, and `port as u32` cut a port's.

@@ -59,21 +59,18 @@ impl Xen {
         let rc = unsafe {
             hypercall::hypercall(abi::XEN_VERSION, XENVER_GET_FEATURES as u64, &mut fi as *mut _ as u64, 0, 0, 0)
         };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(Features(fi.submap))
-        }
+        abi::status(rc).map(|()| Features(fi.submap))
+    }
+
+    /// Hypercall `nr`'s operation `cmd` on its argument structure `arg` (Xen may write it).
+    /// Private: each caller passes the structure `cmd` expects.
+    fn op<T>(&self, nr: u32, cmd: u32, arg: &mut T) -> Result<(), i64> {
+        // SAFETY: every caller passes the structure `cmd` expects, live for the call.
+        abi::status(unsafe { hypercall::hypercall(nr, cmd as u64, arg as *mut T as u64, 0, 0, 0) })
     }
 
     fn physdev_op<T>(&self, cmd: u32, arg: &mut T) -> Result<(), i64> {
-        // SAFETY: every caller passes the structure `cmd` expects, live for the call.
-        let rc = unsafe { hypercall::hypercall(abi::PHYSDEV_OP, cmd as u64, arg as *mut T as u64, 0, 0, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        self.op(abi::PHYSDEV_OP, cmd, arg)
     }
 
     /// `PHYSDEVOP_get_free_pirq` for an MSI: a PIRQ of this domain, not yet bound.
@@ -99,62 +96,23 @@ impl Xen {
     /// `HVMOP_get_param` for this domain: the parameter's value, or Xen's error code.
     pub fn hvm_param(&self, index: u32) -> Result<u64, i64> {
         let mut p = HvmParam { domid: abi::DOMID_SELF, pad: 0, index, value: 0 };
-        // SAFETY: p is a live xen_hvm_param that Xen fills in for the call's duration.
-        let rc =
-            unsafe { hypercall::hypercall(abi::HVM_OP, abi::HVMOP_GET_PARAM as u64, &mut p as *mut _ as u64, 0, 0, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(p.value)
-        }
+        self.op(abi::HVM_OP, abi::HVMOP_GET_PARAM, &mut p).map(|()| p.value)
     }
 
     /// `HVMOP_set_param` for this domain.
     pub fn set_hvm_param(&self, index: u32, value: u64) -> Result<(), i64> {
-        let mut p = HvmParam { domid: abi::DOMID_SELF, pad: 0, index, value };
-        // SAFETY: p is a live xen_hvm_param for the call's duration.
-        let rc =
-            unsafe { hypercall::hypercall(abi::HVM_OP, abi::HVMOP_SET_PARAM as u64, &mut p as *mut _ as u64, 0, 0, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        self.op(abi::HVM_OP, abi::HVMOP_SET_PARAM, &mut HvmParam { domid: abi::DOMID_SELF, pad: 0, index, value })
     }
 
     /// `HVMOP_set_evtchn_upcall_vector`: per-vCPU upcalls on `vector` (via the LAPIC).
     pub fn set_upcall_vector(&self, vcpu: u32, vector: u8) -> Result<(), i64> {
-        let arg = EvtchnUpcallVector { vcpu, vector };
-        // SAFETY: arg is live for the call's duration.
-        let rc = unsafe {
-            hypercall::hypercall(
-                abi::HVM_OP,
-                abi::HVMOP_SET_EVTCHN_UPCALL_VECTOR as u64,
-                &arg as *const _ as u64,
-                0,
-                0,
-                0,
-            )
-        };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        self.op(abi::HVM_OP, abi::HVMOP_SET_EVTCHN_UPCALL_VECTOR, &mut EvtchnUpcallVector { vcpu, vector })
     }
 
     /// `XENMEM_add_to_physmap`: maps item `idx` of `space` at guest frame `gpfn`.
     pub fn add_to_physmap(&self, space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
         let mut arg = AddToPhysmap { domid: abi::DOMID_SELF, size: 0, space, idx, gpfn };
-        // SAFETY: arg is live for the call's duration.
-        let rc = unsafe {
-            hypercall::hypercall(abi::MEMORY_OP, abi::XENMEM_ADD_TO_PHYSMAP as u64, &mut arg as *mut _ as u64, 0, 0, 0)
-        };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        self.op(abi::MEMORY_OP, abi::XENMEM_ADD_TO_PHYSMAP, &mut arg)
     }
 
     /// `GNTTABOP_query_size` for this domain: its grant table's size and limit in frames.
@@ -164,11 +122,7 @@ impl Xen {
         let rc = unsafe {
             hypercall::hypercall(GRANT_TABLE_OP, GNTTABOP_QUERY_SIZE as u64, &mut q as *mut _ as u64, 1, 0, 0)
         };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(q)
-        }
+        abi::status(rc).map(|()| q)
     }
 
     /// `GNTTABOP_setup_table` for this domain: the machine frames of the table's first
@@ -186,21 +140,11 @@ impl Xen {
         let rc = unsafe {
             hypercall::hypercall(GRANT_TABLE_OP, GNTTABOP_SETUP_TABLE as u64, &mut s as *mut _ as u64, 1, 0, 0)
         };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(s)
-        }
+        abi::status(rc).map(|()| s)
     }
 
     fn evtchn_op<T>(&self, cmd: u32, arg: &mut T) -> Result<(), i64> {
-        // SAFETY: every caller passes the structure `cmd` expects, live for the call.
-        let rc = unsafe { hypercall::hypercall(abi::EVENT_CHANNEL_OP, cmd as u64, arg as *mut T as u64, 0, 0, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        self.op(abi::EVENT_CHANNEL_OP, cmd, arg)
     }
 
     /// `EVTCHNOP_bind_virq`: a port for virtual IRQ `virq` on `vcpu`.
@@ -247,11 +191,7 @@ impl Xen {
         let ptr = arg.map_or(0, |a| a as *mut T as u64);
         // SAFETY: every caller passes the structure `cmd` expects (or none), live for the call.
         let rc = unsafe { hypercall::hypercall(abi::VCPU_OP, cmd as u64, vcpu as u64, ptr, 0, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        abi::status(rc)
     }
 
     /// `VCPUOP_set_singleshot_timer`: VIRQ_TIMER at Xen system time `abs_ns` (at once if

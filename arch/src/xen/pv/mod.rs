@@ -59,11 +59,7 @@ impl PvCalls {
         }
         // SAFETY: a terminated trap table, live for the call; Xen copies it.
         let rc = unsafe { hypercall(pv::SET_TRAP_TABLE, table.as_ptr() as u64, 0, 0, 0, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        abi::status(rc)
     }
 
     /// `set_callbacks(event, failsafe, 0)`: where Xen bounces event upcalls and failed
@@ -71,11 +67,7 @@ impl PvCalls {
     pub fn set_callbacks(&self, event: u64, failsafe: u64) -> Result<(), i64> {
         // SAFETY: two code addresses; Xen only records them.
         let rc = unsafe { hypercall(pv::SET_CALLBACKS, event, failsafe, 0, 0, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        abi::status(rc)
     }
 
     /// `mmu_update` of a batch of page-table entries, each checked by Xen.
@@ -113,11 +105,7 @@ impl PvCalls {
     pub unsafe fn update_va_mapping(&self, va: u64, entry: u64) -> Result<(), i64> {
         // SAFETY: register arguments only; the caller vouches for the mapping change.
         let rc = unsafe { hypercall(pv::UPDATE_VA_MAPPING, va, entry, pv::UVMF_INVLPG, 0, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        abi::status(rc)
     }
 
     /// `SCHEDOP_block`: unmasks events and sleeps until one is pending (returns at once
@@ -140,10 +128,6 @@ impl PvCalls {
         let op = MmuextOp { cmd: pv::MMUEXT_TLB_FLUSH_LOCAL, ..Default::default() };
         // SAFETY: one live mmuext_op for the call; a local TLB flush changes no mapping.
         let rc = unsafe { hypercall(pv::MMUEXT_OP, &op as *const MmuextOp as u64, 1, 0, pv::DOMID_SELF, 0) };
-        if rc < 0 {
-            Err(rc)
-        } else {
-            Ok(())
-        }
+        abi::status(rc)
     }
 }
