@@ -100,9 +100,6 @@ fn detached_mid_init() -> Guest {
 
 /// Pages a netfront lends: two rings, one page per transmit and per receive id.
 const NETFRONT_PAGES: u64 = 2 + 256 + 256;
-/// libxl's `LIBXL_DESTROY_TIMEOUT`: how long `xl network-detach` waits for the back end
-/// to reach Closed before it forces the removal.
-const XL_REMOVE_TIMEOUT_S: f64 = 10.0;
 
 /// A hybrid guest serving the network (no benchmark, no driver in dom0) whose vif dom0
 /// detaches as soon as it says it serves: its netfront must answer the close protocol,
@@ -312,15 +309,12 @@ fn a_back_end_detached_while_serving_is_closed_and_every_page_given_back() {
     assert_eq!(a.actions.len(), 1, "dom0 detached the vif once it served: {:?}", a.actions);
     let action = &a.actions[0];
     assert!(action.ends_with(": ok"), "{action}");
-    // "xl network-detach hy-hybrid-unplug 0 (1.2 s): ok"
-    let took: f64 = action
-        .split_once(" s): ")
-        .and_then(|(head, _)| head.rsplit_once('(').and_then(|(_, t)| t.parse().ok()))
-        .unwrap_or_else(|| panic!("no time in {action}"));
-    assert!(
-        took < XL_REMOVE_TIMEOUT_S,
-        "the detach waited for libxl's timeout: netback never saw the front end close: {action}"
-    );
+    // xl says ok even when libxl gave up waiting for netback (LIBXL_DESTROY_TIMEOUT, 10 s)
+    // and removed the device by force; its time ("(6.6 s)") is printed, not bounded: the
+    // hotplug script's share of it varies with the host's load. The guest's line below is
+    // the evidence: netback went Closed (or libxl removed its node, which it does only once
+    // netback is Closed or after 10 s) within the guest's bounded wait of 2 s after our
+    // Closed, so no timeout forced it.
     // One line: "netfront: the back end went away (backend-closing, state <path>); front end
     // Closed, the back end Closed after N ms; R grants revoked, L pages leaked (still mapped
     // by the back end); event channel P closed; interface gone (K grants live)".
