@@ -38,6 +38,18 @@ impl Gone {
     }
 }
 
+/// What one [`Nic::receive`] took from the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Nothing was waiting.
+    Nothing,
+    /// A frame of this many bytes, now at the start of the caller's buffer.
+    Frame(usize),
+    /// A packet the device took but could not hand on (a runt, a bad checksum, one
+    /// larger than the buffer): counted by the driver, dropped.
+    Dropped,
+}
+
 /// Counters every NIC keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NicStats {
@@ -65,8 +77,11 @@ pub trait Nic: Send {
     fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), NicError>;
     /// True if a received frame is waiting.
     fn can_receive(&mut self) -> bool;
-    /// Hands the next received frame to `consume`; `Ok(false)` if none was waiting.
-    fn receive(&mut self, consume: &mut dyn FnMut(&[u8])) -> Result<bool, NicError>;
+    /// Copies the next received frame out of the device's memory into `into` (at least
+    /// [`max_rx_frame`](Nic::max_rx_frame) bytes): the one copy a received byte takes
+    /// before the stack's own buffers, and the end of the device's (or back end's) hold
+    /// on it.
+    fn receive(&mut self, into: &mut [u8]) -> Result<Received, NicError>;
     /// Re-arms the receive interrupt after the stack drained the queue. Returns `false`
     /// if the device has no interrupt and must be polled.
     fn enable_rx_interrupt(&mut self) -> bool;

@@ -33,7 +33,7 @@ use super::queue::{Direction, QueueError, SplitQueue};
 use super::transport::{negotiate, Notify, Transport, TransportError};
 use super::{feature, status, NO_VECTOR};
 use crate::dma::{DmaAlloc, DmaBuffer, HeapDma};
-use crate::nic::{Nic, NicError, NicStats};
+use crate::nic::{Nic, NicError, NicStats, Received};
 use crate::pci::msix::{MsixCapability, MsixTable, MsixVector, VectorTable};
 use crate::pci::{ConfigSpace, PciAddress, PciFunction};
 use alloc::boxed::Box;
@@ -124,8 +124,6 @@ pub struct VirtioNet<T: Transport, M: SharedMem> {
     rx_irq: Option<&'static RxInterrupt<T::Vectors>>,
     /// Under moderation: the clock time until which the receive interrupt stays off.
     rx_held_until: Option<u64>,
-    /// Where a received frame is copied before it is handed up.
-    rx_frame: Box<[u8]>,
     /// Where a frame to send is built before it is copied to the device.
     tx_frame: Box<[u8]>,
     broken: bool,
@@ -271,7 +269,6 @@ impl<T: Transport, M: SharedMem> VirtioNet<T, M> {
             mac,
             rx_irq,
             rx_held_until: None,
-            rx_frame: vec![0; BUF_LEN].into_boxed_slice(),
             tx_frame: vec![0; BUF_LEN].into_boxed_slice(),
             broken: false,
             stats: NicStats::default(),
@@ -360,33 +357,37 @@ where
         !self.broken && self.rx.has_used()
     }
 
-    fn receive(&mut self, consume: &mut dyn FnMut(&[u8])) -> Result<bool, NicError> {
+    fn receive(&mut self, into: &mut [u8]) -> Result<Received, NicError> {
         if self.broken {
             return Err(NicError::Broken);
         }
         let (id, written) = match self.rx.pop_used() {
             Ok(Some(x)) => x,
-            Ok(None) => return Ok(false),
-            Err(e) => return self.check(Err(e)).map(|_| false),
+            Ok(None) => return Ok(Received::Nothing),
+            Err(e) => return self.check(Err(e)).map(|_| Received::Nothing),
         };
         if self.rx_irq.is_some() {
             self.rx.pause_interrupts(); // polling now: no interrupt until re-armed
         }
-        if written > HDR_LEN {
-            // `pop_used` checked written <= BUF_LEN, the frame buffer's size.
-            let frame = self.rx_frame.get_mut(..written).ok_or(NicError::Broken)?;
-            self.rx.read_buffer(id, 0, frame).map_err(|_| NicError::Broken)?;
-            consume(&frame[HDR_LEN..]);
-            self.stats.rx_frames += 1;
-        } else {
-            self.stats.bad_responses += 1; // a runt: nothing but (part of) a header
-        }
+        // `pop_used` checked written <= BUF_LEN, the buffer's size; the header is skipped.
+        let got = match into.get_mut(..written.saturating_sub(HDR_LEN)) {
+            Some(frame) if !frame.is_empty() => {
+                self.rx.read_buffer(id, HDR_LEN, frame).map_err(|_| NicError::Broken)?;
+                self.stats.rx_frames += 1;
+                Received::Frame(frame.len())
+            }
+            // A runt (nothing but part of a header), or more than the caller can take.
+            _ => {
+                self.stats.bad_responses += 1;
+                Received::Dropped
+            }
+        };
         let r = self.rx.submit(id, BUF_LEN);
         self.check(r)?;
         if self.rx.needs_notify() {
             self.rx_notify.notify();
         }
-        Ok(true)
+        Ok(got)
     }
 
     fn enable_rx_interrupt(&mut self) -> bool {

@@ -40,10 +40,8 @@
 
 use super::xenstore::XenStore;
 use crate::dma::DmaBuffer;
-use crate::nic::{Gone, Nic, NicError, NicStats};
+use crate::nic::{Gone, Nic, NicError, NicStats, Received};
 use alloc::boxed::Box;
-use alloc::vec;
-use alloc::vec::Vec;
 use arch::platform::{Clock, Irq, IrqHandler};
 use arch::xen::events::EventChannels;
 use arch::xen::grants::Grants;
@@ -51,7 +49,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use xen_iface::grant::loan::{Frame, GrantOps};
 use xen_iface::grant::{GrantError, GrantRef};
 use xen_iface::netfront::csum::l4_checksum_ok;
-use xen_iface::netfront::device::{Device, Received};
+use xen_iface::netfront::device::{self, Device};
 use xen_iface::netfront::open::{open, Host, OpenError, OpenFailure};
 use xen_iface::netfront::NetfrontError;
 use xen_iface::xenbus::close::{judge, BackendEnd, Watched, CLOSE_STEP_WAIT_NS};
@@ -216,8 +214,6 @@ pub struct Netfront {
     gone: Option<Gone>,
     dev: Device<DmaBuffer>,
     config: NetfrontConfig,
-    /// Where a received frame is copied before the stack sees it.
-    rx_frame: Vec<u8>,
     broken_reported: bool,
     stats: NicStats,
 }
@@ -272,7 +268,6 @@ impl Netfront {
             gone: None,
             dev,
             config,
-            rx_frame: vec![0; if config.rx_offloads { MAX_RX_FRAME } else { MAX_FRAME }],
             broken_reported: false,
             stats: NicStats::default(),
         })
@@ -410,26 +405,28 @@ impl Nic for Netfront {
         ready
     }
 
-    fn receive(&mut self, consume: &mut dyn FnMut(&[u8])) -> Result<bool, NicError> {
+    fn receive(&mut self, into: &mut [u8]) -> Result<Received, NicError> {
         if let Some(g) = self.gone {
             return Err(NicError::Gone(g));
         }
-        let got = match self.dev.receive(self.rx_frame.as_mut_slice()) {
-            Ok(Received::Nothing) => false,
-            Ok(Received::Frame { len, validated }) => {
-                // A copy in the driver's own memory: the back end cannot change it.
-                let frame = self.rx_frame.get(..len).unwrap_or(&[]);
-                if validated || l4_checksum_ok(frame) {
-                    consume(frame);
-                    self.stats.rx_frames += 1;
-                } else {
-                    log::debug!("netfront: a {len}-byte frame with a bad checksum dropped");
+        let got = match self.dev.receive(into) {
+            Ok(device::Received::Nothing) => Received::Nothing,
+            Ok(device::Received::Frame { len, validated }) => {
+                // A copy in the caller's memory: the back end cannot change it.
+                match into.get(..len) {
+                    Some(frame) if validated || l4_checksum_ok(frame) => {
+                        self.stats.rx_frames += 1;
+                        Received::Frame(len)
+                    }
+                    _ => {
+                        log::debug!("netfront: a {len}-byte frame with a bad checksum dropped");
+                        Received::Dropped
+                    }
                 }
-                true
             }
-            Ok(Received::Dropped) => {
+            Ok(device::Received::Dropped) => {
                 self.stats.bad_responses += 1;
-                true
+                Received::Dropped
             }
             Err(e) => return Err(self.failed(e)),
         };
@@ -485,7 +482,11 @@ impl Nic for Netfront {
     }
 
     fn max_rx_frame(&self) -> usize {
-        self.rx_frame.len()
+        if self.config.rx_offloads {
+            MAX_RX_FRAME
+        } else {
+            MAX_FRAME
+        }
     }
 
     fn rx_checksums_checked(&self) -> bool {

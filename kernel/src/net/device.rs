@@ -2,9 +2,10 @@
 //!
 //! Tokens borrow the NIC through a `RefCell`, because smoltcp hands out a receive and a
 //! transmit token together, and it may transmit (an ACK, an echo reply) while it still
-//! processes the received frame. So a received frame is first copied out of the NIC's
-//! ring into the adapter's own buffer, which frees the ring slot and the NIC before
-//! smoltcp looks at it; transmitted frames are built in the NIC's buffer directly.
+//! processes the received frame. So the NIC copies a received frame out of its ring
+//! straight into the adapter's own buffer (its only copy before smoltcp's socket buffers),
+//! which frees the ring slot and the NIC before smoltcp looks at it; transmitted frames are
+//! built in the NIC's buffer directly.
 //!
 //! The NIC says how large a received frame can be (netfront takes in GSO segments of up
 //! to 64 KiB, which smoltcp accepts whatever the MTU) and whether it checks receive
@@ -13,7 +14,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use drivers::nic::Nic;
+use drivers::nic::{Nic, Received};
 use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
@@ -57,13 +58,12 @@ pub struct Tx<'b, 'a> {
 impl phy::RxToken for Rx<'_, '_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let mut buf = self.frame.borrow_mut();
-        let mut len = 0;
-        // An error means the NIC is broken: nothing was received and len stays 0.
-        let _ = self.nic.borrow_mut().receive(&mut |frame| {
-            // The NIC never hands out more than `max_rx_frame`; clamp regardless.
-            len = frame.len().min(buf.len());
-            buf[..len].copy_from_slice(&frame[..len]);
-        });
+        // An error means the NIC is broken: nothing was received.
+        let len = match self.nic.borrow_mut().receive(&mut buf) {
+            // The NIC never writes past the buffer; clamp regardless.
+            Ok(Received::Frame(len)) => len.min(buf.len()),
+            Ok(Received::Nothing | Received::Dropped) | Err(_) => 0,
+        };
         // An empty frame (nothing arrived after all) is dropped by smoltcp.
         f(&buf[..len])
     }

@@ -105,11 +105,18 @@ impl Rig {
         self.rx.put(t.id as u32, (HDR_LEN + frame.len()) as u32);
     }
 
-    /// What one `receive` handed up: `Ok(None)` if it called back with nothing.
+    /// What one `receive` handed up: `Ok(None)` if no frame (nothing, or one dropped).
     fn receive(&mut self) -> Result<Option<Vec<u8>>, NicError> {
-        let mut got = None;
-        self.net.receive(&mut |f| got = Some(f.to_vec()))?;
-        Ok(got)
+        self.receive_into(MAX_FRAME)
+    }
+
+    /// One `receive` into a buffer of `room` bytes.
+    fn receive_into(&mut self, room: usize) -> Result<Option<Vec<u8>>, NicError> {
+        let mut buf = vec![0u8; room];
+        Ok(match self.net.receive(&mut buf)? {
+            Received::Frame(n) => Some(buf[..n].to_vec()),
+            Received::Nothing | Received::Dropped => None,
+        })
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), NicError> {
@@ -238,6 +245,17 @@ fn runt_frame_is_dropped_and_counted() {
     assert_eq!(r.rx.pending(), QUEUE, "the buffer is posted again");
     r.deliver(&frame(4, 60));
     assert_eq!(r.receive(), Ok(Some(frame(4, 60))), "not broken");
+}
+
+#[test]
+fn a_frame_larger_than_the_callers_buffer_is_dropped_and_counted() {
+    let mut r = Rig::new();
+    r.deliver(&frame(5, 100));
+    assert_eq!(r.receive_into(99), Ok(None));
+    assert_eq!(r.net.stats().bad_responses, 1);
+    assert_eq!(r.rx.pending(), QUEUE, "the buffer is posted again");
+    r.deliver(&frame(6, 100));
+    assert_eq!(r.receive_into(100), Ok(Some(frame(6, 100))), "exactly its size fits");
 }
 
 #[test]
@@ -426,9 +444,9 @@ fn rx_length_past_the_buffer_breaks_the_driver() {
     let mut r = Rig::new();
     let t = r.rx.take().unwrap();
     r.rx.put(t.id as u32, BUF_LEN as u32 + 1);
-    let mut called = false;
-    assert_eq!(r.net.receive(&mut |_| called = true), Err(NicError::Broken));
-    assert!(!called, "nothing handed up");
+    let mut buf = vec![0x55u8; BUF_LEN + 1];
+    assert_eq!(r.net.receive(&mut buf), Err(NicError::Broken));
+    assert!(buf.iter().all(|&b| b == 0x55), "nothing handed up");
     r.assert_broken();
 }
 
