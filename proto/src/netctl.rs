@@ -14,7 +14,10 @@
 //! Benchmarks: `udp_rr` (UDP echo on 7), `tcp_rr` (TCP echo on 7), `tcp_stream` (TCP
 //! discard on 9), `load` (UDP discard on 9: datagrams sent at a fixed rate, the interrupt
 //! load experiment; its trace phase counts interrupts, so its exits come out per interrupt,
-//! and `STATS` before and after gives the interrupts and the time halted). For the
+//! and `STATS` before and after gives the interrupts and the time halted), `tcp_maerts`
+//! (the reverse of `tcp_stream`, netperf's name for it: the host reads from the guest's
+//! character source on TCP [`SOURCE_PORT`], which sends [`source_byte`]s until the host
+//! closes; the guest counts the bytes it handed to TCP). For the
 //! request-response ones the kernel timestamps each request as it
 //! arrives; with the host sending the next request only after the previous echo came
 //! back, the mean gap between requests is the round-trip time of one transaction.
@@ -25,6 +28,24 @@ use core::fmt;
 pub const CONTROL_PORT: u16 = 7070;
 /// Longest command line accepted.
 pub const MAX_LINE: usize = 128;
+/// TCP port of the character source (`tcp_maerts`): chargen's port (RFC 864).
+pub const SOURCE_PORT: u16 = 19;
+/// Length of the source's repeating pattern: the 95 printable ASCII characters.
+pub const SOURCE_PERIOD: usize = 95;
+
+/// Byte `offset` of a source connection's stream: the printable ASCII characters from
+/// space to `~`, over and over (chargen's character set, without its line breaks, so
+/// that a byte's value follows from its offset alone and the receiver can check each).
+pub fn source_byte(offset: u64) -> u8 {
+    b' ' + (offset % SOURCE_PERIOD as u64) as u8
+}
+
+/// Fills `buf` with the source's bytes from stream offset `offset` on.
+pub fn fill_source(buf: &mut [u8], offset: u64) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = source_byte(offset.wrapping_add(i as u64));
+    }
+}
 
 /// A network benchmark the host can drive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +58,14 @@ pub enum NetBench {
     TcpStream,
     /// UDP datagrams at a rate the host sets, into the UDP discard service.
     Load,
+    /// TCP bulk throughput out of the kernel (its character source).
+    TcpMaerts,
 }
 
 impl NetBench {
-    /// All of them, in their counter-array order.
-    pub const ALL: [NetBench; 4] = [NetBench::UdpRr, NetBench::TcpRr, NetBench::TcpStream, NetBench::Load];
+    /// All of them, in their counter-array order (new ones are appended).
+    pub const ALL: [NetBench; 5] =
+        [NetBench::UdpRr, NetBench::TcpRr, NetBench::TcpStream, NetBench::Load, NetBench::TcpMaerts];
 
     /// Wire and result name.
     pub fn name(self) -> &'static str {
@@ -50,6 +74,7 @@ impl NetBench {
             NetBench::TcpRr => "tcp_rr",
             NetBench::TcpStream => "tcp_stream",
             NetBench::Load => "load",
+            NetBench::TcpMaerts => "tcp_maerts",
         }
     }
 
@@ -175,7 +200,7 @@ impl fmt::Display for CommandError<'_> {
         match self {
             CommandError::Unknown(w) => write!(f, "unknown command '{w}' (commands: START, STOP, STATS, QUIT)"),
             CommandError::BadBenchmark(b) => {
-                write!(f, "unknown benchmark '{b}' (udp_rr, tcp_rr, tcp_stream)")
+                write!(f, "unknown benchmark '{b}' (udp_rr, tcp_rr, tcp_stream, load, tcp_maerts)")
             }
         }
     }
@@ -206,9 +231,9 @@ fn bench(word: Option<&str>) -> Result<NetBench, CommandError<'_>> {
 /// What a service counted between START and STOP.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Requests (rr) or receive events (stream).
+    /// Requests (rr), receive events (stream) or sends (maerts).
     pub events: u64,
-    /// Payload bytes received.
+    /// Payload bytes received (handed to TCP, for maerts).
     pub bytes: u64,
     /// Clock at the first event, ns.
     pub first_ns: u64,
@@ -250,7 +275,7 @@ impl fmt::Display for ResultError {
 }
 
 /// The result of `bench` from its counters: ns per transaction for the rr benchmarks,
-/// Mbit/s of payload for the stream.
+/// Mbit/s of payload for the stream (received) and for maerts (handed to TCP).
 pub fn result(bench: NetBench, c: &Counters) -> Result<NetResult, ResultError> {
     if c.events < 2 {
         return Err(ResultError::TooFewEvents(c.events));
@@ -261,8 +286,9 @@ pub fn result(bench: NetBench, c: &Counters) -> Result<NetResult, ResultError> {
     }
     Ok(match bench {
         NetBench::UdpRr | NetBench::TcpRr => ("ns", span as f64 / (c.events - 1) as f64, c.events - 1),
-        // The first event's bytes arrived before the clock started.
-        NetBench::TcpStream => {
+        // The first event's bytes arrived (or, for maerts, filled the empty send buffer)
+        // before the clock started.
+        NetBench::TcpStream | NetBench::TcpMaerts => {
             let bits = (c.bytes.saturating_sub(c.bytes / c.events)) as f64 * 8.0;
             ("Mbit/s", bits * 1000.0 / span as f64, c.bytes)
         }
@@ -317,7 +343,12 @@ mod tests {
         assert_eq!(parse("START"), Err(CommandError::BadBenchmark("")));
         assert_eq!(parse("STOP sctp"), Err(CommandError::BadBenchmark("sctp")));
         assert_eq!(parse("QUIT now"), Err(CommandError::Unknown("now")));
-        assert!(parse("START x").unwrap_err().to_string().contains("udp_rr, tcp_rr, tcp_stream"));
+        assert!(parse("START x").unwrap_err().to_string().contains("udp_rr, tcp_rr, tcp_stream, load, tcp_maerts"));
+        // Every benchmark's name parses back to it, and its index is its place in ALL.
+        for (i, b) in NetBench::ALL.into_iter().enumerate() {
+            assert_eq!((parse(&alloc::format!("STOP {}", b.name())), b.index()), (Ok(Command::Stop(b)), i));
+        }
+        assert_eq!(parse("START tcp_maerts"), Ok(Command::Start(NetBench::TcpMaerts)));
     }
 
     #[test]
@@ -336,6 +367,29 @@ mod tests {
         let (unit, v, iters) = result(NetBench::TcpStream, &c).unwrap();
         assert_eq!((unit, iters), ("Mbit/s", 4_000_000));
         assert!((v - 1000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn maerts_result_is_the_streams_arithmetic() {
+        let c = Counters { events: 8, bytes: 8_000_000, first_ns: 0, last_ns: 56_000_000 };
+        // 7 MB after the first send in 56 ms = 1000 Mbit/s; every byte handed is counted.
+        let (unit, v, iters) = result(NetBench::TcpMaerts, &c).unwrap();
+        assert_eq!((unit, iters), ("Mbit/s", 8_000_000));
+        assert!((v - 1000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_source_pattern_follows_from_the_offset() {
+        assert_eq!((source_byte(0), source_byte(94), source_byte(95), source_byte(96)), (b' ', b'~', b' ', b'!'));
+        let mut a = [0u8; 300];
+        fill_source(&mut a, 0);
+        let mut b = [0u8; 200];
+        fill_source(&mut b, 100);
+        assert_eq!(&a[100..], &b[..], "a fill from an offset continues the stream");
+        assert!(a.iter().all(|c| c.is_ascii_graphic() || *c == b' '));
+        // Offsets past 2^32 (a long connection) and at the end of u64 do not panic.
+        assert_eq!(source_byte(u64::MAX), b' ' + (u64::MAX % 95) as u8);
+        fill_source(&mut b, u64::MAX - 5);
     }
 
     #[test]

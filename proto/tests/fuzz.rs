@@ -417,6 +417,8 @@ const NETCTL_WORDS: &[&str] = &[
     "udp_rr",
     "tcp_rr",
     "tcp_stream",
+    "load",
+    "tcp_maerts",
     "rx=",
     "tx=",
     "irqs=",
@@ -498,7 +500,7 @@ fn netctl_parse() {
                     assert!(value.is_finite() && value >= 0.0, "{value}");
                     let expected = match bench {
                         NetBench::UdpRr | NetBench::TcpRr => ("ns", c.events - 1),
-                        NetBench::TcpStream => ("Mbit/s", c.bytes),
+                        NetBench::TcpStream | NetBench::TcpMaerts => ("Mbit/s", c.bytes),
                         NetBench::Load => ("pkt/s", c.events),
                     };
                     assert_eq!((unit, iterations), expected);

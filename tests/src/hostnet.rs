@@ -20,8 +20,9 @@ const USER_GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 pub enum HostNet {
     /// A tap device owned by this value (deleted on drop).
     Tap,
-    /// QEMU user networking with host port forwards: (udp echo, tcp echo, discard, control).
-    User([u16; 5]),
+    /// QEMU user networking with host port forwards: (udp echo, tcp echo, discard, control,
+    /// udp discard, source).
+    User([u16; 6]),
 }
 
 fn ip(args: &[&str]) -> Result<(), HarnessError> {
@@ -57,16 +58,16 @@ impl HostNet {
             ip(&["link", "set", TAP, "up"])?;
             return Ok(HostNet::Tap);
         }
-        Ok(HostNet::User([free_port()?, free_port()?, free_port()?, free_port()?, free_port()?]))
+        Ok(HostNet::User([free_port()?, free_port()?, free_port()?, free_port()?, free_port()?, free_port()?]))
     }
 
     /// QEMU arguments for the guest's virtio-net device.
     pub fn qemu_args(&self) -> Vec<String> {
         let netdev = match self {
             HostNet::Tap => format!("tap,id=n0,ifname={TAP},script=no,downscript=no"),
-            HostNet::User([u7, t7, t9, c, u9]) => format!(
-                "user,id=n0,hostfwd=udp:127.0.0.1:{u7}-:{},hostfwd=tcp:127.0.0.1:{t7}-:{},hostfwd=tcp:127.0.0.1:{t9}-:{},hostfwd=tcp:127.0.0.1:{c}-:{},hostfwd=udp:127.0.0.1:{u9}-:{}",
-                port::ECHO, port::ECHO, port::DISCARD, port::CONTROL, port::DISCARD
+            HostNet::User([u7, t7, t9, c, u9, t19]) => format!(
+                "user,id=n0,hostfwd=udp:127.0.0.1:{u7}-:{},hostfwd=tcp:127.0.0.1:{t7}-:{},hostfwd=tcp:127.0.0.1:{t9}-:{},hostfwd=tcp:127.0.0.1:{c}-:{},hostfwd=udp:127.0.0.1:{u9}-:{},hostfwd=tcp:127.0.0.1:{t19}-:{}",
+                port::ECHO, port::ECHO, port::DISCARD, port::CONTROL, port::DISCARD, port::SOURCE
             ),
         };
         vec!["-netdev".into(), netdev, "-device".into(), "virtio-net-pci,netdev=n0".into()]
@@ -84,13 +85,14 @@ impl HostNet {
     pub fn endpoints(&self) -> Endpoints {
         match self {
             HostNet::Tap => Endpoints::direct(GUEST_IP),
-            HostNet::User([u7, t7, t9, c, u9]) => {
+            HostNet::User([u7, t7, t9, c, u9, t19]) => {
                 let at = |p| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
                 Endpoints {
                     udp_echo: at(*u7),
                     tcp_echo: at(*t7),
                     discard: at(*t9),
                     udp_discard: at(*u9),
+                    source: at(*t19),
                     control: at(*c),
                     ping: None,
                 }

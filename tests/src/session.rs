@@ -74,7 +74,7 @@ pub fn run(cfg: &SessionConfig) -> Result<SessionResult, HarnessError> {
                 ..NetPlan::default()
             };
             eprintln!(
-                "==> driving udp_rr, tcp_rr ({} round trips each), tcp_stream ({} MiB)",
+                "==> driving udp_rr, tcp_rr ({} round trips each), tcp_stream and tcp_maerts ({} MiB each)",
                 plan.rr,
                 plan.stream_bytes >> 20
             );

@@ -24,7 +24,8 @@
 //!
 //! On KVM the kernel marks every benchmark this way (KVM has no trace hypercall; its
 //! `kvm:kvm_cpuid` event records function and index), so the names after the peer's three
-//! are the kernel's benchmarks. Ids are never reordered: the peer's C copies keep 0-2.
+//! are the kernel's benchmarks. Ids are never reordered: the peer's C copies keep 0-2 and 16
+//! (`tcp_maerts`, which came later and so was appended).
 
 /// `TRC_GUEST`: the trace class of guest-written records.
 pub const TRC_GUEST: u32 = 0x0800_f000;
@@ -43,7 +44,7 @@ pub const CPUID_MARK_BEGIN: u32 = 0x4fff_f100;
 /// the iteration count in the subleaf.
 pub const CPUID_MARK_END: u32 = 0x4fff_f200;
 /// Phase names of the CPUID markers, by id.
-pub const CPUID_MARK_NAMES: [&str; 16] = [
+pub const CPUID_MARK_NAMES: [&str; 17] = [
     "udp_rr",
     "tcp_rr",
     "tcp_stream",
@@ -60,6 +61,7 @@ pub const CPUID_MARK_NAMES: [&str; 16] = [
     "mmu_map",
     "page_fault",
     "tlb_flush",
+    "tcp_maerts",
 ];
 
 /// Which end of a phase a marker is.
@@ -215,8 +217,9 @@ mod tests {
         assert_eq!(decode_cpuid_marker(0x4fff_f201, 7).map(|m| m.name), Some("tcp_rr"));
         assert_eq!(decode_cpuid_marker(0x4fff_f20c, 3).map(|m| m.name), Some("load"));
         assert_eq!(decode_cpuid_marker(0x4fff_f10f, 0).map(|m| m.name), Some("tlb_flush"));
+        assert_eq!(decode_cpuid_marker(0x4fff_f210, 5).map(|m| (m.id, m.name)), Some((16, "tcp_maerts")));
         // Ordinary leaves, ids without a name, and the neighbours of the ranges are no markers.
-        for leaf in [0, 1, 0x4000_0000, 0x4fff_f0ff, 0x4fff_f110, 0x4fff_f1ff, 0x4fff_f210, 0x4fff_f300, u32::MAX] {
+        for leaf in [0, 1, 0x4000_0000, 0x4fff_f0ff, 0x4fff_f111, 0x4fff_f1ff, 0x4fff_f211, 0x4fff_f300, u32::MAX] {
             assert_eq!(decode_cpuid_marker(leaf, 0), None, "{leaf:#x}");
         }
     }

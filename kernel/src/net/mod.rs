@@ -73,7 +73,7 @@ pub fn serve(opts: &Options, p: &'static Platform) -> ExitStatus {
     let mut sockets = SocketSet::new(vec![]);
     let mut services = Services::new(&mut sockets, &levers::Buffers::of(opts.net));
     kprintln!(
-        "NET ready ip={a}.{b}.{c}.{d}/{} mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} echo=7/udp,7/tcp discard=9/tcp,9/udp control={CONTROL_PORT}/tcp levers={}",
+        "NET ready ip={a}.{b}.{c}.{d}/{} mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} echo=7/udp,7/tcp discard=9/tcp,9/udp source=19/tcp control={CONTROL_PORT}/tcp levers={}",
         ip.prefix, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], opts.net.on_list()
     );
     let lazy_timer = opts.net.on(NetLever::LazyTimer);

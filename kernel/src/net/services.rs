@@ -3,6 +3,10 @@
 //! - echo on UDP and TCP port 7 (RFC 862): every byte comes back;
 //! - discard on TCP port 9 (RFC 863): every byte is dropped; and on UDP port 9, where
 //!   datagrams are counted for the interrupt-load experiment (`load`);
+//! - a character source on TCP port 19 ([`SOURCE_PORT`], chargen's, RFC 864): from the
+//!   connection on, it sends `proto::netctl::source_byte`s as fast as the peer's window
+//!   takes them, until the peer closes; the bytes it hands to TCP count for `tcp_maerts`,
+//!   the bulk benchmark out of the guest;
 //! - the benchmark control protocol on TCP [`CONTROL_PORT`] (see `proto::netctl`).
 //!
 //! Each service counts what it sees into the [`Counters`] of its benchmark, so the
@@ -17,7 +21,7 @@ use core::fmt::Write;
 use drivers::nic::NicStats;
 use proto::cmdline::Choice;
 use proto::lines::BenchRecord;
-use proto::netctl::{self, Command, Counters, NetBench, CONTROL_PORT, MAX_LINE};
+use proto::netctl::{self, Command, Counters, NetBench, CONTROL_PORT, MAX_LINE, SOURCE_PORT};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 
@@ -25,6 +29,7 @@ const ECHO_PORT: u16 = 7;
 const DISCARD_PORT: u16 = 9;
 const TCP_ECHO_SOCKETS: usize = 4;
 const DISCARD_SOCKETS: usize = 2;
+const SOURCE_SOCKETS: usize = 2;
 const UDP_BUF: usize = 64 * 1024;
 const UDP_PACKETS: usize = 64;
 
@@ -51,6 +56,8 @@ pub struct Services {
     udp_echo: SocketHandle,
     tcp_echo: [SocketHandle; TCP_ECHO_SOCKETS],
     discard: [SocketHandle; DISCARD_SOCKETS],
+    /// The character source's sockets, each with the stream offset it has sent up to.
+    source: [(SocketHandle, u64); SOURCE_SOCKETS],
     control: SocketHandle,
     line: Vec<u8>,
     scratch: Vec<u8>,
@@ -88,11 +95,14 @@ impl Services {
         let udp_discard = sockets.add(sink);
         let tcp_echo = core::array::from_fn(|_| sockets.add(tcp_socket(buffers.tcp_echo, buffers.tcp_echo)));
         let discard = core::array::from_fn(|_| sockets.add(tcp_socket(buffers.discard, 1024)));
+        // The source sends as much ahead as a discard socket takes in: the bulk size.
+        let source = core::array::from_fn(|_| (sockets.add(tcp_socket(1024, buffers.discard)), 0));
         let control = sockets.add(tcp_socket(4096, 4096));
         Services {
             udp_echo,
             tcp_echo,
             discard,
+            source,
             control,
             udp_discard,
             line: Vec::with_capacity(MAX_LINE),
@@ -113,6 +123,10 @@ impl Services {
         }
         for h in self.discard {
             self.discard(sockets.get_mut::<tcp::Socket>(h), now);
+        }
+        for i in 0..SOURCE_SOCKETS {
+            let h = self.source[i].0;
+            self.source[i].1 = self.source(sockets.get_mut::<tcp::Socket>(h), self.source[i].1, now);
         }
         self.control(sockets.get_mut::<tcp::Socket>(self.control), p, nic, idle_ns)
     }
@@ -179,6 +193,42 @@ impl Services {
         if !sock.may_recv() && sock.may_send() {
             sock.close();
         }
+    }
+
+    /// The character source: fills the send buffer with the stream from `offset` on and
+    /// returns the offset it reached (0 again once the connection is gone).
+    fn source(&mut self, sock: &mut tcp::Socket, offset: u64, now: u64) -> u64 {
+        Self::relisten(sock, SOURCE_PORT);
+        match sock.state() {
+            tcp::State::Established => {}
+            // The peer closed: what is still queued has no reader.
+            tcp::State::CloseWait => {
+                sock.abort();
+                return 0;
+            }
+            // Listening, connecting or gone: the next connection starts at offset 0.
+            _ => return 0,
+        }
+        // Whatever the peer sends is read and dropped, as chargen does.
+        while sock.can_recv() {
+            if !matches!(sock.recv(|d| (d.len(), d.len())), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        let mut offset = offset;
+        while sock.can_send() {
+            match sock.send(|buf| {
+                netctl::fill_source(buf, offset);
+                (buf.len(), buf.len())
+            }) {
+                Ok(n) if n > 0 => {
+                    offset = offset.wrapping_add(n as u64);
+                    self.counters[NetBench::TcpMaerts.index()].record(n, now);
+                }
+                _ => break,
+            }
+        }
+        offset
     }
 
     fn control(&mut self, sock: &mut tcp::Socket, p: &Platform, nic: NicStats, idle_ns: u64) -> Outcome {

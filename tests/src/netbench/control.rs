@@ -2,6 +2,7 @@
 //! one opens its window with `START`, runs, and closes it with `STOP`, whose reply is the
 //! kernel's own figure (or `OK` from the Linux peer).
 
+use super::maerts::tcp_maerts;
 use super::{Driven, Endpoints, NetPlan, Server};
 use crate::console::BenchLine;
 use proto::netctl::{Command, NetBench, Stats, OK};
@@ -44,7 +45,7 @@ impl Control {
         Ok(reply.trim_end().to_string())
     }
 
-    fn expect_ok(&mut self, cmd: Command) -> io::Result<()> {
+    pub(super) fn expect_ok(&mut self, cmd: Command) -> io::Result<()> {
         match self.command(cmd)? {
             r if r == OK => Ok(()),
             r => Err(io::Error::other(format!("{cmd} answered '{r}'"))),
@@ -162,10 +163,16 @@ pub(super) fn flood(ep: &Endpoints, n: u64) -> io::Result<u64> {
 }
 
 pub(super) fn bench(ep: &Endpoints, ctl: &mut Control, plan: &NetPlan, b: NetBench) -> io::Result<Driven> {
+    let mut bytes = None;
     let (host_value, unit) = match b {
         NetBench::UdpRr => (udp_rr(ep, ctl, plan.rr, 64)?, "ns"),
         NetBench::TcpRr => (tcp_rr(ep, ctl, plan.rr, 64)?, "ns"),
         NetBench::TcpStream => (tcp_stream(ep, ctl, plan.stream_bytes)?, "Mbit/s"),
+        NetBench::TcpMaerts => {
+            let r = tcp_maerts(ep, ctl, plan.stream_bytes)?;
+            bytes = Some(r.bytes);
+            (r.mbit_s, "Mbit/s")
+        }
         NetBench::Load => {
             return Err(io::Error::other("load is a rate experiment (netbench::load), not a driven benchmark"))
         }
@@ -179,5 +186,14 @@ pub(super) fn bench(ep: &Endpoints, ctl: &mut Control, plan: &NetPlan, b: NetBen
             )));
         }
     }
-    Ok(Driven { name: b.name().into(), host_value, unit: unit.into(), kernel })
+    // The host cannot have read more than the kernel handed to TCP.
+    if let (NetBench::TcpMaerts, Some(k), Some(read)) = (b, &kernel, bytes) {
+        if k.iterations < read {
+            return Err(io::Error::other(format!(
+                "tcp_maerts: read {read} bytes, the kernel counted only {} handed to TCP",
+                k.iterations
+            )));
+        }
+    }
+    Ok(Driven { name: b.name().into(), host_value, unit: unit.into(), kernel, bytes })
 }

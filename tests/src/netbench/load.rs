@@ -146,7 +146,7 @@ mod tests {
     fn pacing_holds_the_rate() {
         let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
         let a = sink.local_addr().unwrap();
-        let ep = Endpoints { udp_echo: a, tcp_echo: a, discard: a, udp_discard: a, control: a, ping: None };
+        let ep = Endpoints { udp_echo: a, tcp_echo: a, discard: a, udp_discard: a, source: a, control: a, ping: None };
         let (sent, took) = paced(&ep, 2000, Duration::from_millis(300)).unwrap();
         let rate = sent as f64 / took.as_secs_f64();
         assert!((1800.0..=2200.0).contains(&rate), "{sent} in {took:?}");

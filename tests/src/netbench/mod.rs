@@ -11,11 +11,13 @@
 //!
 //! - [`echo`]: exact echo checks (UDP and TCP) and where a reply differs.
 //! - [`control`]: the control connection and the driven benchmarks.
+//! - [`maerts`]: the bulk transfer out of the guest, read and checked byte by byte.
 //! - [`ping`]: iputils `ping` and its summary.
 
 mod control;
 mod echo;
 mod load;
+mod maerts;
 mod ping;
 
 pub use control::Control;
@@ -38,6 +40,8 @@ pub mod port {
     pub const ECHO: u16 = 7;
     /// Discard (TCP).
     pub const DISCARD: u16 = 9;
+    /// The character source (TCP), `tcp_maerts`'s.
+    pub const SOURCE: u16 = proto::netctl::SOURCE_PORT;
     /// Benchmark control (TCP).
     pub const CONTROL: u16 = super::CONTROL_PORT;
 }
@@ -53,6 +57,8 @@ pub struct Endpoints {
     pub discard: SocketAddr,
     /// UDP discard (the interrupt-load experiment's sink).
     pub udp_discard: SocketAddr,
+    /// The character source (`tcp_maerts`).
+    pub source: SocketAddr,
     /// The control connection.
     pub control: SocketAddr,
     /// The address to ping, where ICMP reaches the guest.
@@ -68,6 +74,7 @@ impl Endpoints {
             tcp_echo: at(port::ECHO),
             discard: at(port::DISCARD),
             udp_discard: at(port::DISCARD),
+            source: at(port::SOURCE),
             control: at(port::CONTROL),
             ping: Some(ip),
         }
@@ -112,14 +119,18 @@ pub struct NetPlan {
 /// One driven benchmark.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Driven {
-    /// `udp_rr`, `tcp_rr` or `tcp_stream`.
+    /// `udp_rr`, `tcp_rr`, `tcp_stream` or `tcp_maerts`.
     pub name: String,
-    /// The host's figure: ns per transaction, or Mbit/s at the sender.
+    /// The host's figure: ns per transaction, or Mbit/s at the sender (stream) or at the
+    /// receiver (maerts).
     pub host_value: f64,
     /// Unit of `host_value`.
     pub unit: String,
     /// The kernel's own figure (its `STOP` reply); `None` for the Linux peer.
     pub kernel: Option<BenchLine>,
+    /// Bytes the host read and found as the source's pattern has them (`tcp_maerts`).
+    #[serde(default)]
+    pub bytes: Option<u64>,
 }
 
 /// What a flood did.
@@ -168,7 +179,7 @@ impl NetReport {
 }
 
 /// Drives every step of `plan` against the services at `ep`, in order: ping, echoes,
-/// the three benchmarks, the flood, `QUIT`. A failed step is recorded and the next one
+/// the four benchmarks (`tcp_maerts` last), the flood, `QUIT`. A failed step is recorded and the next one
 /// still runs where it can, so one report shows everything that went wrong.
 pub fn drive(ep: &Endpoints, plan: &NetPlan) -> NetReport {
     let mut r = NetReport::default();
@@ -189,7 +200,7 @@ pub fn drive(ep: &Endpoints, plan: &NetPlan) -> NetReport {
         }
     };
     if plan.rr > 0 || plan.stream_bytes > 0 {
-        for b in [NetBench::UdpRr, NetBench::TcpRr, NetBench::TcpStream] {
+        for b in [NetBench::UdpRr, NetBench::TcpRr, NetBench::TcpStream, NetBench::TcpMaerts] {
             match bench(ep, &mut ctl, plan, b) {
                 Ok(d) => r.bench.push(d),
                 Err(e) => r.errors.push(format!("{}: {e}", b.name())),

@@ -56,7 +56,7 @@ fn echo_server(corrupt_over: usize) -> Endpoints {
             let _ = s.write_all(&all);
         }
     });
-    Endpoints { udp_echo: ua, tcp_echo: ta, discard: ta, udp_discard: ua, control: ta, ping: None }
+    Endpoints { udp_echo: ua, tcp_echo: ta, discard: ta, udp_discard: ua, source: ta, control: ta, ping: None }
 }
 
 #[test]
