@@ -20,8 +20,12 @@ use proto::cmdline::Mode;
 use serde_json::{json, Value};
 
 /// The driven benchmarks, their unit, and whether smaller is better.
-const DRIVEN: [(&str, &str, bool); 3] =
-    [("udp_rr", "ns", true), ("tcp_rr", "ns", true), ("tcp_stream", "Mbit/s", false)];
+const DRIVEN: [(&str, &str, bool); 4] =
+    [("udp_rr", "ns", true), ("tcp_rr", "ns", true), ("tcp_stream", "Mbit/s", false), ("tcp_maerts", "Mbit/s", false)];
+
+/// The bulk benchmarks, whose exits are also shown per 1460 bytes carried: into the guest
+/// and out of it.
+const BULK: [&str; 2] = ["tcp_stream", "tcp_maerts"];
 
 /// A full-size TCP segment's payload on a 1500-byte MTU.
 const MSS: u64 = 1460;
@@ -34,7 +38,7 @@ pub trait NetRound {
     fn report(&self) -> Option<&NetReport>;
     /// Its exits per packet in `bench`.
     fn cost(&self, bench: &str) -> Option<ExitCost>;
-    /// Bytes its bulk transfer was planned to carry.
+    /// Bytes its bulk transfers (each of them) were planned to carry.
     fn stream_bytes(&self) -> Option<u64>;
     /// Whether its cost is hypercalls, not VM exits (a classic PV guest).
     fn counts_hypercalls(&self) -> bool {
@@ -103,14 +107,15 @@ impl<R: NetRound + ?Sized> Kind<'_, R> {
         Spread::of(self.reports().iter().filter_map(|r| r.ping.map(|p| p.avg_ms)))
     }
 
-    /// The stream's total exits per 1460 bytes it carried (one full-size segment on a
-    /// 1500-byte MTU) over the rounds: with receive offloads a NIC frame may be a GSO
-    /// segment of up to 64 KiB, so exits per frame alone do not compare levers.
-    pub fn stream_exits_per_mss(&self) -> Option<Spread> {
+    /// A bulk benchmark's (`tcp_stream`, `tcp_maerts`) total exits per 1460 bytes it
+    /// carried (one full-size segment on a 1500-byte MTU) over the rounds: with receive
+    /// offloads a NIC frame may be a GSO segment of up to 64 KiB, so exits per frame alone
+    /// do not compare levers.
+    pub fn exits_per_mss(&self, bench: &str) -> Option<Spread> {
         Spread::of(self.rounds.iter().filter_map(|g| {
             let bytes = g.stream_bytes()?;
-            let packets = g.cost("tcp_stream")?.iterations as f64;
-            let per_packet = g.per_packet("tcp_stream")?;
+            let packets = g.cost(bench)?.iterations as f64;
+            let per_packet = g.per_packet(bench)?;
             (bytes >= MSS).then(|| per_packet * packets / (bytes / MSS) as f64)
         }))
     }
@@ -166,6 +171,7 @@ pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &
     }
     header.extend([
         "stream exits/1460 B".to_string(),
+        "maerts exits/1460 B".to_string(),
         "udp_rr max/min".to_string(),
         "tcp_rr max/min".to_string(),
         format!("vs linux (medians, {instrument})"),
@@ -180,7 +186,9 @@ pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &
                 ratios.push(format!("{bench} x{:.2}", v.median / l.median));
             }
         }
-        row.push(show(k.stream_exits_per_mss(), 3));
+        for bench in BULK {
+            row.push(show(k.exits_per_mss(bench), 3));
+        }
         for bench in ["udp_rr", "tcp_rr"] {
             row.push(k.host(bench).and_then(|s| s.max_over_min()).map_or("-".into(), |m| format!("{m:.2}")));
         }
@@ -189,7 +197,7 @@ pub fn print_kinds<R: NetRound>(kinds: &[Kind<'_, R>], instrument: &str, note: &
     }
     let title = format!(
         "network, {rounds} interleaved round(s) in one host boot: median [min-max] of {instrument}'s figures \
-         (rr: ns per transaction; stream: Mbit/s into the guest), the kernel's own medians, total exits per packet; \
+         (rr: ns per transaction; stream: Mbit/s into the guest; maerts: Mbit/s out of it, at the receiver), the kernel's own medians, total exits per packet; \
          {note}"
     );
     println!("\n{}", render_grid(&title, &header, &grid));
@@ -220,7 +228,8 @@ pub fn json(net: &[&GuestRun], cut: &Cut<'_>) -> Value {
                     (b.to_string(), json!({ "unit": unit, "dom0": k.host(b), "kernel": k.kernel(b), "exits_per_packet": k.exits(b) }))
                 })
                 .collect();
-            let stream_exits = k.stream_exits_per_mss();
+            let stream_exits = k.exits_per_mss("tcp_stream");
+            let maerts_exits = k.exits_per_mss("tcp_maerts");
             let rounds: Vec<Value> = k
                 .rounds
                 .iter()
@@ -237,7 +246,7 @@ pub fn json(net: &[&GuestRun], cut: &Cut<'_>) -> Value {
                 })
                 .collect();
             let unit = if k.rounds.first().is_some_and(|g| g.counts_hypercalls()) { "hypercalls" } else { "exits" };
-            json!({ "kind": k.label, "net": k.levers, "cost_unit": unit, "ping_ms": k.ping(), "figures": figures, "stream_exits_per_1460_bytes": stream_exits, "rounds": rounds })
+            json!({ "kind": k.label, "net": k.levers, "cost_unit": unit, "ping_ms": k.ping(), "figures": figures, "stream_exits_per_1460_bytes": stream_exits, "maerts_exits_per_1460_bytes": maerts_exits, "rounds": rounds })
         })
         .collect();
     let mut doc = json!({ "host": "xen", "network": kinds });

@@ -1,6 +1,6 @@
 //! The side-by-side view of `hyrun --host xen,kvm`: one column per host and mode (Xen hvm,
 //! Xen hybrid, Xen pvh and pv where asked, KVM hvm, KVM hybrid), one row per local
-//! benchmark, per network figure (ping, udp_rr, tcp_rr, tcp_stream: medians over the
+//! benchmark, per network figure (ping, udp_rr, tcp_rr, tcp_stream, tcp_maerts: medians over the
 //! rounds) and for the interrupt-load experiment at 12,000 datagrams/s. A cell holds the
 //! value and the TOTAL exits per operation; the split by reason is the second table
 //! ([`render`]). Every figure comes from the hosts' own types: [`ExitCost`] of a phase, the
@@ -210,8 +210,13 @@ pub struct Row {
 }
 
 /// The network figures: name, unit, decimals.
-const NET: [(&str, &str, usize); 4] =
-    [("ping", "ms", 2), ("udp_rr", "ns", 0), ("tcp_rr", "ns", 0), ("tcp_stream", "Mbit/s", 0)];
+const NET: [(&str, &str, usize); 5] = [
+    ("ping", "ms", 2),
+    ("udp_rr", "ns", 0),
+    ("tcp_rr", "ns", 0),
+    ("tcp_stream", "Mbit/s", 0),
+    ("tcp_maerts", "Mbit/s", 0),
+];
 
 /// Every row of `cols`: the local benchmarks in the order first printed, then the network
 /// figures and the load experiment where any column has them.
