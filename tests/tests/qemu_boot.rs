@@ -262,9 +262,11 @@ fn echo_services_return_exactly_what_was_sent() {
 fn the_control_port_refuses_garbage_and_reports_counters() {
     let (mut vm, net) = serving("control");
     let ep = net.endpoints();
-    // The control service takes one connection at a time: this one ends before the next.
-    {
-        let mut raw = std::net::TcpStream::connect_timeout(&ep.control, Duration::from_secs(10)).unwrap();
+    // Each connection ends and the next one comes at once: the port must still listen
+    // while the last one is torn down (it once refused such a reconnect now and then).
+    for i in 0..10 {
+        let mut raw = std::net::TcpStream::connect_timeout(&ep.control, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
         raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         std::io::Write::write_all(&mut raw, b"HELLO\n").unwrap();
         let mut reply = String::new();

@@ -32,6 +32,11 @@ const DISCARD_SOCKETS: usize = 2;
 const SOURCE_SOCKETS: usize = 2;
 const UDP_BUF: usize = 64 * 1024;
 const UDP_PACKETS: usize = 64;
+/// Control sockets: three, so that one still listens while another serves and a third is
+/// torn down. smoltcp has no backlog: a SYN that finds no socket listening is reset, and a
+/// socket whose last ACK arrives in a poll listens again only after it, so with fewer a
+/// client that reconnects at once was now and then refused.
+const CONTROL_SOCKETS: usize = 3;
 
 /// What the services want from the loop after a round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,8 +63,10 @@ pub struct Services {
     discard: [SocketHandle; DISCARD_SOCKETS],
     /// The character source's sockets, each with the stream offset it has sent up to.
     source: [(SocketHandle, u64); SOURCE_SOCKETS],
-    control: SocketHandle,
-    line: Vec<u8>,
+    /// The control sockets, each with the command line it is reading.
+    control: [(SocketHandle, Vec<u8>); CONTROL_SOCKETS],
+    /// The control socket that was told QUIT, once one was.
+    farewell: Option<SocketHandle>,
     scratch: Vec<u8>,
     /// UDP discard (port 9): the sink of the interrupt-load experiment.
     udp_discard: SocketHandle,
@@ -97,15 +104,22 @@ impl Services {
         let discard = core::array::from_fn(|_| sockets.add(tcp_socket(buffers.discard, 1024)));
         // The source sends as much ahead as a discard socket takes in: the bulk size.
         let source = core::array::from_fn(|_| (sockets.add(tcp_socket(1024, buffers.discard)), 0));
-        let control = sockets.add(tcp_socket(4096, 4096));
+        let control = core::array::from_fn(|_| (sockets.add(tcp_socket(4096, 4096)), Vec::with_capacity(MAX_LINE)));
+        // Listening before `NET ready` is printed: a client may connect on that line,
+        // before the loop's first turn.
+        let tcp = tcp_echo.iter().map(|h| (*h, ECHO_PORT)).chain(discard.iter().map(|h| (*h, DISCARD_PORT)));
+        let tcp = tcp.chain(source.iter().map(|(h, _)| (*h, SOURCE_PORT)));
+        for (h, port) in tcp.chain(control.iter().map(|(h, _)| (*h, CONTROL_PORT))) {
+            Self::relisten(sockets.get_mut::<tcp::Socket>(h), port);
+        }
         Services {
             udp_echo,
             tcp_echo,
             discard,
             source,
             control,
+            farewell: None,
             udp_discard,
-            line: Vec::with_capacity(MAX_LINE),
             scratch: vec![0; UDP_BUF],
             counters: [Counters::default(); NetBench::ALL.len()],
             phase_base: [0; NetBench::ALL.len()],
@@ -128,7 +142,20 @@ impl Services {
             let h = self.source[i].0;
             self.source[i].1 = self.source(sockets.get_mut::<tcp::Socket>(h), self.source[i].1, now);
         }
-        self.control(sockets.get_mut::<tcp::Socket>(self.control), p, nic, idle_ns)
+        let mut outcome = Outcome::Idle;
+        for i in 0..CONTROL_SOCKETS {
+            let (h, mut line) = (self.control[i].0, core::mem::take(&mut self.control[i].1));
+            match self.control(sockets.get_mut::<tcp::Socket>(h), &mut line, p, nic, idle_ns) {
+                Outcome::Quit => {
+                    self.farewell = Some(h);
+                    outcome = Outcome::Quit;
+                }
+                Outcome::Activity if outcome == Outcome::Idle => outcome = Outcome::Activity,
+                _ => {}
+            }
+            self.control[i].1 = line;
+        }
+        outcome
     }
 
     /// UDP discard: counts every datagram for `load`, and drops it.
@@ -143,7 +170,7 @@ impl Services {
     /// after QUIT, and so everything before it: the BYE reached the host.
     pub fn farewell_acknowledged(&self, sockets: &SocketSet<'static>) -> bool {
         use tcp::State::{Closed, FinWait2, TimeWait};
-        matches!(sockets.get::<tcp::Socket>(self.control).state(), FinWait2 | TimeWait | Closed)
+        self.farewell.is_some_and(|h| matches!(sockets.get::<tcp::Socket>(h).state(), FinWait2 | TimeWait | Closed))
     }
 
     fn udp(&mut self, sockets: &mut SocketSet<'static>, now: u64) {
@@ -231,7 +258,15 @@ impl Services {
         offset
     }
 
-    fn control(&mut self, sock: &mut tcp::Socket, p: &Platform, nic: NicStats, idle_ns: u64) -> Outcome {
+    /// One control connection: `line` holds what it sent of the command being read.
+    fn control(
+        &mut self,
+        sock: &mut tcp::Socket,
+        line: &mut Vec<u8>,
+        p: &Platform,
+        nic: NicStats,
+        idle_ns: u64,
+    ) -> Outcome {
         Self::relisten(sock, CONTROL_PORT);
         let mut outcome = Outcome::Idle;
         while sock.can_recv() {
@@ -240,18 +275,18 @@ impl Services {
                 break;
             }
             if byte[0] != b'\n' {
-                if self.line.len() == MAX_LINE {
+                if line.len() == MAX_LINE {
                     let _ = sock.send_slice(b"ERR line too long\n");
                     sock.close();
-                    self.line.clear();
+                    line.clear();
                     return Outcome::Activity;
                 }
-                self.line.push(byte[0]);
+                line.push(byte[0]);
                 continue;
             }
             outcome = Outcome::Activity;
-            let reply = self.command(p, nic, idle_ns);
-            self.line.clear();
+            let reply = self.command(line, p, nic, idle_ns);
+            line.clear();
             let _ = sock.send_slice(reply.0.as_bytes());
             if reply.1 {
                 sock.close();
@@ -264,10 +299,10 @@ impl Services {
         outcome
     }
 
-    /// Runs the command in `self.line`; returns the reply and whether to quit.
-    fn command(&mut self, p: &Platform, nic: NicStats, idle_ns: u64) -> (String, bool) {
+    /// Runs the command `line`; returns the reply and whether to quit.
+    fn command(&mut self, line: &[u8], p: &Platform, nic: NicStats, idle_ns: u64) -> (String, bool) {
         let mut reply = String::new();
-        let line = core::str::from_utf8(&self.line).unwrap_or("\u{fffd}");
+        let line = core::str::from_utf8(line).unwrap_or("\u{fffd}");
         match netctl::parse(line) {
             Ok(Command::Start(b)) => {
                 self.counters[b.index()] = Counters::default();
