@@ -26,7 +26,7 @@ use harness::xen::guests::{net_plan, Guest, Variant};
 use harness::xen::plan::{Action, LineMatch};
 use harness::xen::results::Outcome;
 use harness::xen::run::{run_guests, GuestRun, RunEnd};
-use harness::xentrace::{Phase, SVM_EXIT_MSR, SVM_EXIT_NPF};
+use harness::xentrace::{Phase, SVM_EXIT_IOIO, SVM_EXIT_MSR, SVM_EXIT_NPF, SVM_EXIT_VMMCALL};
 use proto::cmdline::{BenchSet, Fault, PirqFeature};
 use std::sync::OnceLock;
 
@@ -44,6 +44,12 @@ const LOAD_RATE: u32 = 200;
 /// The second `load` phase: the 2009 slides' ~12,000 NIC interrupts/s per vCPU (the nested
 /// host delivers what it can of it).
 const SLIDES_RATE: u32 = 12_000;
+/// Round trips per request-response benchmark.
+const RR: u32 = 300;
+/// Bytes of each bulk transfer, into the guest (`tcp_stream`) and out of it (`tcp_maerts`).
+const STREAM: u64 = 4 << 20;
+/// A full-size TCP segment's payload on a 1500-byte MTU.
+const MSS: u64 = 1460;
 
 struct NetRun {
     hybrid: GuestRun,
@@ -76,7 +82,7 @@ fn without_pirqs() -> Variant {
 
 /// The network plan, with one low-rate `load` phase whose trace counts per interrupt.
 fn plan_with_load(flood: u64) -> harness::netbench::NetPlan {
-    let mut p = net_plan(Server::Hykernel, 300, 4 << 20, flood);
+    let mut p = net_plan(Server::Hykernel, RR, STREAM, flood);
     p.load_rates = vec![LOAD_RATE, SLIDES_RATE];
     p.load_seconds = 2;
     p
@@ -118,7 +124,7 @@ fn detached_while_serving() -> Guest {
 fn run() -> &'static NetRun {
     static RUN: OnceLock<Result<NetRun, String>> = OnceLock::new();
     let r = RUN.get_or_init(|| {
-        let (rr, stream) = (300, 4 << 20);
+        let (rr, stream) = (RR, STREAM);
         let guests = [
             Guest::kernel_net(Variant::HYBRID, 2, net_plan(Server::Hykernel, rr, stream, FLOOD)),
             Guest::kernel_net(Variant::HVM, 3, plan_with_load(0)),
@@ -252,7 +258,7 @@ fn the_kernels_and_dom0s_figures_agree() {
 fn every_packet_exchange_has_its_exits_counted() {
     let r = run();
     for g in [&r.hybrid, &r.hvm, &r.linux, &r.pirq, &r.no_pirqs, &r.msimask] {
-        for name in ["udp_rr", "tcp_rr", "tcp_stream"] {
+        for name in ["udp_rr", "tcp_rr", "tcp_stream", "tcp_maerts"] {
             let p =
                 g.phase(name).unwrap_or_else(|| panic!("{}: no trace phase {name}: {:?}", g.name(), g.trace_problem));
             assert!(!p.overlaps_lost(), "{}: {name} overlaps lost trace records", g.name());
@@ -516,4 +522,55 @@ fn pvh_netfront_serves_dom0_exactly() {
     let ready = g.summary.net_ready.as_deref().unwrap_or("");
     assert!(ready.starts_with("ip=10.0.0.9/24 "), "address from xenstore: {ready}");
     check_exact(g);
+}
+
+/// `p`'s exits of the reasons `codes` per 1460 bytes of a `STREAM`-byte transfer.
+fn per_mss(p: &Phase, codes: &[u32]) -> f64 {
+    let exits: u64 = if codes.is_empty() { p.total_exits } else { codes.iter().map(|&c| p.exits_of(c)).sum() };
+    exits as f64 / (STREAM / MSS) as f64
+}
+
+#[test]
+fn tcp_maerts_carries_every_byte_out_of_every_guest() {
+    let r = run();
+    for g in [&r.hybrid, &r.hvm, &r.linux, &r.pirq, &r.no_pirqs, &r.msimask, &r.pv, &r.pvh] {
+        let d = drive(g)
+            .driven("tcp_maerts")
+            .unwrap_or_else(|| panic!("{}: no tcp_maerts: {:?}", g.name(), drive(g).errors));
+        // The client read exactly the planned bytes, each as the source's pattern has it.
+        assert_eq!(d.bytes, Some(STREAM), "{}: {d:?}", g.name());
+        assert!(d.host_value > 0.0, "{}: {d:?}", g.name());
+        let own = d.kernel.as_ref().map(|k| (k.value, k.iterations));
+        eprintln!("{}: tcp_maerts {:.0} Mbit/s at dom0, the kernel's own {own:?}", g.name(), d.host_value);
+        if g.guest.variant().is_some() {
+            // The kernel cannot have handed TCP fewer bytes than dom0 read.
+            let (value, handed) = own.unwrap_or_else(|| panic!("{}: no figure of the kernel's own", g.name()));
+            assert!(value > 0.0 && handed >= STREAM, "{}: {d:?}", g.name());
+        }
+    }
+}
+
+#[test]
+fn tcp_maerts_costs_hybrid_netfront_few_exits_and_hvm_its_kicks() {
+    let r = run();
+    let hy = phase(&r.hybrid, "tcp_maerts");
+    assert!(!hy.overlaps_lost(), "hybrid tcp_maerts overlaps lost trace records");
+    let linux = phase(&r.linux, "tcp_maerts");
+    eprintln!(
+        "tcp_maerts exits per 1460 B: hybrid {:.4} (VMMCALL {:.4}), hvm {:.4}, linux {:.4}",
+        per_mss(hy, &[]),
+        per_mss(hy, &[SVM_EXIT_VMMCALL]),
+        per_mss(phase(&r.hvm, "tcp_maerts"), &[]),
+        per_mss(linux, &[]),
+    );
+    // netfront: requests go on the shared ring, and netback's event index asks for a
+    // notification only when it is about to sleep, so one hypercall serves a batch.
+    let total = per_mss(hy, &[]);
+    assert!(total < 0.1, "hybrid tcp_maerts: {total:.4} exits per 1460 B: {}", ExitCost::of(hy).unwrap().describe());
+    // No APIC on the path: events on the callback vector.
+    assert_eq!(hy.exits_of(SVM_EXIT_MSR) + hy.exits_of(SVM_EXIT_NPF), 0, "hybrid MSR/NPF exits: {:?}", hy.exits);
+    // virtio-net on qemu-xen: each transmit kick is a trapped write to the notify register.
+    let hvm = phase(&r.hvm, "tcp_maerts");
+    let kicks = hvm.exits_of(SVM_EXIT_NPF) + hvm.exits_of(SVM_EXIT_IOIO);
+    assert!(kicks > 0, "hvm tcp_maerts: no NPF or IO exit: {:?}", hvm.exits);
 }
