@@ -58,6 +58,8 @@ struct NetRun {
     detached: GuestRun,
     /// Hybrid, its vif detached while it serves.
     unplugged: GuestRun,
+    /// Classic PV, its vif detached while it serves.
+    pv_unplugged: GuestRun,
     /// Hybrid, qemu-xen's virtio-net, MSI over a PIRQ, events on the per-vCPU vector with
     /// Viridian's APIC assist: the best hybrid.
     pirq: GuestRun,
@@ -107,13 +109,14 @@ fn detached_mid_init() -> Guest {
 /// Pages a netfront lends: two rings, one page per transmit and per receive id.
 const NETFRONT_PAGES: u64 = 2 + 256 + 256;
 
-/// A hybrid guest serving the network (no benchmark, no driver in dom0) whose vif dom0
-/// detaches as soon as it says it serves: its netfront must answer the close protocol,
-/// give its pages back, and its network loop must say `NET down` and let the boot end.
-fn detached_while_serving() -> Guest {
-    let mut g = Guest::kernel(Variant::HYBRID, BenchSet::NONE.with("net", true), "");
-    g.plan.name = "hy-hybrid-unplug".into();
-    g.plan.overrides.push("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:0a,ip=10.0.0.10\"]".into());
+/// A guest (`v`, named `hy-<label>-unplug`, at 10.0.0.`host`) serving the network (no
+/// benchmark, no driver in dom0) whose vif dom0 detaches as soon as it says it serves:
+/// its netfront must answer the close protocol, give its pages back, and its network loop
+/// must say `NET down` and let the boot end.
+fn detached_while_serving(v: Variant, label: &str, host: u8) -> Guest {
+    let mut g = Guest::kernel(v, BenchSet::NONE.with("net", true), "");
+    g.plan.name = format!("hy-{label}-unplug");
+    g.plan.overrides.push(format!("vif=[\"bridge=xenbr0,mac=00:16:3e:00:00:{host:02x},ip=10.0.0.{host}\"]"));
     g.plan.actions = vec![Action {
         on: LineMatch::Prefix("NET ready".into()),
         xl: vec![["network-detach", "{name}", "0"].iter().map(|a| a.to_string()).collect()],
@@ -130,21 +133,22 @@ fn run() -> &'static NetRun {
             Guest::kernel_net(Variant::HVM, 3, plan_with_load(0)),
             Guest::linux_net(20, net_plan(Server::Linux, rr, stream, 0)),
             detached_mid_init(),
-            detached_while_serving(),
+            detached_while_serving(Variant::HYBRID, "hybrid", 10),
             Guest::kernel_net(Variant::HYBRID_PIRQ_ASSIST, 5, plan_with_load(0)),
             Guest::kernel_net(without_pirqs(), 6, net_plan(Server::Hykernel, rr, stream, 0)),
             Guest::kernel_net(Variant::HVM_MSIMASK, 7, plan_with_load(0)),
             Guest::kernel_net(Variant::PV, 8, net_plan(Server::Hykernel, rr, stream, FLOOD)),
             Guest::kernel_net(Variant::PVH, 9, net_plan(Server::Hykernel, rr, stream, 0)),
+            detached_while_serving(Variant::PV, "pv", 11),
         ];
         let work = paths::logs().join("xen-net-test");
-        let [hybrid, hvm, linux, detached, unplugged, pirq, no_pirqs, msimask, pv, pvh]: [GuestRun; 10] =
+        let [hybrid, hvm, linux, detached, unplugged, pirq, no_pirqs, msimask, pv, pvh, pv_unplugged]: [GuestRun; 11] =
             run_guests(&work, &paths::kernel(), &guests, 3600)
                 .and_then(RunEnd::complete)
                 .map_err(|e| e.to_string())?
                 .try_into()
                 .map_err(|_| "one result per guest".to_string())?;
-        Ok(NetRun { hybrid, hvm, linux, detached, unplugged, pirq, no_pirqs, msimask, pv, pvh })
+        Ok(NetRun { hybrid, hvm, linux, detached, unplugged, pv_unplugged, pirq, no_pirqs, msimask, pv, pvh })
     });
     r.as_ref().unwrap_or_else(|e| panic!("Xen host run failed: {e}"))
 }
@@ -309,7 +313,14 @@ fn a_back_end_taken_away_mid_init_is_survived_without_a_granted_page_in_the_heap
 /// end has, so the detach ends before libxl's timeout only if the netfront answered.
 #[test]
 fn a_back_end_detached_while_serving_is_closed_and_every_page_given_back() {
-    let g = &run().unplugged;
+    let r = run();
+    // Hybrid and classic PV: the same driver, its pages found and granted each mode's way.
+    for g in [&r.unplugged, &r.pv_unplugged] {
+        detached_while_serving_is_closed(g);
+    }
+}
+
+fn detached_while_serving_is_closed(g: &GuestRun) {
     let a = g.last().expect("it ran");
     assert_eq!(a.outcome, Outcome::Finished, "{:?}", g.lines);
     assert_eq!(a.actions.len(), 1, "dom0 detached the vif once it served: {:?}", a.actions);
@@ -351,7 +362,7 @@ fn a_back_end_detached_while_serving_is_closed_and_every_page_given_back() {
 #[test]
 fn no_guest_needed_a_retry_the_linux_peer_did_not() {
     let r = run();
-    let ours = [&r.hybrid, &r.hvm, &r.detached, &r.unplugged, &r.pirq, &r.no_pirqs, &r.msimask];
+    let ours = [&r.hybrid, &r.hvm, &r.detached, &r.unplugged, &r.pv_unplugged, &r.pirq, &r.no_pirqs, &r.msimask];
     for g in ours {
         assert!(g.retries() <= r.linux.retries(), "{}: {:?}", g.name(), g.result.retry_reasons());
     }
