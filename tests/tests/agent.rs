@@ -216,7 +216,18 @@ fn actions_run_once_when_their_line_appears() {
     let (r, _) = f.run(vec![g], 1);
     let a = &only(&r).attempts[0];
     assert_eq!(a.outcome, Outcome::Finished);
-    assert_eq!(a.actions, ["xl pause g: ok", "xl network-detach g 0: ok", "xl unpause g: ok"]);
+    // Each with how long it took: "xl pause g (0.0 s): ok".
+    let untimed: Vec<String> = a
+        .actions
+        .iter()
+        .map(|x| {
+            let (cmd, rest) = x.split_once(" (").unwrap_or_else(|| panic!("no time in {x}"));
+            let (secs, result) = rest.split_once(" s): ").unwrap_or_else(|| panic!("no time in {x}"));
+            assert!(secs.parse::<f64>().is_ok_and(|t| t < 5.0), "a fake xl call took {secs} s: {x}");
+            format!("{cmd}: {result}")
+        })
+        .collect();
+    assert_eq!(untimed, ["xl pause g: ok", "xl network-detach g 0: ok", "xl unpause g: ok"]);
     let calls = std::fs::read_to_string(f.dir.join("state/calls")).unwrap();
     // The agent's own unpause first, then the action's three commands, once.
     assert_eq!(calls, "unpause g\npause g\nnetwork-detach g 0\nunpause g\n");
