@@ -3,9 +3,7 @@
 //! event channel closed, and a device that says it is closed from then on.
 
 use super::*;
-use crate::grant::ENTRY_SIZE;
-use crate::grant::GTF_WRITING;
-use crate::netfront::open::tests::{open_with, FakeHost, PAGES};
+use crate::netfront::open::tests::{netback_unmaps_on_close, open_with, FakeHost, PAGES};
 use crate::netfront::NetfrontError;
 use crate::xenbus::close::{judge, BackendEnd, Watched, CLOSE_STEP_WAIT_NS};
 use crate::xenbus::fake::{Backend, FakeBus, BACK, FRONT};
@@ -21,18 +19,6 @@ fn front_states(bus: &FakeBus) -> Vec<String> {
         .filter(|(h, _)| h.ty == MsgType::Write as u32 && h.tx_id == 0)
         .filter_map(|(_, p)| p.strip_prefix(key.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
         .collect()
-}
-
-/// netback: maps the ring pages while connected, unmaps them when the front end closes.
-fn netback_unmaps_on_close(host: &mut FakeHost, bus: &mut FakeBus) {
-    host.back_end_maps_rings = true;
-    let table = host.table.clone();
-    bus.on_front_closed = Some(Box::new(move || {
-        let t = table.borrow();
-        for gref in 0..(t.mem.len() / ENTRY_SIZE) {
-            t.mem.fetch_and_u64(gref * ENTRY_SIZE, !(GTF_WRITING as u64));
-        }
-    }));
 }
 
 #[test]

@@ -195,6 +195,18 @@ pub(crate) fn open_with(host: &mut FakeHost, bus: &mut FakeBus) -> Result<Device
 }
 
 /// After a failed open: nothing granted, nothing freed while granted, no port open.
+/// netback: maps the ring pages while connected, unmaps them when the front end closes.
+pub(crate) fn netback_unmaps_on_close(host: &mut FakeHost, bus: &mut FakeBus) {
+    host.back_end_maps_rings = true;
+    let table = host.table.clone();
+    bus.on_front_closed = Some(Box::new(move || {
+        let t = table.borrow();
+        for gref in 0..(t.mem.len() / ENTRY_SIZE) {
+            t.mem.fetch_and_u64(gref * ENTRY_SIZE, !(GTF_WRITING as u64));
+        }
+    }));
+}
+
 fn assert_clean(host: &FakeHost, f: &OpenFailure, what: &str) {
     let t = host.table.borrow();
     assert_eq!(t.table.live(), f.returned.leaked, "{what}: live grants are the leaked pages only");
@@ -293,14 +305,7 @@ fn pages_the_back_end_still_maps_are_leaked_not_freed() {
 #[test]
 fn pages_the_back_end_lets_go_of_on_close_are_freed() {
     let (mut host, mut bus) = (FakeHost::new(4), FakeBus::new(Backend::ClosesOnConnect));
-    host.back_end_maps_rings = true;
-    let table = host.table.clone();
-    bus.on_front_closed = Some(Box::new(move || {
-        let t = table.borrow();
-        for gref in 0..(t.mem.len() / ENTRY_SIZE) {
-            t.mem.fetch_and_u64(gref * ENTRY_SIZE, !(GTF_WRITING as u64));
-        }
-    }));
+    netback_unmaps_on_close(&mut host, &mut bus);
     let f = open_with(&mut host, &mut bus).unwrap_err();
     assert_eq!(f.returned, Returned { revoked: PAGES, leaked: 0 });
     assert_clean(&host, &f, "unmapped on close");
