@@ -44,12 +44,16 @@ pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
 
 impl TimeInfo {
     /// Nanoseconds of system time at TSC value `tsc` (no earlier than `system_time`).
+    ///
+    /// The delta is taken modulo 2^64, as Xen and Linux take it: an HVM domain's TSC
+    /// offset added to a host stamp older than the domain gives a stamp "before" the
+    /// guest's TSC origin, a wrapped, huge `tsc_timestamp` (seen in every other PVH
+    /// boot, whose first record predates Xen's next calibration). A TSC genuinely
+    /// before the stamp (a wrapped delta of 2^63 or more) reads as the stamp.
     pub fn ns_at(&self, tsc: u64) -> u64 {
-        self.system_time.wrapping_add(scale_delta(
-            tsc.saturating_sub(self.tsc_timestamp),
-            self.tsc_to_system_mul,
-            self.tsc_shift,
-        ))
+        let delta = tsc.wrapping_sub(self.tsc_timestamp);
+        let delta = if delta > i64::MAX as u64 { 0 } else { delta };
+        self.system_time.wrapping_add(scale_delta(delta, self.tsc_to_system_mul, self.tsc_shift))
     }
 
     /// The TSC rate this record's scale stands for, in Hz: the inverse of
@@ -173,10 +177,32 @@ mod tests {
         assert_eq!(t.ns_at(10), 5_000_000); // a TSC before the stamp reads as the stamp
     }
 
+    /// A PVH guest's first record on the Xen test host (hy-pvh, 2026-11-29): Xen added
+    /// the domain's TSC offset to a calibration stamp taken before the domain existed.
+    /// Saturating the delta to 0 held the clock still until Xen's next record, up to a
+    /// second later (a 10,000-CPUID loop measured as 0 ns).
+    #[test]
+    fn a_stamp_before_the_guests_tsc_origin_still_advances() {
+        let t = TimeInfo {
+            version: 4,
+            tsc_timestamp: 18_446_744_073_583_903_756, // -125,647,860 ticks
+            system_time: 62_692_635_815,
+            tsc_to_system_mul: 3_308_727_360, // 2.596 GHz
+            tsc_shift: -1,
+            flags: 0,
+        };
+        let at = |tsc: u64| t.ns_at(tsc) - t.system_time;
+        assert_eq!(at(0), scale_delta(125_647_860, t.tsc_to_system_mul, -1)); // ~48 ms
+        let span = at(1_105_656_344 + 2_596_150_000) - at(1_105_656_344);
+        assert!(span.abs_diff(1_000_000_000) < 1_000_000, "one second of TSC read as {span} ns");
+    }
+
     #[test]
     fn large_deltas_do_not_overflow() {
         let t = TimeInfo { tsc_to_system_mul: u32::MAX, tsc_shift: 0, ..Default::default() };
-        assert_eq!(t.ns_at(u64::MAX), ((u64::MAX as u128 * u32::MAX as u128) >> 32) as u64);
+        let max = i64::MAX as u64;
+        assert_eq!(t.ns_at(max), ((max as u128 * u32::MAX as u128) >> 32) as u64);
+        assert_eq!(t.ns_at(max + 1), 0); // 2^63 ticks on: read as before the stamp
         assert_eq!(scale_delta(1, 1 << 31, 40), 1 << 39);
         assert_eq!(scale_delta(1 << 62, 1 << 31, 5), 0); // shifted out: documented as 0
         assert_eq!(scale_delta(u64::MAX, 1 << 31, -64), 0);
