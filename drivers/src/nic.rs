@@ -1,7 +1,13 @@
 //! The `Nic` trait: what the network stack needs from a network device.
 //!
-//! Implemented by virtio-net today (and by netfront for hybrid mode). The network stack's
-//! adapter (`kernel/src/net/device.rs`) sits above this trait; drivers never see smoltcp.
+//! Implemented by virtio-net and netfront. The network stack's adapter
+//! (`kernel/src/net/device.rs`) sits above this trait; drivers never see smoltcp.
+
+pub mod csum;
+
+/// The largest frame a NIC with receive segmentation offload hands up: an IPv4 packet of
+/// up to 64 KiB (a TCP segment the device did not split) and its Ethernet header.
+pub const GSO_MAX_FRAME: usize = 14 + 65_535;
 
 /// Why a NIC operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -32,7 +32,6 @@ use crate::netif::{
 use crate::ring::RingError;
 use crate::shared::SharedMem;
 
-pub mod csum;
 pub mod detach;
 pub mod device;
 pub mod open;

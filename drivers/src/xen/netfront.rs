@@ -40,7 +40,8 @@
 
 use super::xenstore::XenStore;
 use crate::dma::DmaBuffer;
-use crate::nic::{Gone, Nic, NicError, NicStats, Received};
+use crate::nic::csum::l4_checksum_ok;
+use crate::nic::{Gone, Nic, NicError, NicStats, Received, GSO_MAX_FRAME};
 use alloc::boxed::Box;
 use arch::platform::{Clock, Irq, IrqHandler};
 use arch::xen::events::EventChannels;
@@ -48,7 +49,6 @@ use arch::xen::grants::Grants;
 use core::sync::atomic::{AtomicU64, Ordering};
 use xen_iface::grant::loan::{Frame, GrantOps};
 use xen_iface::grant::{GrantError, GrantRef};
-use xen_iface::netfront::csum::l4_checksum_ok;
 use xen_iface::netfront::device::{self, Device};
 use xen_iface::netfront::open::{open, Host, OpenError, OpenFailure};
 use xen_iface::netfront::NetfrontError;
@@ -60,8 +60,6 @@ const NODE: &str = "device/vif/0";
 const WATCH_TOKEN: &str = "netfront-vif0";
 const CONNECT_TIMEOUT_NS: u64 = 20_000_000_000;
 const MAX_FRAME: usize = 1514;
-/// A GSO segment in: an IPv4 packet of up to 64 KiB and its Ethernet header.
-const MAX_RX_FRAME: usize = 14 + 65_535;
 const PAGE: usize = 4096;
 /// Receive buffers queued before they are published (and the back end perhaps notified).
 pub const RX_REFILL_BATCH: u32 = 32;
@@ -483,7 +481,7 @@ impl Nic for Netfront {
 
     fn max_rx_frame(&self) -> usize {
         if self.config.rx_offloads {
-            MAX_RX_FRAME
+            GSO_MAX_FRAME
         } else {
             MAX_FRAME
         }

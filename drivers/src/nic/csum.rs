@@ -1,11 +1,13 @@
-//! Receive checksums, for a netfront that offered checksum offload.
+//! Receive checksums, for a NIC whose device may hand over packets it did not check.
 //!
-//! With `feature-no-csum-offload` off, the back end hands over packets whose TCP/UDP
-//! checksum it vouches for (`NETRXF_data_validated`) or never filled in
-//! (`NETRXF_csum_blank`: a packet from a local stack, the checksum field holding only the
-//! pseudo-header's sum). The stack above then cannot check checksums itself, so the
-//! driver does it for the packets the back end did not vouch for: [`l4_checksum_ok`]
-//! over the Ethernet frame, as a NIC's receive checksum offload would.
+//! With receive checksum offload (netfront with `feature-no-csum-offload` off, virtio-net
+//! with `VIRTIO_NET_F_GUEST_CSUM`), the device hands over packets whose TCP/UDP checksum
+//! it vouches for (`NETRXF_data_validated`, `VIRTIO_NET_HDR_F_DATA_VALID`) or never filled
+//! in (`NETRXF_csum_blank`, `VIRTIO_NET_HDR_F_NEEDS_CSUM`: a packet from a local stack,
+//! the checksum field holding only the pseudo-header's sum). The stack above then cannot
+//! check checksums itself, so the driver does it for the packets the device did not vouch
+//! for: [`l4_checksum_ok`] over the Ethernet frame, as a NIC's receive checksum offload
+//! would.
 
 /// The Ethernet header's length.
 const ETH_HLEN: usize = 14;
