@@ -71,13 +71,17 @@ pub fn l4_checksum_ok(frame: &[u8]) -> bool {
     fold(sum_words(pseudo, l4)) == 0xffff
 }
 
+/// Frames for the drivers' host tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
+
+    /// `IPPROTO_TCP`.
+    pub const TCP: u8 = PROTO_TCP;
 
     /// An Ethernet + IPv4 frame around `l4` with protocol `proto`; the L4 checksum
     /// (at `csum_at` in `l4`) filled in correctly.
-    fn frame(proto: u8, mut l4: Vec<u8>, csum_at: usize) -> Vec<u8> {
+    pub fn frame(proto: u8, mut l4: Vec<u8>, csum_at: usize) -> Vec<u8> {
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
         let total = 20 + l4.len();
@@ -91,6 +95,12 @@ mod tests {
         f.extend_from_slice(&l4);
         f
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::frame;
+    use super::*;
 
     #[test]
     fn good_and_bad_tcp_and_udp() {

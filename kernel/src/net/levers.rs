@@ -1,6 +1,7 @@
 //! The network levers of issue 14 (`net=` on the command line) as the kernel applies
 //! them: the netfront's (receive offloads, refill batching, event suppression) go to the
-//! driver when the platform opens it; window scaling sizes the sockets in [`services`]
+//! driver when the platform opens it, as do virtio-net's receive offloads
+//! (`platform::common::virtio_config`); window scaling sizes the sockets in [`services`]
 //! (super::services); the lazy timer changes how the network loop ([`super::serve`])
 //! programs the timer. Every lever is on by default except the lazy timer, and the
 //! network's ready line names those that are on (`proto`'s [`NetLevers::on_list`]).

@@ -17,8 +17,8 @@ use arch::tsc::TscClock;
 use arch::xen::{Xen, XenTraceMarker};
 use drivers::nic::Nic;
 use drivers::pci::{self, PortIo};
-use drivers::virtio::net::{RxIrqPolicy, VirtioNet};
-use proto::cmdline::{ApicChoice, MsiMask, Options, TimerChoice};
+use drivers::virtio::net::{RxIrqPolicy, VirtioNet, VirtioNetConfig};
+use proto::cmdline::{ApicChoice, MsiMask, NetLever, Options, TimerChoice};
 
 /// Moves `v` to the heap for the rest of the kernel's life.
 pub fn leak<T>(v: T) -> &'static mut T {
@@ -93,13 +93,17 @@ pub fn mask_io_apics(acpi: &AcpiInfo) -> Result<(), PlatformError> {
     Ok(())
 }
 
-/// The receive-interrupt policy `msimask=` and `irqmod=` ask for.
-pub fn rx_irq_policy(opts: &Options) -> RxIrqPolicy {
-    RxIrqPolicy { mask_each: opts.msimask == MsiMask::On, moderation_ns: opts.irqmod_us as u64 * 1000 }
+/// How virtio-net is run: its receive interrupt kept quiet as `msimask=` and `irqmod=`
+/// ask, its receive offloads taken as the `offload` network lever says.
+pub fn virtio_config(opts: &Options) -> VirtioNetConfig {
+    VirtioNetConfig {
+        irq: RxIrqPolicy { mask_each: opts.msimask == MsiMask::On, moderation_ns: opts.irqmod_us as u64 * 1000 },
+        rx_offloads: opts.net.on(NetLever::Offload),
+    }
 }
 
 /// virtio-net on the PCI bus (the first one found), its receive interrupt routed by
-/// `irq` and kept quiet as `msimask=` and `irqmod=` say, moderation timed on `clock`.
+/// `irq`, run as [`virtio_config`] says, moderation timed on `clock`.
 /// `None`, said in the log, if there is none or it does not come up.
 pub fn open_virtio(
     opts: &Options,
@@ -115,7 +119,7 @@ pub fn open_virtio(
         log::info!("no virtio-net on the PCI bus: no network");
         return None;
     };
-    match VirtioNet::init(cfg, f, irq, rx_irq_policy(opts), clock) {
+    match VirtioNet::init(cfg, f, irq, virtio_config(opts), clock) {
         Ok(n) => Some(Box::new(n)),
         Err(e) => {
             log::error!("virtio-net {}: {e:?}; continuing without network", f.addr);

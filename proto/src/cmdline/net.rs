@@ -12,8 +12,9 @@ choice! {
     /// One network lever of `net=`, in the order they are written. Each is on by default
     /// but the lazy timer ([`NetLever::default_on`]).
     pub enum NetLever {
-        /// The netfront offers its back end scatter-gather, TCPv4 GSO and checksum offload
-        /// on receive.
+        /// Receive offloads: the netfront offers its back end scatter-gather, TCPv4 GSO and
+        /// checksum offload; virtio-net accepts merged buffers, `GUEST_CSUM` and
+        /// `GUEST_TSO4`.
         Offload = "offload",
         /// The netfront gives receive buffers back in batches with one notification.
         Batch = "batch",

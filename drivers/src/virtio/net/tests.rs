@@ -6,6 +6,8 @@
 use super::*;
 use crate::virtio::fake::{DeviceQueue, FakeClock, FakeDma, FakeIrqs, FakeMem, FakeTransport, FakeVectors};
 
+mod offloads;
+
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const QUEUE: u16 = 16;
 
@@ -20,6 +22,11 @@ fn device_with_event_idx() -> FakeTransport {
     FakeTransport::new(feature::VERSION_1 | F_MAC | feature::RING_EVENT_IDX, QUEUE, &MAC)
 }
 
+/// The driver configured with receive-interrupt policy `irq` and no offloads.
+fn config(irq: RxIrqPolicy) -> VirtioNetConfig {
+    VirtioNetConfig { irq, ..Default::default() }
+}
+
 fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
 }
@@ -30,7 +37,7 @@ fn start(
     irqs: &'static FakeIrqs,
     vectors: Option<FakeVectors>,
 ) -> Result<Net, NetInitError> {
-    VirtioNet::start(dev.clone(), dma, irqs, || vectors, RxIrqPolicy::default(), leak(FakeClock::default()))
+    VirtioNet::start(dev.clone(), dma, irqs, || vectors, VirtioNetConfig::default(), leak(FakeClock::default()))
 }
 
 /// A started driver and the device's view of its two queues.
@@ -50,14 +57,14 @@ impl Rig {
     }
 
     fn with(irqs: FakeIrqs, vectors: Option<FakeVectors>) -> Rig {
-        Rig::build(device(), irqs, vectors, RxIrqPolicy::default())
+        Rig::build(device(), irqs, vectors, VirtioNetConfig::default())
     }
 
-    fn build(dev: FakeTransport, irqs: FakeIrqs, vectors: Option<FakeVectors>, policy: RxIrqPolicy) -> Rig {
+    fn build(dev: FakeTransport, irqs: FakeIrqs, vectors: Option<FakeVectors>, config: VirtioNetConfig) -> Rig {
         let dma = FakeDma::default();
         let (irqs, clock) = (leak(irqs), leak(FakeClock::default()));
         let net =
-            VirtioNet::start(dev.clone(), &dma, irqs, || vectors, policy, clock).expect("a healthy device comes up");
+            VirtioNet::start(dev.clone(), &dma, irqs, || vectors, config, clock).expect("a healthy device comes up");
         let (rxq, txq, event_idx) = {
             let d = dev.device();
             (d.queues[0].unwrap(), d.queues[1].unwrap(), d.driver_features & feature::RING_EVENT_IDX != 0)
@@ -312,7 +319,7 @@ fn the_vector_is_unmasked_once_and_left_alone() {
 /// says so.
 fn quiet_while_polling(dev: FakeTransport, event_idx: bool) {
     let vectors = FakeVectors::new();
-    let mut r = Rig::build(dev, FakeIrqs::default(), Some(vectors.clone()), RxIrqPolicy::default());
+    let mut r = Rig::build(dev, FakeIrqs::default(), Some(vectors.clone()), VirtioNetConfig::default());
     assert_eq!(r.dev.device().driver_features & feature::RING_EVENT_IDX != 0, event_idx);
     assert!(r.rearm());
     for burst in 1..=20u64 {
@@ -342,7 +349,7 @@ fn the_no_interrupt_flag_keeps_the_device_quiet_while_polling() {
 #[test]
 fn a_frame_racing_the_rearm_is_polled_not_lost() {
     let mut r =
-        Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(FakeVectors::new()), RxIrqPolicy::default());
+        Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(FakeVectors::new()), VirtioNetConfig::default());
     assert!(r.rearm());
     assert!(r.deliver_and_signal(&frame(1, 60)));
     r.deliver(&frame(2, 60)); // arrives before the driver polls: no interrupt
@@ -359,7 +366,7 @@ fn a_frame_racing_the_rearm_is_polled_not_lost() {
 fn mask_each_writes_the_table_twice_per_interrupt() {
     let vectors = FakeVectors::new();
     let policy = RxIrqPolicy { mask_each: true, moderation_ns: 0 };
-    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(vectors.clone()), policy);
+    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(vectors.clone()), config(policy));
     assert!(r.rearm());
     for _ in 0..10 {
         assert!(r.deliver_and_signal(&frame(1, 60)));
@@ -377,7 +384,7 @@ fn mask_each_writes_the_table_twice_per_interrupt() {
 fn a_route_masked_at_the_controller_never_writes_the_table_again() {
     let vectors = FakeVectors::new();
     let policy = RxIrqPolicy { mask_each: true, moderation_ns: 0 };
-    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::pirq_like(), Some(vectors.clone()), policy);
+    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::pirq_like(), Some(vectors.clone()), config(policy));
     let msg = vectors.0.programmed.lock().unwrap().expect("programmed");
     assert_eq!((msg.address, msg.data), (0xfee3_7000, 0), "the route's message, as given");
     assert!(!vectors.masked(), "the entry is unmasked once, at connection");
@@ -398,7 +405,7 @@ fn a_route_masked_at_the_controller_never_writes_the_table_again() {
 #[test]
 fn moderation_holds_the_interrupt_off() {
     let policy = RxIrqPolicy { mask_each: false, moderation_ns: 100_000 };
-    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(FakeVectors::new()), policy);
+    let mut r = Rig::build(device_with_event_idx(), FakeIrqs::default(), Some(FakeVectors::new()), config(policy));
     r.clock.advance(1_000_000);
     assert!(r.rearm());
     assert_eq!(r.net.rx_interrupt_held_until_ns(), None, "no interrupt yet: armed at once");
