@@ -15,8 +15,8 @@ use harness::netbench::{NetPlan, NetReport, Server};
 use harness::paths;
 use harness::table::render_grid;
 use harness::xen::cost::ExitCost;
-use harness::xen::guests::net_plan;
-use proto::cmdline;
+use harness::xen::guests::{lever_plan, net_plan};
+use proto::cmdline::{self, NetLever};
 use serde_json::{json, Value};
 
 /// Seconds for the whole host run: boot (~30 s), then each guest (~60 s under nested KVM).
@@ -44,8 +44,8 @@ impl NetRound for KvmRun {
 }
 
 /// The guests for `a`: the local benchmarks per variant; with `net`, `a.rounds` interleaved
-/// rounds of hvm, hybrid and the Linux peer; with `--mode all` also one load guest per
-/// variant.
+/// rounds of hvm, hybrid, the Linux peer and hybrid without receive offloads; with
+/// `--mode all` also one load guest per variant.
 fn plan(a: &Args) -> Result<Vec<KvmGuest>, String> {
     let bench = cmdline::parse(&format!("bench={}", a.bench)).map_err(|e| format!("--bench: {e}"))?.bench;
     let local = bench.with("net", false).with("mem_lat", false).with("mem_bw", false);
@@ -60,12 +60,16 @@ fn plan(a: &Args) -> Result<Vec<KvmGuest>, String> {
     };
     if bench.contains("net") {
         let net: Vec<_> = vs.iter().filter(|(l, _)| *l == "hvm" || *l == "hybrid").collect();
+        let lever = net.iter().find(|(l, _)| *l == "hybrid").map(|(_, o)| no_offload(*o));
         for round in 1..=a.rounds {
             for (i, (label, opts)) in net.iter().enumerate() {
                 let plan = net_plan(Server::Hykernel, RR, STREAM, 0);
                 guests.push(KvmGuest::kernel_net(label, *opts, 2 + i as u8, round, plan));
             }
             guests.push(KvmGuest::linux_net(20, round, net_plan(Server::Linux, RR, STREAM, 0)));
+            if let Some(opts) = lever {
+                guests.push(KvmGuest::kernel_net(NO_OFFLOAD, opts, 40, round, lever_plan(RR, STREAM)));
+            }
         }
         if a.mode == "all" {
             for (label, opts) in &vs {
@@ -78,6 +82,15 @@ fn plan(a: &Args) -> Result<Vec<KvmGuest>, String> {
         }
     }
     Ok(guests)
+}
+
+/// The network lever row: hybrid with virtio-net's receive offloads declined
+/// (`net=no-offload`), beside hybrid in every round, so the table shows what they bought.
+const NO_OFFLOAD: &str = "hybrid-no-offload";
+
+/// `opts` with the `offload` network lever off.
+fn no_offload(opts: cmdline::Options) -> cmdline::Options {
+    cmdline::Options { net: opts.net.with(NetLever::Offload, false), ..opts }
 }
 
 /// The variants of `mode`: one of [`variants`]' modes, or a comma list of single modes
