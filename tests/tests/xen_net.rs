@@ -15,9 +15,9 @@
 //! driver logs; a `load` phase (datagrams at a low fixed rate) counts per interrupt.
 //!
 //! A vif taken away is survived twice: mid-init (the handshake fails and every page comes
-//! back) and while the guest serves (`xl network-detach`: the netfront answers the xenbus
-//! close protocol before libxl's timeout, gives its pages back, and the boot ends with
-//! `NET down` and `DONE`).
+//! back) and while the guest serves, in hybrid, PVH and classic PV (`xl network-detach`:
+//! the netfront answers the xenbus close protocol before libxl's timeout, gives its pages
+//! back, and the boot ends with `NET down` and `DONE`).
 
 use harness::netbench::{NetReport, Server};
 use harness::paths;
@@ -60,6 +60,8 @@ struct NetRun {
     unplugged: GuestRun,
     /// Classic PV, its vif detached while it serves.
     pv_unplugged: GuestRun,
+    /// PVH, its vif detached while it serves.
+    pvh_unplugged: GuestRun,
     /// Hybrid, qemu-xen's virtio-net, MSI over a PIRQ, events on the per-vCPU vector with
     /// Viridian's APIC assist: the best hybrid.
     pirq: GuestRun,
@@ -140,15 +142,17 @@ fn run() -> &'static NetRun {
             Guest::kernel_net(Variant::PV, 8, net_plan(Server::Hykernel, rr, stream, FLOOD)),
             Guest::kernel_net(Variant::PVH, 9, net_plan(Server::Hykernel, rr, stream, 0)),
             detached_while_serving(Variant::PV, "pv", 11),
+            detached_while_serving(Variant::PVH, "pvh", 12),
         ];
         let work = paths::logs().join("xen-net-test");
-        let [hybrid, hvm, linux, detached, unplugged, pirq, no_pirqs, msimask, pv, pvh, pv_unplugged]: [GuestRun; 11] =
+        let [hybrid, hvm, linux, detached, unplugged, pirq, no_pirqs, msimask, pv, pvh, pv_unplugged, pvh_unplugged]: [GuestRun;
+            12] =
             run_guests(&work, &paths::kernel(), &guests, 3600)
                 .and_then(RunEnd::complete)
                 .map_err(|e| e.to_string())?
                 .try_into()
                 .map_err(|_| "one result per guest".to_string())?;
-        Ok(NetRun { hybrid, hvm, linux, detached, unplugged, pv_unplugged, pirq, no_pirqs, msimask, pv, pvh })
+        Ok(NetRun { hybrid, hvm, linux, detached, unplugged, pv_unplugged, pvh_unplugged, pirq, no_pirqs, msimask, pv, pvh })
     });
     r.as_ref().unwrap_or_else(|e| panic!("Xen host run failed: {e}"))
 }
@@ -314,8 +318,8 @@ fn a_back_end_taken_away_mid_init_is_survived_without_a_granted_page_in_the_heap
 #[test]
 fn a_back_end_detached_while_serving_is_closed_and_every_page_given_back() {
     let r = run();
-    // Hybrid and classic PV: the same driver, its pages found and granted each mode's way.
-    for g in [&r.unplugged, &r.pv_unplugged] {
+    // Hybrid, classic PV and PVH: the same driver, its pages found and granted each mode's way.
+    for g in [&r.unplugged, &r.pv_unplugged, &r.pvh_unplugged] {
         detached_while_serving_is_closed(g);
     }
 }
@@ -362,7 +366,17 @@ fn detached_while_serving_is_closed(g: &GuestRun) {
 #[test]
 fn no_guest_needed_a_retry_the_linux_peer_did_not() {
     let r = run();
-    let ours = [&r.hybrid, &r.hvm, &r.detached, &r.unplugged, &r.pv_unplugged, &r.pirq, &r.no_pirqs, &r.msimask];
+    let ours = [
+        &r.hybrid,
+        &r.hvm,
+        &r.detached,
+        &r.unplugged,
+        &r.pv_unplugged,
+        &r.pvh_unplugged,
+        &r.pirq,
+        &r.no_pirqs,
+        &r.msimask,
+    ];
     for g in ours {
         assert!(g.retries() <= r.linux.retries(), "{}: {:?}", g.name(), g.result.retry_reasons());
     }
