@@ -10,7 +10,7 @@ use crate::platform::Clock;
 use core::sync::atomic::{AtomicU64, Ordering};
 use xen_iface::pvclock;
 
-/// Attempts at a consistent read before the last good value is returned.
+/// Attempts at a consistent read per call of the version protocol's reader.
 const READ_TRIES: u32 = 1000;
 
 /// The pvclock.
@@ -30,8 +30,13 @@ impl PvClock {
 impl Clock for PvClock {
     #[inline]
     fn now_ns(&self) -> u64 {
-        let Ok(info) = pvclock::read(self.page, self.offset, READ_TRIES) else {
-            return self.last.load(Ordering::Relaxed);
+        // Xen writes the record in a few stores, so a consistent copy always comes; like
+        // Linux, wait for it rather than answer with an older reading (under
+        // `FLAG_TSC_STABLE` there is none kept).
+        let info = loop {
+            if let Ok(info) = pvclock::read(self.page, self.offset, READ_TRIES) {
+                break info;
+            }
         };
         let ns = info.ns_at(crate::cpu::rdtsc());
         if info.flags & pvclock::FLAG_TSC_STABLE != 0 {
