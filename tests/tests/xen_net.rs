@@ -376,6 +376,8 @@ fn no_guest_needed_a_retry_the_linux_peer_did_not() {
         &r.pirq,
         &r.no_pirqs,
         &r.msimask,
+        &r.pv,
+        &r.pvh,
     ];
     for g in ours {
         assert!(g.retries() <= r.linux.retries(), "{}: {:?}", g.name(), g.result.retry_reasons());
