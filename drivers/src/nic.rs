@@ -97,10 +97,19 @@ pub trait Nic: Send {
     fn rx_interrupt_held_until_ns(&self) -> Option<u64> {
         None
     }
+    /// True if the device hands up TCP segments it did not split (netfront's GSO,
+    /// virtio-net's `GUEST_TSO4`), up to [`GSO_MAX_FRAME`].
+    fn rx_segments(&self) -> bool {
+        false
+    }
     /// Largest frame [`receive`](Nic::receive) hands out: an Ethernet frame of the MTU,
-    /// unless the device takes in large segments (netfront's GSO).
+    /// or a large segment where the device hands those up ([`rx_segments`](Nic::rx_segments)).
     fn max_rx_frame(&self) -> usize {
-        self.mtu() + 14
+        if self.rx_segments() {
+            GSO_MAX_FRAME
+        } else {
+            self.mtu() + 14
+        }
     }
     /// True if the device checks received TCP/UDP checksums itself (or its back end
     /// vouched for them), so the stack must not: a frame whose checksum was left blank by

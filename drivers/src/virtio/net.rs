@@ -45,7 +45,7 @@ use super::transport::{negotiate, Notify, Transport, TransportError};
 use super::{feature, status, NO_VECTOR};
 use crate::dma::{DmaAlloc, DmaBuffer, HeapDma};
 use crate::nic::csum::l4_checksum_ok;
-use crate::nic::{Nic, NicError, NicStats, Received, GSO_MAX_FRAME};
+use crate::nic::{Nic, NicError, NicStats, Received};
 use crate::pci::msix::{MsixCapability, MsixTable, MsixVector, VectorTable};
 use crate::pci::{ConfigSpace, PciAddress, PciFunction};
 use alloc::boxed::Box;
@@ -500,12 +500,8 @@ where
         self.rx_held_until
     }
 
-    fn max_rx_frame(&self) -> usize {
-        if self.offloads.tso4 {
-            GSO_MAX_FRAME
-        } else {
-            MAX_FRAME
-        }
+    fn rx_segments(&self) -> bool {
+        self.offloads.tso4
     }
 
     fn rx_checksums_checked(&self) -> bool {

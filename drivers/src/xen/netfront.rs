@@ -41,7 +41,7 @@
 use super::xenstore::XenStore;
 use crate::dma::DmaBuffer;
 use crate::nic::csum::l4_checksum_ok;
-use crate::nic::{Gone, Nic, NicError, NicStats, Received, GSO_MAX_FRAME};
+use crate::nic::{Gone, Nic, NicError, NicStats, Received};
 use alloc::boxed::Box;
 use arch::platform::{Clock, Irq, IrqHandler};
 use arch::xen::events::EventChannels;
@@ -479,12 +479,8 @@ impl Nic for Netfront {
         Err(NicError::Gone(why))
     }
 
-    fn max_rx_frame(&self) -> usize {
-        if self.config.rx_offloads {
-            GSO_MAX_FRAME
-        } else {
-            MAX_FRAME
-        }
+    fn rx_segments(&self) -> bool {
+        self.config.rx_offloads
     }
 
     fn rx_checksums_checked(&self) -> bool {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::nic::csum::testing::{frame as ipv4_frame, TCP};
+use crate::nic::GSO_MAX_FRAME;
 use header::{F_GUEST_CSUM, F_GUEST_TSO4, F_MRG_RXBUF};
 
 const OFFLOADS: u64 = F_GUEST_CSUM | F_GUEST_TSO4 | F_MRG_RXBUF;
